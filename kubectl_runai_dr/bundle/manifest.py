@@ -1,0 +1,62 @@
+"""The bundle manifest: what the bundle holds and where it came from (pure)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from kubectl_runai_dr.model import ComponentResult, Names, Status
+
+
+def utc_stamp(now: datetime) -> str:
+    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def default_bundle_name(context: str, now: datetime) -> str:
+    """``runai-dr-<context>-<UTC time>.tar.gz``, with the context made file-name safe."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", context).strip("._") or "cluster"
+    return f"runai-dr-{safe}-{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}.tar.gz"
+
+
+def build_manifest(
+    *,
+    created: datetime,
+    tool_version: str,
+    tool_commit: str,
+    context: str,
+    server: str,
+    kubernetes_version: str,
+    runai_version: str,
+    names: Names,
+    results: list[ComponentResult],
+    contains_secrets: bool,
+) -> dict[str, Any]:
+    failed = [r.name for r in results if r.status is Status.FAILED]
+    return {
+        "tool": {"name": "kubectl-runai_dr", "version": tool_version, "commit": tool_commit},
+        "createdAt": utc_stamp(created),
+        "status": "partial" if failed else "complete",
+        "failedComponents": failed,
+        "source": {
+            "context": context,
+            "server": server,
+            "kubernetesVersion": kubernetes_version,
+            "runaiVersion": runai_version,
+            "controlPlaneNamespace": names.control_plane_namespace,
+            "clusterNamespace": names.cluster_namespace,
+            "controlPlaneRelease": names.control_plane_release,
+            "clusterRelease": names.cluster_release,
+        },
+        "containsSecrets": contains_secrets,
+        "components": [r.to_json() for r in results],
+    }
+
+
+def runai_version(releases: dict[str, dict[str, Any]], names: Names) -> str:
+    """Run:ai's version: the appVersion of the cluster chart, else of the control plane."""
+    for rel in (names.cluster_release, names.control_plane_release):
+        info = releases.get(rel)
+        if info and info.get("appVersion"):
+            return str(info["appVersion"])
+    return ""

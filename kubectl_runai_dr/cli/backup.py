@@ -1,0 +1,91 @@
+"""`kubectl runai-dr backup`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kubectl_runai_dr.cli import options as o
+from kubectl_runai_dr.errors import ExitCode, UsageError
+from kubectl_runai_dr.model import Names
+
+
+def backup(
+    components: Annotated[list[str] | None, typer.Argument(
+        help="Back up only these components (e.g. `database`); default: all.",
+        show_default=False)] = None,
+    output_file: Annotated[Path | None, typer.Option(
+        "--output", help="Bundle file (or directory for the default name). Default: "
+        "./runai-dr-<context>-<UTC time>.tar.gz", rich_help_panel="Bundle")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite an existing bundle file.", rich_help_panel="Bundle")] = False,
+    include_secrets: Annotated[bool, typer.Option(
+        "--include-secrets", help="Also back up TLS, CA and credential Secrets (the bundle "
+        "then holds secrets).", rich_help_panel="Bundle")] = False,
+    skip: Annotated[list[str] | None, typer.Option(
+        "--skip", help="Skip a component (repeatable).", rich_help_panel="Bundle")] = None,
+    no_record: Annotated[bool, typer.Option(
+        "--no-record", help="Do not record this backup in the cluster (ConfigMap "
+        "runai-dr-last-backup, read by `status`).", rich_help_panel="Bundle")] = False,
+    namespace: o.ClusterNamespace = "runai",
+    control_plane_namespace: o.ControlPlaneNamespace = "runai-backend",
+    cluster_release: o.ClusterRelease = "runai-cluster",
+    control_plane_release: o.ControlPlaneRelease = "runai-backend",
+    kubeconfig: o.Kubeconfig = None,
+    context: o.Context = None,
+    request_timeout: o.RequestTimeout = "0",
+    fmt: Annotated[o.OutputFormat, typer.Option(
+        "-o", "--format", help="Format of the summary.", rich_help_panel=o.OUT,
+        case_sensitive=False)] = o.OutputFormat.table,
+    no_color: o.NoColor = False,
+    verbose: o.Verbose = 0,
+) -> None:
+    """Back up the Run:ai installation of the current context into one verifiable bundle.
+
+    Exit codes: 0 complete, 3 partial (bundle written, a component failed),
+    5 cluster unreachable or credentials rejected, 6 forbidden.
+    """
+    common = o.Common(kubeconfig, context, request_timeout, fmt, no_color, verbose)
+    with o.error_boundary(common):
+        from kubectl_runai_dr import render
+        from kubectl_runai_dr.ops.backup import BackupOptions, run_backup
+        from kubectl_runai_dr.plan.backup import plan_backup
+
+        try:
+            plan_backup(only=components or (), skip=skip or ())
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        out, err = render.consoles(no_color)
+        if include_secrets:
+            render.warn(err, "--include-secrets: the bundle will hold Secret values (TLS keys, "
+                        "credentials); keep it as safe as the cluster's own secrets")
+        names = Names(control_plane_namespace=control_plane_namespace,
+                      cluster_namespace=namespace, control_plane_release=control_plane_release,
+                      cluster_release=cluster_release)
+        opts = BackupOptions(output=output_file, force=force, include_secrets=include_secrets,
+                             names=names, only=tuple(components or ()), skip=tuple(skip or ()),
+                             record=not no_record)
+        kube = common.connect()
+        progress = render.RichProgress(err)
+        try:
+            outcome = run_backup(kube, opts, progress=progress)
+        finally:
+            progress.close()
+        for w in outcome.warnings:
+            render.warn(err, w)
+        if fmt is not o.OutputFormat.table:
+            render.emit({"bundle": str(outcome.path), "manifest": outcome.manifest}, fmt.value)
+        else:
+            m = outcome.manifest
+            out.print(render.table(None, ["COMPONENT", "STATUS", "OBJECTS", "SIZE", "NOTE"],
+                                   render.component_rows(m)))
+            size = outcome.path.stat().st_size
+            out.print(f"\nbundle {render.escape(str(outcome.path))} "
+                      f"({render.human_size(size)}), {render.styled(m['status'])}")
+        if outcome.partial:
+            failed = ", ".join(outcome.manifest["failedComponents"])
+            render.warn(err, f"backup is PARTIAL: {failed} failed (see NOTE); the bundle is "
+                        "marked partial. Fix the cause and run the backup again.")
+            raise typer.Exit(int(ExitCode.PARTIAL))

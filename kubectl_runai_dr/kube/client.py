@@ -1,0 +1,314 @@
+"""The only module that talks HTTP to the Kubernetes API server.
+
+Objects travel as plain dictionaries (the JSON the server sends), not as the client's
+generated model classes: that keeps backup and restore generic over kinds and is several
+times faster on large lists. The official client is still used for configuration,
+authentication (tokens, certificates, exec plugins, refresh) and connection pooling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import load_incluster_config
+from kubernetes.config.kube_config import KubeConfigLoader
+
+from kubectl_runai_dr import errors as e
+from kubectl_runai_dr._version import __version__
+from kubectl_runai_dr.kube.errors import error_from_response
+from kubectl_runai_dr.kube.kubeconfig import kubeconfig_paths, read_kubeconfig, select_context
+from kubectl_runai_dr.kube.resources import Resource
+
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+_MAX_RETRIES = 5
+_MAX_RETRY_AFTER = 30.0
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    kubeconfig: str | None = None
+    context: str | None = None
+    request_timeout: float | None = None  # seconds; None or 0 = no timeout (kubectl's "0")
+
+
+def connect(opts: ConnectOptions, environ: Mapping[str, str] | None = None) -> Kube:
+    """Build a client the way kubectl would: --kubeconfig, KUBECONFIG, ~/.kube/config,
+    then the in-cluster service account."""
+    env = os.environ if environ is None else environ
+    paths = kubeconfig_paths(opts.kubeconfig, env)
+    cfg = read_kubeconfig(paths, explicit=bool(opts.kubeconfig))
+    configuration = k8s.Configuration()
+    if cfg is None:
+        if env.get("KUBERNETES_SERVICE_HOST") and not opts.context:
+            try:
+                load_incluster_config(client_configuration=configuration)
+            except ConfigException as exc:
+                raise e.ConfigError(f"in-cluster configuration failed: {exc}",
+                                    hint="run with a kubeconfig (--kubeconfig)") from exc
+            return Kube(k8s.ApiClient(configuration), context="in-cluster",
+                        server=str(configuration.host), request_timeout=opts.request_timeout)
+        looked = ", ".join(str(p) for p in paths)
+        raise e.ConfigError(
+            f"no kubeconfig found (looked at {looked}) and not running inside a pod",
+            hint="pass --kubeconfig PATH or set KUBECONFIG, or run `kubectl config view` "
+                 "to check that kubectl itself has a configuration",
+        )
+    name, _ctx, _cluster = select_context(cfg, opts.context)
+    try:
+        loader = KubeConfigLoader(config_dict=cfg, active_context=name)
+        loader.load_and_set(configuration)
+    except (ConfigException, OSError, ValueError) as exc:
+        raise e.ConfigError(
+            f'cannot use context "{name}" from the kubeconfig: {exc}'.splitlines()[0],
+            hint="check its certificate files, token and exec plugin (`kubectl config view`)",
+        ) from exc
+    return Kube(k8s.ApiClient(configuration), context=name, server=str(configuration.host),
+                request_timeout=opts.request_timeout)
+
+
+class Kube:
+    """Raw JSON access to one API server, with the tool's error mapping and retries."""
+
+    def __init__(self, api_client: k8s.ApiClient, *, context: str, server: str,
+                 request_timeout: float | None = None) -> None:
+        self.api = api_client
+        self.context = context
+        self.server = server
+        self.request_timeout = request_timeout or None
+        self.api.user_agent = f"kubectl-runai_dr/{__version__}"
+        self._groups: dict[str, str | None] = {}
+
+    # -- the one request path ------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, Any]] = (),
+        body: Any = None,
+        content_type: str = "application/json",
+        verb: str = "",
+        resource: str = "",
+        namespace: str | None = None,
+        name: str | None = None,
+    ) -> Any:
+        """Send one request and return the decoded JSON answer.
+
+        429 answers are retried after their Retry-After; 5xx answers to reads are retried
+        with backoff. Everything else becomes a :class:`KubeError` naming the request.
+        """
+        verb = verb or method.lower()
+        resource = resource or path
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = {"Accept": "application/json"}
+            if body is not None:
+                headers["Content-Type"] = content_type
+            try:
+                req = self.api.param_serialize(
+                    method, path, query_params=list(query), header_params=headers, body=body,
+                    auth_settings=["BearerToken"],
+                )
+                resp = self.api.call_api(*req, _request_timeout=self.request_timeout)
+                data = resp.read()
+            except urllib3.exceptions.HTTPError as exc:
+                raise self._unreachable(exc, verb, resource) from exc
+            except ConfigException as exc:  # exec plugin / token refresh failed
+                raise e.ConfigError(
+                    f'credentials of context "{self.context}" could not be obtained: {exc}',
+                    hint="log in again; check the kubeconfig's exec plugin or token",
+                ) from exc
+            if 200 <= resp.status < 300:
+                return json.loads(data) if data else {}
+            err = error_from_response(
+                resp.status, data, verb=verb, resource=resource, namespace=namespace,
+                name=name, context=self.context, server=self.server,
+                retry_after=resp.headers.get("Retry-After"),
+            )
+            retryable = resp.status == 429 or (resp.status in (500, 502, 503, 504)
+                                               and method == "GET")
+            if retryable and attempt < _MAX_RETRIES:
+                delay = err.retry_after if err.retry_after is not None else 0.2 * 2 ** attempt
+                time.sleep(min(max(delay, 0.0), _MAX_RETRY_AFTER))
+                continue
+            raise err
+
+    def _unreachable(self, exc: Exception, verb: str, resource: str) -> e.Unreachable:
+        reason = getattr(exc, "reason", None) or exc
+        text = str(reason)
+        if isinstance(exc, urllib3.exceptions.ReadTimeoutError) or "timed out" in text.lower():
+            what = "timed out"
+            hint = ("the server is slow or unreachable; check the network/VPN, or raise "
+                    "--request-timeout")
+        elif "ssl" in text.lower() or "certificate" in text.lower():
+            what = "TLS failed"
+            hint = "check the cluster's certificate-authority in the kubeconfig"
+        else:
+            what = "cannot connect"
+            hint = ("check that the cluster is up and reachable (VPN, proxy), and that "
+                    "`kubectl config current-context` is the cluster you mean")
+        message = (f'{what}: API server {self.server} (context "{self.context}") while '
+                   f"trying to {verb} {resource}")
+        return e.Unreachable(message, hint=hint, verb=verb, resource=resource)
+
+    # -- typed helpers -------------------------------------------------------------------
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        obj: dict[str, Any] = self.request(
+            "GET", res.path(namespace, name), verb="get", resource=res.group_resource,
+            namespace=namespace, name=name)
+        return obj
+
+    def get_or_none(self, res: Resource, name: str,
+                    namespace: str | None = None) -> dict[str, Any] | None:
+        try:
+            return self.get(res, name, namespace)
+        except e.NotFound:
+            return None
+
+    def list(
+        self,
+        res: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 500,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every object, page by page (``limit``/``continue``).
+
+        Items get ``apiVersion`` and ``kind`` (typed lists omit them). When a continue token
+        expires (410) the list is read again from the start, skipping what was yielded.
+        """
+        seen: set[str] | None = None
+        cont: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("limit", limit)]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
+            if cont:
+                query.append(("continue", cont))
+            try:
+                page = self.request("GET", res.path(namespace), query=query, verb="list",
+                                    resource=res.group_resource, namespace=namespace)
+            except e.Gone:
+                if seen is None or not cont:
+                    raise
+                cont = None
+                continue
+            for item in page.get("items") or []:
+                if seen is not None:
+                    uid = item.get("metadata", {}).get("uid", "")
+                    if uid in seen:
+                        continue
+                    seen.add(uid)
+                item.setdefault("apiVersion", res.api_version)
+                item.setdefault("kind", res.kind)
+                yield item
+            cont = (page.get("metadata") or {}).get("continue") or None
+            if not cont:
+                return
+            if seen is None:
+                seen = set()
+                for item in page.get("items") or []:
+                    seen.add(item.get("metadata", {}).get("uid", ""))
+
+    def create(self, res: Resource, obj: Mapping[str, Any], *, namespace: str | None = None,
+               dry_run: bool = False) -> dict[str, Any]:
+        query = [("dryRun", "All")] if dry_run else []
+        name = (obj.get("metadata") or {}).get("name")
+        out: dict[str, Any] = self.request(
+            "POST", res.path(namespace), query=query, body=dict(obj), verb="create",
+            resource=res.group_resource, namespace=namespace, name=name)
+        return out
+
+    def replace(self, res: Resource, obj: Mapping[str, Any], *, namespace: str | None = None,
+                dry_run: bool = False) -> dict[str, Any]:
+        name = obj["metadata"]["name"]
+        query = [("dryRun", "All")] if dry_run else []
+        out: dict[str, Any] = self.request(
+            "PUT", res.path(namespace, name), query=query, body=dict(obj), verb="update",
+            resource=res.group_resource, namespace=namespace, name=name)
+        return out
+
+    def patch(self, res: Resource, name: str, patch: Any, *, namespace: str | None = None,
+              patch_type: str = "merge", subresource: str | None = None,
+              dry_run: bool = False) -> dict[str, Any]:
+        query = [("dryRun", "All")] if dry_run else []
+        out: dict[str, Any] = self.request(
+            "PATCH", res.path(namespace, name, subresource), query=query, body=patch,
+            content_type=PATCH_TYPES[patch_type], verb="patch", resource=res.group_resource,
+            namespace=namespace, name=name)
+        return out
+
+    def delete(self, res: Resource, name: str, *, namespace: str | None = None) -> None:
+        self.request("DELETE", res.path(namespace, name), verb="delete",
+                     resource=res.group_resource, namespace=namespace, name=name)
+
+    # -- discovery -----------------------------------------------------------------------
+    def server_version(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.request("GET", "/version", verb="get",
+                                           resource="server version")
+        return out
+
+    def preferred_version(self, group: str) -> str | None:
+        """The group's preferred version from discovery, or None when the group is not served."""
+        if group not in self._groups:
+            try:
+                data = self.request("GET", f"/apis/{group}", verb="discover",
+                                    resource=f"API group {group}")
+                pv = (data.get("preferredVersion") or {}).get("version")
+                self._groups[group] = str(pv) if pv else None
+            except e.NotFound:
+                self._groups[group] = None
+        return self._groups[group]
+
+    def served(self, res: Resource) -> Resource | None:
+        """``res`` at a version the server serves (its preferred one), or None if absent."""
+        if not res.group:
+            return res
+        version = self.preferred_version(res.group)
+        if version is None:
+            return None
+        try:
+            data = self.request("GET", f"/apis/{res.group}/{version}", verb="discover",
+                                resource=f"API {res.group}/{version}")
+        except e.NotFound:
+            return None
+        for r in data.get("resources") or []:
+            if r.get("name") == res.plural:
+                return Resource(res.group, version, res.plural, str(r.get("kind", res.kind)),
+                                bool(r.get("namespaced", res.namespaced)))
+        return None
+
+    def can_i(self, verb: str, res: Resource, namespace: str | None = None,
+              name: str | None = None) -> tuple[bool, str]:
+        """SelfSubjectAccessReview: may the current user do this? (allowed, reason)."""
+        attrs: dict[str, Any] = {"verb": verb, "group": res.group, "resource": res.plural}
+        if namespace:
+            attrs["namespace"] = namespace
+        if name:
+            attrs["name"] = name
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs}}
+        out = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                           body=body, verb="create", resource="selfsubjectaccessreviews")
+        status = out.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason", ""))
+
+    def close(self) -> None:
+        self.api.close()

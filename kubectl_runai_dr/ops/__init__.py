@@ -1,0 +1,1 @@
+"""Operations: run a plan against a cluster and a bundle (I/O lives here and below)."""

@@ -1,0 +1,135 @@
+"""Run a backup: the planned components against the cluster, into one atomic bundle."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kubectl_runai_dr._version import BUILD_COMMIT, __version__
+from kubectl_runai_dr.bundle.manifest import build_manifest, default_bundle_name, runai_version
+from kubectl_runai_dr.bundle.writer import BundleWriter
+from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
+from kubectl_runai_dr.errors import DrError
+from kubectl_runai_dr.kube.client import Kube
+from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.ops.record import write_record
+from kubectl_runai_dr.plan.backup import plan_backup
+
+# component name -> "module:function"; imported only when the component runs.
+REGISTRY: dict[str, str] = {
+    "runaiconfig": "kubectl_runai_dr.components.runaiconfig:backup",
+    "helm-control-plane": "kubectl_runai_dr.components.helm_values:backup_control_plane",
+    "helm-cluster": "kubectl_runai_dr.components.helm_values:backup_cluster",
+    "templates": "kubectl_runai_dr.components.templates:backup",
+    "projects": "kubectl_runai_dr.components.projects:backup",
+    "secrets": "kubectl_runai_dr.components.secrets:backup",
+}
+
+
+@dataclass
+class BackupOptions:
+    output: Path | None = None
+    force: bool = False
+    include_secrets: bool = False
+    names: Names = field(default_factory=Names)
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    record: bool = True
+    component_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BackupOutcome:
+    path: Path
+    manifest: dict[str, Any]
+    results: list[ComponentResult]
+    warnings: list[str]
+
+    @property
+    def partial(self) -> bool:
+        return any(r.status is Status.FAILED for r in self.results)
+
+
+def _resolve(ref: str) -> Any:
+    module, func = ref.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def target_path(output: Path | None, context: str, now: datetime) -> Path:
+    name = default_bundle_name(context, now)
+    if output is None:
+        return Path.cwd() / name
+    return output / name if output.is_dir() else output
+
+
+def run_backup(kube: Kube, opts: BackupOptions, *, progress: Progress | None = None,
+               now: datetime | None = None) -> BackupOutcome:
+    now = now or datetime.now(timezone.utc)
+    progress = progress or NullProgress()
+    steps = plan_backup(only=opts.only, skip=opts.skip, available=list(REGISTRY))
+    # Reach the cluster before creating anything on disk: an unreachable server or bad
+    # credentials fail here with a clear error and leave nothing behind.
+    version = kube.server_version()
+    writer = BundleWriter(target_path(opts.output, kube.context, now), force=opts.force)
+    results: list[ComponentResult] = []
+    try:
+        ctx = BackupContext(kube=kube, out=writer, names=opts.names,
+                            include_secrets=opts.include_secrets, progress=progress,
+                            options=opts.component_options)
+        for step in steps:
+            result = ComponentResult(step.name)
+            before = set(writer.files)
+            progress.start(step.title)
+            try:
+                _resolve(REGISTRY[step.name])(ctx, result)
+            except DrError as exc:
+                _fail(writer, result, before, exc.message)
+            except Exception as exc:  # a bug must not cost the other components
+                _fail(writer, result, before, f"unexpected error: {exc!r}")
+                result.details["traceback"] = _traceback(exc)
+            finally:
+                progress.finish()
+            results.append(result)
+        releases = ctx.facts.get("releases", {})
+        manifest = build_manifest(
+            created=now, tool_version=__version__, tool_commit=BUILD_COMMIT,
+            context=kube.context, server=kube.server,
+            kubernetes_version=str(version.get("gitVersion", "")),
+            runai_version=runai_version(releases, opts.names), names=opts.names,
+            results=results,
+            contains_secrets=any(r.name == "secrets" and r.status is Status.OK
+                                 for r in results),
+        )
+        path = writer.finalize(manifest, mtime=now.timestamp())
+    except BaseException:
+        writer.abort()
+        raise
+    warnings: list[str] = []
+    if opts.record:
+        warning = write_record(kube, opts.names, {
+            "time": manifest["createdAt"], "bundle": path.name, "result": manifest["status"],
+            "failedComponents": manifest["failedComponents"],
+            "toolVersion": __version__,
+        })
+        if warning:
+            warnings.append(warning)
+    return BackupOutcome(path=path, manifest=manifest, results=results, warnings=warnings)
+
+
+def _fail(writer: BundleWriter, result: ComponentResult, before: set[str], reason: str) -> None:
+    """A failed component keeps nothing in the bundle: no partial data that looks good."""
+    for rel in set(writer.files) - before:
+        writer.remove(rel)
+    result.status = Status.FAILED
+    result.reason = reason
+    result.files = []
+    result.objects = 0
+
+
+def _traceback(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]

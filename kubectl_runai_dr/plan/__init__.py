@@ -1,0 +1,1 @@
+"""Pure planning: what runs, in which order, and why. No I/O."""
