@@ -1,0 +1,109 @@
+"""Bundle writing is atomic and verification names the file that is wrong."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kubectl_runai_dr.bundle.reader import Bundle
+from kubectl_runai_dr.bundle.writer import BundleWriter
+from kubectl_runai_dr.errors import BundleError, BundleExistsError
+
+MANIFEST = {"components": [{"name": "x", "status": "ok", "objects": 1, "files": ["a/b.json"]}]}
+
+
+def _write(path: Path, *, force: bool = False) -> Path:
+    w = BundleWriter(path, force=force)
+    w.write_json("a/b.json", {"hello": "world"})
+    with w.list_file("objects/ns.json") as lw:
+        for i in range(3):
+            lw.append({"metadata": {"name": f"n{i}"}})
+    with w.open("db/x.dump") as f:
+        f.write(os.urandom(200_000))
+    return w.finalize(dict(MANIFEST), mtime=0)
+
+
+def test_round_trip_mode_and_manifest_first(tmp_path: Path) -> None:
+    target = _write(tmp_path / "b.tar.gz")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar.gz"]  # no leftovers
+    with tarfile.open(target) as tar:
+        assert tar.getnames()[0] == "manifest.json"
+    b = Bundle.open(target)
+    assert b.verify() == []
+    assert b.read_json("a/b.json") == {"hello": "world"}
+    assert [i["metadata"]["name"] for i in b.iter_list("objects/ns.json")] == ["n0", "n1", "n2"]
+    assert b.files["db/x.dump"]["size"] == 200_000
+
+
+def test_never_overwrites_without_force(tmp_path: Path) -> None:
+    target = tmp_path / "b.tar.gz"
+    target.write_text("precious")
+    with pytest.raises(BundleExistsError, match="already exists"):
+        _write(target)
+    assert target.read_text() == "precious"
+    _write(target, force=True)
+    assert Bundle.open(target).verify() == []
+
+
+def test_abort_leaves_nothing(tmp_path: Path) -> None:
+    w = BundleWriter(tmp_path / "b.tar.gz")
+    w.write_json("a.json", {})
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _rewrite(src: Path, dst: Path, mutate: dict[str, bytes | None]) -> None:
+    """Copy a bundle, replacing (or dropping, with None) some members."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w:gz") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read()  # type: ignore[union-attr]
+            if m.name in mutate:
+                if mutate[m.name] is None:
+                    continue
+                data = mutate[m.name]  # type: ignore[assignment]
+                m.size = len(data)
+            tout.addfile(m, io.BytesIO(data))
+
+
+def test_tampered_truncated_missing_are_named(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.tar.gz")
+    tampered = tmp_path / "t.tar.gz"
+    _rewrite(good, tampered, {"a/b.json": b'{"hello": "mallory"}\n'})
+    problems = Bundle.open(tampered).verify()
+    assert [p.file for p in problems] == ["a/b.json"]
+    assert "does not match" in problems[0].message or "differs" in problems[0].message
+
+    missing = tmp_path / "m.tar.gz"
+    _rewrite(good, missing, {"objects/ns.json": None})
+    assert [(p.file, p.message) for p in Bundle.open(missing).verify()] == [
+        ("objects/ns.json", "is listed in the manifest but missing")]
+
+    truncated = tmp_path / "tr.tar.gz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    problems = Bundle.open(truncated).verify()
+    assert problems and "truncated" in problems[-1].message
+
+    garbage = tmp_path / "g.tar.gz"
+    garbage.write_bytes(gzip.compress(b"not a tar"))
+    with pytest.raises(BundleError, match="not a readable bundle|not a runai-dr bundle"):
+        Bundle.open(garbage)
+
+
+def test_newer_format_is_refused(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.tar.gz")
+    with tarfile.open(good) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    manifest["formatVersion"] = 99
+    newer = tmp_path / "n.tar.gz"
+    _rewrite(good, newer, {"manifest.json": json.dumps(manifest).encode()})
+    with pytest.raises(BundleError, match="format 99; this tool reads up to 1") as exc:
+        Bundle.open(newer)
+    assert exc.value.hint == "upgrade kubectl runai-dr"

@@ -1,0 +1,53 @@
+"""HTTP answers become one clear message with what failed and what to do."""
+
+from __future__ import annotations
+
+import json
+
+from kubectl_runai_dr import errors as e
+from kubectl_runai_dr.kube.errors import error_from_response
+
+
+def _status(code: int, reason: str, message: str) -> bytes:
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                       "message": message, "reason": reason, "code": code}).encode()
+
+
+def _err(code: int, body: bytes, **kw: object) -> e.KubeError:
+    args = {"verb": "list", "resource": "rolebindings.rbac.authorization.k8s.io",
+            "namespace": None, "name": None, "context": "prod", "server": "https://k:6443"}
+    args.update(kw)
+    return error_from_response(code, body, **args)  # type: ignore[arg-type]
+
+
+def test_forbidden_names_verb_resource_scope_context_and_exit_code() -> None:
+    err = _err(403, _status(403, "Forbidden", 'rolebindings is forbidden: User "bob" cannot'))
+    assert isinstance(err, e.Forbidden)
+    assert err.exit_code == e.ExitCode.FORBIDDEN
+    assert "not allowed to list rolebindings.rbac.authorization.k8s.io at cluster scope" in \
+        err.message
+    assert 'context "prod" (https://k:6443)' in err.message
+    assert err.hint and "permission" in err.hint
+
+
+def test_unauthorized_is_a_credentials_problem() -> None:
+    err = _err(401, _status(401, "Unauthorized", "Unauthorized"))
+    assert isinstance(err, e.Unauthorized)
+    assert err.exit_code == e.ExitCode.CLUSTER_UNREACHABLE
+    assert "rejected the credentials" in err.message
+    assert err.hint and "log in again" in err.hint
+
+
+def test_conflict_kinds_and_retry_after() -> None:
+    assert isinstance(_err(409, _status(409, "AlreadyExists", "exists")), e.AlreadyExists)
+    assert isinstance(_err(409, _status(409, "Conflict", "modified")), e.Conflict)
+    throttled = _err(429, _status(429, "TooManyRequests", "slow down"), retry_after="7")
+    assert isinstance(throttled, e.TooManyRequests) and throttled.retry_after == 7.0
+
+
+def test_non_status_body_is_quoted_not_crashed() -> None:
+    err = _err(502, b"<html>bad gateway</html>", verb="get", namespace="runai", name="x")
+    assert isinstance(err, e.ServerError)
+    assert "bad gateway" in err.message
+    notfound = _err(404, b"", verb="get", resource="configmaps", namespace="runai", name="x")
+    assert notfound.message.startswith('configmaps "x" in namespace "runai" not found')
