@@ -1,0 +1,270 @@
+"""Pod exec over websocket (v5.channel.k8s.io / v4.channel.k8s.io): the command runs locally.
+
+Frames are binary; byte 0 is the channel: 0 stdin, 1 stdout, 2 stderr, 3 status (a JSON Status when the
+command ends), 4 resize; v5 adds 255 = close, whose one-byte payload names the channel closed (0: end of
+stdin). Reproduced kubelet behaviours:
+- over v4 stdin never ends (there is no close frame), so a command reading stdin to the end never exits;
+- when the command exits while the client still sends more stdin than the runtime's buffers hold
+  (about 1 MiB), the stream stalls: the server stops reading, and after `exec_stdin_hang_timeout`
+  seconds the connection drops without a status (the exit code is lost);
+- a command that cannot be found ends with exit code 127 (126 if not executable) and the runtime's
+  message on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from .server import ApiError, Target
+
+if TYPE_CHECKING:
+    from .server import ApiServer
+
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+STDIN_BUFFER = 1024 * 1024  # what the runtime's FIFO and the sockets on the way absorb
+QUIET_AFTER_EXIT = 0.2  # how long stdin must stay quiet after the command ended to finish normally
+CHUNK = 32 * 1024
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _bool(q: dict[str, list[str]], name: str, default: bool = False) -> bool:
+    v = q.get(name)
+    if not v:
+        return default
+    return v[-1].lower() in ("1", "true", "yes")
+
+
+def _container_env(srv: ApiServer, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    ns = pod["metadata"]["namespace"]
+    env: dict[str, str] = {}
+
+    def secret_data(name: str) -> dict[str, str]:
+        e = srv.store.get(("", "secrets"), ns, name)
+        if e is None:
+            return {}
+        return {k: base64.b64decode(v).decode(errors="replace") for k, v in (e.obj.get("data") or {}).items()}
+
+    def cm_data(name: str) -> dict[str, str]:
+        e = srv.store.get(("", "configmaps"), ns, name)
+        return dict((e.obj.get("data") or {})) if e else {}
+
+    for ef in container.get("envFrom") or []:
+        prefix = ef.get("prefix", "")
+        if "secretRef" in ef:
+            for k, v in secret_data(ef["secretRef"]["name"]).items():
+                env[prefix + k] = v
+        if "configMapRef" in ef:
+            for k, v in cm_data(ef["configMapRef"]["name"]).items():
+                env[prefix + k] = v
+    for item in container.get("env") or []:
+        name = item["name"]
+        if "value" in item:
+            env[name] = str(item["value"])
+            continue
+        vf = item.get("valueFrom") or {}
+        if "secretKeyRef" in vf:
+            ref = vf["secretKeyRef"]
+            d = secret_data(ref["name"])
+            if ref["key"] in d:
+                env[name] = d[ref["key"]]
+        elif "configMapKeyRef" in vf:
+            ref = vf["configMapKeyRef"]
+            d = cm_data(ref["name"])
+            if ref["key"] in d:
+                env[name] = d[ref["key"]]
+        elif "fieldRef" in vf:
+            path = vf["fieldRef"].get("fieldPath", "")
+            env[name] = {"metadata.name": pod["metadata"]["name"], "metadata.namespace": ns,
+                         "status.podIP": (pod.get("status") or {}).get("podIP", ""),
+                         "spec.nodeName": (pod.get("spec") or {}).get("nodeName", ""),
+                         "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName", "")
+                         }.get(path, "")
+        elif name not in env:
+            env[name] = ""
+    return env
+
+
+def _status(code: int | None, message: str | None = None) -> bytes:
+    if code == 0:
+        return json.dumps({"metadata": {}, "status": "Success"}).encode()
+    if code is None:
+        return json.dumps({"metadata": {}, "status": "Failure", "message": message or "",
+                           "reason": "InternalError", "code": 500}).encode()
+    return json.dumps({"metadata": {}, "status": "Failure",
+                       "message": f"command terminated with non-zero exit code: error executing command "
+                                  f"[{message}], exit code {code}",
+                       "reason": "NonZeroExitCode",
+                       "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}).encode()
+
+
+async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: dict[str, list[str]]) -> web.StreamResponse:
+    assert t.name is not None and t.namespace is not None
+    with srv.store.lock:
+        e = srv.store.get(("", "pods"), t.namespace, t.name)
+        if e is None:
+            raise ApiError(404, f'pods "{t.name}" not found', details={"name": t.name, "kind": "pods"})
+        pod = e.copy_obj()
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    containers = spec.get("containers") or []
+    cname = (query.get("container") or [""])[-1]
+    if not cname:
+        if len(containers) != 1:
+            names = " ".join(c["name"] for c in containers)
+            raise ApiError(400, f"a container name must be specified for pod {t.name}, choose one of: [{names}]")
+        cname = containers[0]["name"]
+    container = next((c for c in containers if c.get("name") == cname), None)
+    if container is None:
+        raise ApiError(400, f"container {cname} is not valid for pod {t.name}")
+    phase = status.get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise ApiError(400, f"cannot exec into a container in a completed pod; current phase is {phase}")
+    if not spec.get("nodeName"):
+        raise ApiError(400, f"pod {t.name} does not have a host assigned")
+    if phase != "Running":
+        raise ApiError(400, f'unable to upgrade connection: container not found ("{cname}")')
+    command = query.get("command") or []
+    want_stdin, want_stdout = _bool(query, "stdin"), _bool(query, "stdout", True)
+    want_stderr, tty = _bool(query, "stderr", True), _bool(query, "tty")
+    if not (want_stdin or want_stdout or want_stderr):
+        raise ApiError(400, "you must specify at least 1 of stdin, stdout, stderr")
+    if not command:
+        raise ApiError(400, "you must specify at least one command for the container")
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise ApiError(400, "Upgrade request required")  # SPDY is not served: clients fall back to it only on 4xx/5xx
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    if not any(p in PROTOCOLS for p in offered):
+        raise ApiError(400, f"unable to upgrade connection: none of the offered subprotocols {offered} is supported "
+                            f"(want one of {list(PROTOCOLS)})")
+
+    with srv.store.lock:
+        env = {"PATH": BASE_PATH, "HOSTNAME": t.name}
+        env.update(_container_env(srv, pod, container))
+        extra = srv.pod_exec.get((t.namespace, t.name))
+    cwd = None
+    if extra is not None:
+        env.update(extra.env or {})
+        cwd = extra.cwd
+
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0, autoping=True, compress=False)
+    await ws.prepare(request)
+    v5 = ws.ws_protocol == "v5.channel.k8s.io"
+
+    async def send(channel: int, data: bytes) -> None:
+        await ws.send_bytes(bytes([channel]) + data)
+
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE,
+            env=env, cwd=cwd, start_new_session=True)
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as err:
+        code = 127 if isinstance(err, FileNotFoundError) else 126
+        why = "executable file not found in $PATH" if code == 127 else "permission denied"
+        msg = (f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{command[0]}": '
+               f"{why}: unknown\r\n")
+        if want_stdout:
+            await send(STDOUT, msg.encode())
+        await send(STATUS, _status(code, " ".join(command)))
+        await ws.close()
+        return ws
+
+    exited = asyncio.Event()
+    state = {"dropped": 0, "hang": False, "stdin_eof": False, "last_frame": 0.0}
+    loop = asyncio.get_running_loop()
+
+    async def pump_out(stream: asyncio.StreamReader | None, channel: int, enabled: bool) -> None:
+        if stream is None:
+            return
+        while True:
+            chunk = await stream.read(CHUNK)
+            if not chunk:
+                return
+            if enabled:
+                try:
+                    await send(channel, chunk)
+                except (ConnectionResetError, RuntimeError):
+                    return
+
+    async def pump_in() -> None:
+        stdin = proc.stdin
+        broken = False
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                if msg.type == WSMsgType.TEXT:
+                    continue  # base64 protocols are not served
+                break
+            data: bytes = msg.data
+            if not data:
+                continue
+            ch = data[0]
+            state["last_frame"] = loop.time()
+            if ch == CLOSE and v5:
+                if len(data) > 1 and data[1] == STDIN and stdin is not None:
+                    state["stdin_eof"] = True
+                    with contextlib.suppress(Exception):
+                        stdin.close()
+                continue
+            if ch == RESIZE:
+                continue
+            if ch != STDIN or stdin is None:
+                continue
+            payload = data[1:]
+            if exited.is_set() or broken:
+                state["dropped"] += len(payload)
+                if state["dropped"] > STDIN_BUFFER:
+                    state["hang"] = True
+                    return  # stop reading: the client's writes back up, like a kubelet stuck on a full FIFO
+                continue
+            try:
+                stdin.write(payload)
+                await stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                broken = True
+                state["dropped"] += len(payload)
+
+    out_task = asyncio.ensure_future(pump_out(proc.stdout, STDOUT, want_stdout or tty))
+    err_task = asyncio.ensure_future(pump_out(proc.stderr, STDERR, want_stderr))
+    in_task = asyncio.ensure_future(pump_in())
+    wait_task = asyncio.ensure_future(proc.wait())
+    try:
+        done, _ = await asyncio.wait({wait_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+        if in_task in done and not wait_task.done() and ws.closed:
+            # the client went away: end the command like the kubelet does when the stream breaks
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+        code = await wait_task
+        exited.set()
+        await asyncio.gather(out_task, err_task, return_exceptions=True)
+        if want_stdin and not state["stdin_eof"] and not in_task.done():
+            # the command ended: see whether the client is still pushing stdin that nobody will read
+            state["last_frame"] = max(state["last_frame"], loop.time())
+            while not in_task.done() and not state["stdin_eof"]:
+                quiet = loop.time() - state["last_frame"]
+                if quiet >= QUIET_AFTER_EXIT:
+                    break
+                await asyncio.sleep(min(0.05, QUIET_AFTER_EXIT - quiet + 0.001))
+        if state["hang"]:
+            await asyncio.sleep(srv.exec_stdin_hang_timeout)
+            transport = request.transport
+            if transport is not None:
+                transport.abort()  # no status, no close frame: the exit code is lost
+            return ws
+        if not ws.closed:
+            await send(STATUS, _status(code, " ".join(command)))
+            await ws.close()
+    finally:
+        for task in (out_task, err_task, in_task, wait_task):
+            if not task.done():
+                task.cancel()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+    return ws
