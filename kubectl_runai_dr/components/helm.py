@@ -226,3 +226,36 @@ def backup_release(kube: Any, out: Any, release: str, namespace: str,
                       "appVersion": deployed.app_version, "status": deployed.status,
                       "driver": deployed.driver}
     return deployed
+
+
+# -- values for re-installation (`kubectl runai-dr helm values`) ---------------------------
+def bundle_values(bundle: Any, release: str, *, computed: bool = False) -> str:
+    """The values file of ``release`` saved in a bundle (``--all``: the computed values)."""
+    from kubectl_runai_dr.errors import BundleError
+
+    rel = layout.helm_values_all(release) if computed else layout.helm_values(release)
+    if not bundle.has(rel):
+        raise BundleError(f'{bundle.path} holds no helm values of release "{release}"',
+                          hint="`kubectl runai-dr inspect BUNDLE` lists what it holds; "
+                               "check --release")
+    data: bytes = bundle.read_bytes(rel)
+    return data.decode()
+
+
+def live_values(kube: Any, release: str, namespace: str, *, computed: bool = False) -> str:
+    """The values of the latest deployed revision in the cluster, with no helm binary."""
+    deployed, latest = pick_revision(read_releases(kube, release, namespace))
+    if latest is None:
+        raise ComponentError(f'no helm release "{release}" in namespace "{namespace}"',
+                             hint="check --release and the namespace (-n / "
+                                  "--control-plane-namespace)")
+    if deployed is None:
+        raise ComponentError(f'helm release "{release}" has no deployed revision (latest is '
+                             f"revision {latest.revision}, {latest.status})",
+                             hint=f"`helm history {release} -n {namespace}`")
+    return dump_values(deployed.computed_values() if computed else deployed.config)
+
+
+def release_state(kube: Any, release: str, namespace: str) -> HelmRelease | None:
+    """The latest revision of ``release`` in the cluster (any status), or None."""
+    return pick_revision(read_releases(kube, release, namespace))[1]

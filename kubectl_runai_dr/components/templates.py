@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components.base import BackupContext
+from kubectl_runai_dr.components.restore_base import (
+    RestoreContext,
+    StepResult,
+    live_index,
+    restore_object,
+)
+from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.model import ComponentResult, Status
-from kubectl_runai_dr.sanitize import strip_managed_fields
+from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
 
 TEMPLATE_SELECTOR = "runai/template=true"
 FILE = layout.TEMPLATES
@@ -23,3 +30,36 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
             lw.append(strip_managed_fields(obj))
     result.objects = lw.count
     result.files.append(FILE)
+
+
+def restore(ctx: RestoreContext, step: StepResult) -> None:
+    """The plan's ``templates`` step: each ConfigMap into the cluster namespace."""
+    ns = ctx.settings.names.cluster_namespace
+    kube = ctx.kube
+    objs = []
+    for raw in ctx.bundle.iter_list(FILE):
+        obj = clean_for_restore(raw)
+        if isinstance(obj, Skip):
+            continue
+        obj["metadata"]["namespace"] = ns
+        objs.append(obj)
+    if not objs:
+        step.why_not = "the bundle has no templates"
+        return
+    try:
+        if kube.get_or_none(r.NAMESPACES, ns) is None:
+            step.error = f'namespace "{ns}" does not exist'
+            step.hint = ("re-install the cluster first (step cluster), then run again with "
+                         "--only templates")
+            return
+        live = live_index(kube.list(r.CONFIGMAPS, namespace=ns, label_selector=TEMPLATE_SELECTOR))
+    except DrError as exc:
+        step.error, step.hint = exc.message, exc.hint or ""
+        return
+    ctx.progress.start("templates", total=len(objs))
+    for obj in objs:
+        step.add(restore_object(kube, r.CONFIGMAPS, obj, live.get((ns, obj["metadata"]["name"])),
+                                step=step.name, settings=ctx.settings,
+                                live_known=(ns, obj["metadata"]["name"]) in live))
+        ctx.progress.advance()
+    ctx.progress.finish()

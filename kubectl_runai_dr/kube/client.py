@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,7 +89,11 @@ class Kube:
         self.server = server
         self.request_timeout = request_timeout or None
         self.api.user_agent = f"kubectl-runai_dr/{__version__}"
-        self._groups: dict[str, str | None] = {}
+        self._groups: dict[str, list[str]] = {}
+        # Shared by every thread using this client: after a 429 with Retry-After, no
+        # request is sent until that time, so a pool of workers backs off together.
+        self._throttle_lock = threading.Lock()
+        self._not_before = 0.0
 
     # -- the one request path ------------------------------------------------------------
     def request(
@@ -114,6 +119,7 @@ class Kube:
         attempt = 0
         while True:
             attempt += 1
+            self._wait_throttle()
             headers = {"Accept": "application/json"}
             if body is not None:
                 headers["Content-Type"] = content_type
@@ -142,9 +148,25 @@ class Kube:
                                                and method == "GET")
             if retryable and attempt < _MAX_RETRIES:
                 delay = err.retry_after if err.retry_after is not None else 0.2 * 2 ** attempt
-                time.sleep(min(max(delay, 0.0), _MAX_RETRY_AFTER))
+                delay = min(max(delay, 0.0), _MAX_RETRY_AFTER)
+                if resp.status == 429:
+                    self._throttle(delay)
+                else:
+                    time.sleep(delay)
                 continue
             raise err
+
+    def _throttle(self, delay: float) -> None:
+        with self._throttle_lock:
+            self._not_before = max(self._not_before, time.monotonic() + delay)
+
+    def _wait_throttle(self) -> None:
+        while True:
+            with self._throttle_lock:
+                wait = self._not_before - time.monotonic()
+            if wait <= 0:
+                return
+            time.sleep(wait)
 
     def _unreachable(self, exc: Exception, verb: str, resource: str) -> e.Unreachable:
         reason = getattr(exc, "reason", None) or exc
@@ -265,34 +287,43 @@ class Kube:
                                            resource="server version")
         return out
 
-    def preferred_version(self, group: str) -> str | None:
-        """The group's preferred version from discovery, or None when the group is not served."""
+    def group_versions(self, group: str) -> list[str]:
+        """The group's served versions, preferred first then in the server's priority order;
+        [] when the group is not served."""
         if group not in self._groups:
             try:
                 data = self.request("GET", f"/apis/{group}", verb="discover",
                                     resource=f"API group {group}")
-                pv = (data.get("preferredVersion") or {}).get("version")
-                self._groups[group] = str(pv) if pv else None
             except e.NotFound:
-                self._groups[group] = None
+                self._groups[group] = []
+            else:
+                preferred = (data.get("preferredVersion") or {}).get("version")
+                versions = [str(v.get("version")) for v in data.get("versions") or []]
+                if preferred:
+                    versions = [preferred] + [v for v in versions if v != preferred]
+                self._groups[group] = versions
         return self._groups[group]
 
     def served(self, res: Resource) -> Resource | None:
-        """``res`` at a version the server serves (its preferred one), or None if absent."""
+        """``res`` at a version the server serves, or None when the server does not serve it.
+
+        The group's preferred version wins when it has the resource; otherwise the first
+        version (in the server's priority order) that does: ``run.ai`` prefers v2, which has
+        projects, while runaiconfigs exist only in v1.
+        """
         if not res.group:
             return res
-        version = self.preferred_version(res.group)
-        if version is None:
-            return None
-        try:
-            data = self.request("GET", f"/apis/{res.group}/{version}", verb="discover",
-                                resource=f"API {res.group}/{version}")
-        except e.NotFound:
-            return None
-        for r in data.get("resources") or []:
-            if r.get("name") == res.plural:
-                return Resource(res.group, version, res.plural, str(r.get("kind", res.kind)),
-                                bool(r.get("namespaced", res.namespaced)))
+        for version in self.group_versions(res.group):
+            try:
+                data = self.request("GET", f"/apis/{res.group}/{version}", verb="discover",
+                                    resource=f"API {res.group}/{version}")
+            except e.NotFound:
+                continue
+            for r in data.get("resources") or []:
+                if r.get("name") == res.plural:
+                    return Resource(res.group, version, res.plural,
+                                    str(r.get("kind", res.kind)),
+                                    bool(r.get("namespaced", res.namespaced)))
         return None
 
     def can_i(self, verb: str, res: Resource, namespace: str | None = None,

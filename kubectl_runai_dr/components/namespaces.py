@@ -1,0 +1,253 @@
+"""Restore project namespaces and then their RoleBindings.
+
+From a bundle: the namespaces labelled ``runai/queue`` and every RoleBinding that was in
+them. From the live cluster: for each ``projects.run.ai`` object whose namespace is
+missing, the namespace the Run:ai docs' manual procedure creates (``runai-<project>``,
+label ``runai/queue=<project>``).
+
+Live state is read once with paged lists (a few requests, not one per object); then a
+bounded pool of worker threads writes what is missing, one namespace (and its bindings)
+per task. All workers share one client, whose 429/Retry-After back-off pauses them all.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubectl_runai_dr.bundle.reader import Bundle
+from kubectl_runai_dr.components.base import NullProgress, Progress
+from kubectl_runai_dr.components.projects import NAMESPACES_FILE, QUEUE_LABEL, ROLEBINDINGS_FILE
+from kubectl_runai_dr.components.restore_base import (
+    ObjectResult,
+    Outcome,
+    RestoreContext,
+    RestoreSettings,
+    StepResult,
+    failure,
+    live_index,
+    restore_object,
+)
+from kubectl_runai_dr.errors import ComponentError, DrError, Forbidden
+from kubectl_runai_dr.kube import resources as r
+from kubectl_runai_dr.sanitize import Skip, clean_for_restore
+
+STEP = "namespaces"
+MAX_WORKERS = 32
+
+
+@dataclass
+class NamespaceWork:
+    """One namespace and the RoleBindings to restore in it (all cleaned)."""
+
+    namespace: dict[str, Any]
+    rolebindings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.namespace["metadata"]["name"])
+
+
+# -- pure: what to restore ----------------------------------------------------------------
+def project_of(namespace: dict[str, Any]) -> str:
+    return str(((namespace.get("metadata") or {}).get("labels") or {}).get(QUEUE_LABEL, ""))
+
+
+def select_work(namespaces: Iterable[dict[str, Any]], rolebindings: Iterable[dict[str, Any]],
+                projects: Sequence[str] = ()) -> tuple[list[NamespaceWork], list[str]]:
+    """Group cleaned bundle objects per namespace; ``projects`` filters by project name
+    (the ``runai/queue`` label) or namespace name. Returns (work, notes on skipped ones)."""
+    wanted = set(projects)
+    work: dict[str, NamespaceWork] = {}
+    notes: list[str] = []
+    for raw in namespaces:
+        ns = clean_for_restore(raw)
+        if isinstance(ns, Skip):
+            continue
+        name = ns["metadata"]["name"]
+        if wanted and project_of(ns) not in wanted and name not in wanted:
+            continue
+        work[name] = NamespaceWork(ns)
+    for raw in rolebindings:
+        ns_name = (raw.get("metadata") or {}).get("namespace", "")
+        if ns_name not in work:
+            continue
+        rb = clean_for_restore(raw)
+        if isinstance(rb, Skip):
+            notes.append(f"RoleBinding {ns_name}/{raw['metadata'].get('name')}: {rb.reason}")
+            continue
+        work[ns_name].rolebindings.append(rb)
+    missing = sorted(wanted - {project_of(w.namespace) for w in work.values()} - set(work))
+    if missing:
+        notes.append("no namespace in the bundle for: " + ", ".join(missing))
+    return sorted(work.values(), key=lambda w: w.name), notes
+
+
+def namespace_for_project(project: dict[str, Any]) -> dict[str, Any]:
+    """The namespace the manual procedure creates for a project (``kubectl create ns
+    runai-<project>; kubectl label ns runai-<project> runai/queue=<project>``)."""
+    name = str(project["metadata"]["name"])
+    ns = ((project.get("spec") or {}).get("namespace")
+          or (project.get("status") or {}).get("namespace") or f"runai-{name}")
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": str(ns), "labels": {QUEUE_LABEL: name}}}
+
+
+def missing_role(rb: dict[str, Any], cluster_roles: set[str] | None,
+                 roles: set[tuple[str, str]] | None) -> str | None:
+    """A warning when the binding's role is not in the cluster (None: role known/unknowable)."""
+    ref = rb.get("roleRef") or {}
+    kind, name = ref.get("kind"), ref.get("name")
+    ns = rb["metadata"].get("namespace", "")
+    if kind == "ClusterRole" and cluster_roles is not None and name not in cluster_roles:
+        return (f"RoleBinding {ns}/{rb['metadata']['name']} refers to ClusterRole {name}, "
+                "which does not exist (yet): it grants nothing until the cluster chart "
+                "creates it")
+    if kind == "Role" and roles is not None and (ns, name) not in roles:
+        return (f"RoleBinding {ns}/{rb['metadata']['name']} refers to Role {name}, which "
+                f"does not exist in {ns}: it grants nothing until that Role is created")
+    return None
+
+
+# -- reading the bundle and the cluster ----------------------------------------------------
+def work_from_bundle(bundle: Bundle, projects: Sequence[str] = ()
+                     ) -> tuple[list[NamespaceWork], list[str]]:
+    namespaces = bundle.iter_list(NAMESPACES_FILE) if bundle.has(NAMESPACES_FILE) else iter(())
+    rolebindings = (bundle.iter_list(ROLEBINDINGS_FILE) if bundle.has(ROLEBINDINGS_FILE)
+                    else iter(()))
+    return select_work(namespaces, rolebindings, projects)
+
+
+def work_from_live(kube: Any, projects: Sequence[str] = ()) -> tuple[list[NamespaceWork],
+                                                                       list[str]]:
+    res = kube.served(r.PROJECTS)
+    if res is None:
+        raise ComponentError("the projects.run.ai CRD is not installed: there are no projects to "
+                      "create namespaces for",
+                      hint="re-install the cluster first, or restore from a bundle")
+    wanted = set(projects)
+    work = [NamespaceWork(namespace_for_project(p)) for p in kube.list(res)
+            if not wanted or p["metadata"]["name"] in wanted]
+    notes: list[str] = []
+    missing = sorted(wanted - {project_of(w.namespace) for w in work})
+    if missing:
+        notes.append("no such project: " + ", ".join(missing))
+    return sorted(work, key=lambda w: w.name), notes
+
+
+def _roles_present(kube: Any, work: list[NamespaceWork]
+                   ) -> tuple[set[str] | None, set[tuple[str, str]] | None]:
+    """Names of existing ClusterRoles and (namespace, Role) pairs the bindings refer to."""
+    refs = [rb.get("roleRef") or {} for w in work for rb in w.rolebindings]
+    cluster_roles: set[str] | None = None
+    roles: set[tuple[str, str]] | None = None
+    if any(ref.get("kind") == "ClusterRole" for ref in refs):
+        try:
+            cluster_roles = {c["metadata"]["name"] for c in kube.list(r.CLUSTERROLES)}
+        except Forbidden:
+            cluster_roles = None
+    if any(ref.get("kind") == "Role" for ref in refs):
+        try:
+            roles = {(x["metadata"].get("namespace", ""), x["metadata"]["name"])
+                     for x in kube.list(r.ROLES)}
+        except Forbidden:
+            roles = None
+    return cluster_roles, roles
+
+
+def _live_state(kube: Any, work: list[NamespaceWork], from_live: bool
+                ) -> tuple[dict[tuple[str, str], dict[str, Any]],
+                           dict[tuple[str, str], dict[str, Any]] | None]:
+    """Live namespaces (all of them) and live RoleBindings (cluster-wide, or None when the
+    user may not list them across namespaces: then each namespace is read by itself)."""
+    namespaces = live_index(kube.list(r.NAMESPACES))
+    if from_live or not any(w.rolebindings for w in work):
+        return namespaces, {}
+    try:
+        rolebindings: dict[tuple[str, str], dict[str, Any]] | None = live_index(
+            kube.list(r.ROLEBINDINGS))
+    except Forbidden:
+        rolebindings = None
+    return namespaces, rolebindings
+
+
+# -- the write path --------------------------------------------------------------------------
+def _restore_one(kube: Any, w: NamespaceWork, live_ns: dict[tuple[str, str], dict[str, Any]],
+                 live_rb: dict[tuple[str, str], dict[str, Any]] | None,
+                 settings: RestoreSettings, step: StepResult, progress: Progress) -> None:
+    ns_result = step.add(restore_object(kube, r.NAMESPACES, w.namespace,
+                                        live_ns.get(("", w.name)), step=STEP,
+                                        settings=settings))
+    progress.advance()
+    if ns_result.outcome is Outcome.FAILED:
+        for rb in w.rolebindings:
+            step.add(ObjectResult(STEP, "RoleBinding", rb["metadata"]["name"], w.name,
+                                  Outcome.SKIPPED, f"its namespace {w.name} failed"))
+            progress.advance()
+        return
+    ns_is_new = ns_result.outcome is Outcome.CREATED or ns_result.outcome is Outcome.WOULD_CREATE
+    local: dict[tuple[str, str], dict[str, Any]] | None = live_rb
+    if live_rb is None and not ns_is_new:
+        try:
+            local = live_index(kube.list(r.ROLEBINDINGS, namespace=w.name))
+        except DrError as exc:
+            for rb in w.rolebindings:
+                step.add(ObjectResult(STEP, "RoleBinding", rb["metadata"]["name"], w.name,
+                                      Outcome.FAILED, failure(exc)))
+                progress.advance()
+            return
+    for rb in w.rolebindings:
+        live = None if ns_is_new or local is None else local.get((w.name,
+                                                                  rb["metadata"]["name"]))
+        step.add(restore_object(kube, r.ROLEBINDINGS, rb, live, step=STEP, settings=settings))
+        progress.advance()
+
+
+def restore_work(kube: Any, work: list[NamespaceWork], settings: RestoreSettings,
+                 step: StepResult, *, progress: Progress | None = None,
+                 from_live: bool = False) -> None:
+    """Restore every namespace and then its bindings; results go into ``step``."""
+    progress = progress or NullProgress()
+    if not work:
+        return
+    live_ns, live_rb = _live_state(kube, work, from_live)
+    cluster_roles, roles = _roles_present(kube, work)
+    for w in work:
+        for rb in w.rolebindings:
+            warning = missing_role(rb, cluster_roles, roles)
+            if warning:
+                step.warn(warning)
+    total = sum(1 + len(w.rolebindings) for w in work)
+    progress.start("namespaces and role bindings", total=total)
+    workers = max(1, min(settings.workers, MAX_WORKERS, len(work)))
+    if workers == 1:
+        for w in work:
+            _restore_one(kube, w, live_ns, live_rb, settings, step, progress)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore-ns") as pool:
+            futures = [pool.submit(_restore_one, kube, w, live_ns, live_rb, settings, step,
+                                   progress) for w in work]
+            for f in futures:
+                f.result()
+    progress.finish()
+    _sort(step)
+
+
+def _sort(step: StepResult) -> None:
+    """Results in a stable order (namespace, then its bindings), whatever thread wrote them."""
+    per_ns: dict[str, list[ObjectResult]] = defaultdict(list)
+    for o in step.objects:
+        per_ns[o.name if o.kind == "Namespace" else (o.namespace or "")].append(o)
+    step.objects = [o for ns in sorted(per_ns) for o in
+                    sorted(per_ns[ns], key=lambda o: (o.kind != "Namespace", o.name))]
+
+
+# -- the restore step ----------------------------------------------------------------------
+def restore(ctx: RestoreContext, step: StepResult) -> None:
+    """The plan's ``namespaces`` step: from the bundle."""
+    work, notes = work_from_bundle(ctx.bundle, ctx.settings.projects)
+    step.notes.extend(notes)
+    restore_work(ctx.kube, work, ctx.settings, step, progress=ctx.progress)

@@ -1,0 +1,203 @@
+"""What every restore step receives, the result of each object, and the one write path.
+
+Results are collected, never thrown: an object that fails is recorded with its reason and
+the step goes on with the next one (as Velero's per-namespace results).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from kubectl_runai_dr.bundle.reader import Bundle
+from kubectl_runai_dr.components.base import NullProgress, Progress
+from kubectl_runai_dr.errors import AlreadyExists, DrError
+from kubectl_runai_dr.kube.resources import Resource
+from kubectl_runai_dr.model import Names
+from kubectl_runai_dr.plan.diff import Action, decide, object_label, update_patch
+
+
+class Outcome(str, Enum):
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+    UPDATED = "updated"
+    DRIFT = "drift"  # exists and differs; left alone (--existing skip)
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    WOULD_CREATE = "create"  # --dry-run
+    WOULD_UPDATE = "update"  # --dry-run with --existing update
+
+
+OUTCOME_ORDER = tuple(Outcome)
+
+
+class Existing(str, Enum):
+    skip = "skip"
+    update = "update"
+
+
+@dataclass
+class ObjectResult:
+    step: str
+    kind: str
+    name: str
+    namespace: str | None
+    outcome: Outcome
+    message: str = ""
+    diff: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace \
+            else f"{self.kind}/{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"step": self.step, "kind": self.kind, "name": self.name,
+                               "outcome": self.outcome.value}
+        if self.namespace:
+            out["namespace"] = self.namespace
+        if self.message:
+            out["message"] = self.message
+        if self.diff:
+            out["diff"] = self.diff
+        return out
+
+
+@dataclass
+class StepResult:
+    """One step: its objects' results, its own failure (if the step as a whole failed),
+    warnings and notes (e.g. commands to run)."""
+
+    name: str
+    ran: bool = True
+    why_not: str = ""
+    error: str = ""
+    hint: str = ""
+    objects: list[ObjectResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, result: ObjectResult) -> ObjectResult:
+        with self._lock:
+            self.objects.append(result)
+        return result
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            self.warnings.append(message)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or any(o.outcome is Outcome.FAILED for o in self.objects)
+
+    def counts(self) -> Counter[Outcome]:
+        return Counter(o.outcome for o in self.objects)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "ran": self.ran,
+                               "failed": self.failed,
+                               "counts": {k.value: v for k, v in self.counts().items()}}
+        for key, value in (("whyNot", self.why_not), ("error", self.error),
+                           ("hint", self.hint)):
+            if value:
+                out[key] = value
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        if self.notes:
+            out["notes"] = list(self.notes)
+        out["objects"] = [o.to_json() for o in self.objects
+                          if o.outcome is not Outcome.UNCHANGED]
+        return out
+
+
+@dataclass
+class RestoreSettings:
+    """Flags every step honours."""
+
+    names: Names = field(default_factory=Names)
+    dry_run: bool = False
+    existing: Existing = Existing.skip
+    projects: tuple[str, ...] = ()  # --project filter for namespaces
+    workers: int = 8
+    run_helm: bool = False
+    helm_timeout: float = 900.0
+    values_dir: Path | None = None  # where values files for helm are written
+    kubeconfig: str | None = None  # passed to helm
+    existing_claim: str | None = None  # database volume claim for the control plane
+    chart_overrides: dict[str, str] = field(default_factory=dict)  # release -> chart ref
+    repo_overrides: dict[str, str] = field(default_factory=dict)  # release -> repo URL
+    extra: dict[str, Any] = field(default_factory=dict)  # options for other engineers' steps
+
+
+@dataclass
+class RestoreContext:
+    kube: Any  # kubectl_runai_dr.kube.client.Kube
+    bundle: Bundle
+    settings: RestoreSettings
+    progress: Progress = field(default_factory=NullProgress)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def failure(exc: DrError) -> str:
+    return f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
+
+
+def restore_object(kube: Any, res: Resource, desired: dict[str, Any],
+                   live: dict[str, Any] | None, *, step: str, settings: RestoreSettings,
+                   live_known: bool = True) -> ObjectResult:
+    """Create, compare or update one cleaned object; never raises a DrError.
+
+    ``live``: the object in the cluster (None: absent), when ``live_known``; otherwise it is
+    read here. A create that races with an existing object falls back to comparing.
+    """
+    meta = desired.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    ns = meta.get("namespace") if res.namespaced else None
+    kind = res.kind
+
+    def result(outcome: Outcome, message: str = "", diff: str = "") -> ObjectResult:
+        return ObjectResult(step, kind, name, ns, outcome, message, diff)
+
+    try:
+        if not live_known:
+            live = kube.get_or_none(res, name, ns)
+        if live is not None and (live.get("metadata") or {}).get("deletionTimestamp"):
+            return result(Outcome.FAILED,
+                          f"{object_label(desired)} is being deleted (Terminating); wait "
+                          "until it is gone (or remove its finalizers) and run again")
+        decision = decide(desired, live)
+        if decision.action is Action.CREATE:
+            if settings.dry_run:
+                return result(Outcome.WOULD_CREATE)
+            try:
+                kube.create(res, desired, namespace=ns)
+                return result(Outcome.CREATED)
+            except AlreadyExists:
+                live = kube.get(res, name, ns)
+                decision = decide(desired, live)
+        if decision.action is Action.UNCHANGED:
+            return result(Outcome.UNCHANGED)
+        if settings.existing is Existing.skip:
+            return result(Outcome.DRIFT, "differs from the bundle: " + ", ".join(
+                decision.changed) + "; left alone (--existing update updates it)",
+                decision.diff)
+        if settings.dry_run:
+            return result(Outcome.WOULD_UPDATE, ", ".join(decision.changed), decision.diff)
+        kube.patch(res, name, update_patch(desired), namespace=ns)
+        return result(Outcome.UPDATED, ", ".join(decision.changed), decision.diff)
+    except DrError as exc:
+        return result(Outcome.FAILED, failure(exc))
+
+
+def live_index(objects: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """(namespace, name) → cleaned-enough live object, from a list."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        out[(meta.get("namespace") or "", meta.get("name", ""))] = obj
+    return out

@@ -1,0 +1,346 @@
+"""Run a restore: preflight, then the planned steps in the documented order.
+
+Every object gets a result (created / unchanged / updated / drift / failed / skipped, or
+create / update in a dry run); results are collected, not thrown, so one failure does not
+hide the rest. Every step is idempotent: after a failure the same command finishes the job.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubectl_runai_dr.bundle import layout
+from kubectl_runai_dr.bundle.reader import Bundle
+from kubectl_runai_dr.components.base import NullProgress, Progress
+from kubectl_runai_dr.components.restore_base import (
+    Existing,
+    Outcome,
+    RestoreContext,
+    RestoreSettings,
+    StepResult,
+)
+from kubectl_runai_dr.errors import Aborted, BundleError, DrError, Forbidden
+from kubectl_runai_dr.kube import resources as r
+from kubectl_runai_dr.kube.resources import Resource
+from kubectl_runai_dr.plan.restore import (
+    PREFLIGHT,
+    PlannedStep,
+    bundle_content,
+    plan_restore,
+    resume_hint,
+)
+
+# step name -> "module:function(ctx, step)"; imported only when the step runs.
+REGISTRY: dict[str, str] = {
+    "control-plane": "kubectl_runai_dr.ops.helm_reinstall:restore_control_plane",
+    "cluster": "kubectl_runai_dr.ops.helm_reinstall:restore_cluster",
+    "runaiconfig": "kubectl_runai_dr.components.runaiconfig:restore",
+    "templates": "kubectl_runai_dr.components.templates:restore",
+    "namespaces": "kubectl_runai_dr.components.namespaces:restore",
+}
+# Steps provided by other parts of the tool: (candidate modules, function name).
+# Signature: fn(kube, bundle, opts, progress).
+EXTERNAL: dict[str, tuple[tuple[str, ...], str]] = {
+    "database": (("kubectl_runai_dr.ops.database", "kubectl_runai_dr.ops.restore_database",
+                  "kubectl_runai_dr.components.database"), "restore_database"),
+    "volumes": (("kubectl_runai_dr.ops.volumes", "kubectl_runai_dr.ops.snapshots",
+                 "kubectl_runai_dr.components.volumes"), "restore_volumes"),
+}
+
+
+@dataclass
+class RestoreOptions:
+    bundle: Path
+    settings: RestoreSettings = field(default_factory=RestoreSettings)
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    assume_yes: bool = False
+    verify: bool = True
+
+
+@dataclass
+class Preflight:
+    """What the user confirms: where the restore goes, from what, and what was found."""
+
+    context: str
+    server: str
+    kubernetes_version: str
+    source: dict[str, Any]
+    created_at: str
+    plan: list[PlannedStep]
+    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # any problem stops the restore
+    same_cluster: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"context": self.context, "server": self.server,
+                "kubernetesVersion": self.kubernetes_version, "source": self.source,
+                "bundleCreatedAt": self.created_at, "sameCluster": self.same_cluster,
+                "plan": [{"step": p.name, "run": p.run, "reason": p.step.reason,
+                          **({"whyNot": p.why_not} if p.why_not else {})} for p in self.plan],
+                "warnings": self.warnings, "problems": self.problems}
+
+
+@dataclass
+class RestoreOutcome:
+    preflight: Preflight
+    steps: list[StepResult]
+    dry_run: bool
+
+    @property
+    def failed_steps(self) -> list[str]:
+        return [s.name for s in self.steps if s.failed]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failed_steps)
+
+    @property
+    def hint(self) -> str:
+        return resume_hint(self.failed_steps)
+
+    def totals(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.steps:
+            for k, v in s.counts().items():
+                out[k.value] = out.get(k.value, 0) + v
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dryRun": self.dry_run, "preflight": self.preflight.to_json(),
+                "steps": [s.to_json() for s in self.steps], "totals": self.totals(),
+                "failed": self.failed, **({"hint": self.hint} if self.failed else {})}
+
+
+Confirm = Callable[[Preflight], bool]
+
+
+def _resolve(ref: str) -> Any:
+    module, func = ref.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def external_step(name: str) -> Callable[..., Any] | None:
+    """The other engineers' restore function for ``name``, when this build has it."""
+    modules, func = EXTERNAL[name]
+    for module in modules:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        fn = getattr(mod, func, None)
+        if callable(fn):
+            return fn  # type: ignore[no-any-return]
+    return None
+
+
+# -- preflight --------------------------------------------------------------------------------
+def _permissions(step: str, settings: RestoreSettings) -> list[tuple[str, Resource, str | None]]:
+    """(verb, resource, namespace) the step needs; reads only in a dry run."""
+    n = settings.names
+    write = not settings.dry_run
+    update = settings.existing is Existing.update
+    need: list[tuple[str, Resource, str | None]] = []
+    if step == "namespaces":
+        need += [("list", r.NAMESPACES, None), ("list", r.ROLEBINDINGS, None)]
+        if write:
+            need += [("create", r.NAMESPACES, None), ("create", r.ROLEBINDINGS, None)]
+            if update:
+                need += [("patch", r.NAMESPACES, None), ("patch", r.ROLEBINDINGS, None)]
+    elif step == "templates":
+        need += [("list", r.CONFIGMAPS, n.cluster_namespace)]
+        if write:
+            need += [("create", r.CONFIGMAPS, n.cluster_namespace)]
+    elif step == "runaiconfig":
+        need += [("get", r.RUNAICONFIGS, n.cluster_namespace)]
+        if write:
+            need += [("create", r.RUNAICONFIGS, n.cluster_namespace),
+                     ("patch", r.RUNAICONFIGS, n.cluster_namespace)]
+    elif step in ("control-plane", "cluster"):
+        ns = n.control_plane_namespace if step == "control-plane" else n.cluster_namespace
+        need += [("list", r.SECRETS, ns)]
+        if write and settings.run_helm:
+            need += [("create", r.SECRETS, ns)]
+    return need
+
+
+def _cluster_uid(values: Any) -> str:
+    if isinstance(values, dict):
+        cluster = values.get("cluster")
+        if isinstance(cluster, dict) and cluster.get("uid"):
+            return str(cluster["uid"])
+    return ""
+
+
+def same_cluster_reasons(source_server: str, target_server: str, source_uid: str,
+                         target_uid: str) -> list[str]:
+    """Why the target looks like the cluster the bundle came from (pure)."""
+    out = []
+    if source_server and source_server.rstrip("/") == target_server.rstrip("/"):
+        out.append(f"same API server URL ({target_server})")
+    if source_uid and source_uid == target_uid:
+        out.append(f"same Run:ai cluster uid ({target_uid})")
+    return out
+
+
+def preflight(kube: Any, bundle: Bundle, plan: list[PlannedStep], settings: RestoreSettings,
+              *, verify: bool = True) -> Preflight:
+    m = bundle.manifest
+    if verify:
+        problems = bundle.verify()
+        if problems:
+            listed = "; ".join(f"{p.file}: {p.message}" for p in problems[:5])
+            raise BundleError(f"{bundle.path} failed verification: {listed}",
+                              hint="the bundle is corrupt or was modified; use another one "
+                                   "(`kubectl runai-dr verify` lists every problem)")
+    version = kube.server_version()
+    source = dict(m.get("source") or {})
+    pf = Preflight(context=kube.context, server=kube.server,
+                   kubernetes_version=str(version.get("gitVersion", "")), source=source,
+                   created_at=str(m.get("createdAt", "")), plan=plan)
+    if m.get("status") == "partial":
+        pf.warnings.append("the bundle is PARTIAL (failed at backup: "
+                           + ", ".join(m.get("failedComponents") or []) + ")")
+    names = settings.names
+    running = {p.name for p in plan if p.run}
+    # the source cluster?
+    source_uid = target_uid = ""
+    try:
+        rel = layout.helm_values(names.cluster_release)
+        if bundle.has(rel):
+            source_uid = _cluster_uid(yaml.safe_load(bundle.read_bytes(rel)))
+        from kubectl_runai_dr.components import helm
+
+        live = helm.release_state(kube, names.cluster_release, names.cluster_namespace)
+        if live is not None:
+            target_uid = _cluster_uid(live.config)
+    except DrError:
+        pass
+    reasons = same_cluster_reasons(str(source.get("server", "")), kube.server, source_uid,
+                                   target_uid)
+    if reasons:
+        pf.same_cluster = True
+        pf.warnings.append("the target is the cluster this bundle came from ("
+                           + "; ".join(reasons) + "): existing objects are compared, drift "
+                           "is reported, and only --existing update changes them")
+    # CRDs the steps need
+    if "runaiconfig" in running and kube.served(r.RUNAICONFIGS) is None:
+        if "cluster" in running and settings.run_helm:
+            pf.warnings.append("the RunaiConfig CRD is not installed yet; the cluster step "
+                               "installs it before the runaiconfig step")
+        elif settings.dry_run:
+            pf.warnings.append("the RunaiConfig CRD (runaiconfigs.run.ai) is not installed: "
+                               "the runaiconfig step would fail")
+        else:
+            pf.problems.append("the RunaiConfig CRD (runaiconfigs.run.ai) is not installed: "
+                               "re-install the cluster first (step cluster, with --run-helm), "
+                               "or --skip runaiconfig")
+    # permissions
+    for step in plan:
+        if not step.run:
+            continue
+        for verb, res, ns in _permissions(step.name, settings):
+            try:
+                allowed, _ = kube.can_i(verb, res, ns)
+            except Forbidden:
+                allowed = True  # cannot ask: the request itself will say
+            if not allowed:
+                where = f' in namespace "{ns}"' if ns else " (all namespaces)"
+                pf.problems.append(f"step {step.name}: you may not {verb} "
+                                   f"{res.group_resource}{where}")
+    return pf
+
+
+# -- running -----------------------------------------------------------------------------------
+def _run_external(name: str, ctx: RestoreContext, step: StepResult) -> None:
+    fn = external_step(name)
+    if fn is None:
+        step.error = f"{name} restore is not available in this build"
+        step.hint = "use a build of kubectl runai-dr that has it, or --skip " + name
+        return
+    opts = ctx.settings.extra.get(name)
+    out = fn(ctx.kube, ctx.bundle, opts, ctx.progress)
+    status = getattr(out, "status", None)
+    if status is not None and getattr(status, "value", status) == "failed":
+        step.error = str(getattr(out, "reason", "") or f"{name} restore failed")
+    for w in getattr(out, "warnings", None) or []:
+        step.warn(str(w))
+    details = getattr(out, "details", None)
+    if isinstance(details, dict) and details.get("claim"):
+        ctx.facts["database_claim"] = str(details["claim"])
+
+
+def run_step(planned: PlannedStep, ctx: RestoreContext) -> StepResult:
+    step = StepResult(planned.name)
+    ctx.progress.start(planned.step.title)
+    try:
+        if planned.name in EXTERNAL:
+            _run_external(planned.name, ctx, step)
+        else:
+            _resolve(REGISTRY[planned.name])(ctx, step)
+    except DrError as exc:
+        step.error, step.hint = exc.message, exc.hint or ""
+    except Exception as exc:  # a bug in one step must not cost the others
+        step.error = f"unexpected error: {exc!r}"
+        step.hint = "run again with -v and report it"
+    finally:
+        ctx.progress.finish()
+    return step
+
+
+def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = None,
+                progress: Progress | None = None) -> RestoreOutcome:
+    """Preflight, confirmation (unless --yes or a dry run), then every planned step."""
+    progress = progress or NullProgress()
+    settings = opts.settings
+    bundle = Bundle.open(opts.bundle)
+    try:
+        content = bundle_content(set(bundle.files), settings.names)
+        try:
+            plan = plan_restore(content, only=opts.only, skip=opts.skip)
+        except ValueError as exc:
+            from kubectl_runai_dr.errors import UsageError
+
+            raise UsageError(str(exc)) from None
+        pf = preflight(kube, bundle, plan, settings, verify=opts.verify)
+        if pf.problems:
+            raise DrError("preflight found problems, nothing was written: "
+                          + "; ".join(pf.problems),
+                          hint="fix them (permissions, CRDs) or leave those steps out with "
+                               "--skip STEP, and run again")
+        if not settings.dry_run and not opts.assume_yes and (
+                confirm is None or not confirm(pf)):
+            raise Aborted("restore not confirmed; nothing was written",
+                          hint="pass --yes to restore without asking (scripts)")
+        ctx = RestoreContext(kube=kube, bundle=bundle, settings=settings, progress=progress)
+        steps: list[StepResult] = [StepResult(PREFLIGHT)]
+        for planned in plan:
+            if planned.name == PREFLIGHT:
+                continue
+            if not planned.run:
+                steps.append(StepResult(planned.name, ran=False, why_not=planned.why_not))
+                continue
+            steps.append(run_step(planned, ctx))
+        return RestoreOutcome(pf, steps, settings.dry_run)
+    finally:
+        bundle.close()
+
+
+def summary_rows(outcome: RestoreOutcome) -> list[dict[str, Any]]:
+    """One row per step for the summary table (render-independent)."""
+    rows = []
+    for s in outcome.steps:
+        counts = s.counts()
+        note = s.why_not or s.error
+        if s.hint and s.error:
+            note += f" (hint: {s.hint})"
+        rows.append({"step": s.name, "ran": s.ran, "failed": s.failed,
+                     "counts": {o.value: counts.get(o, 0) for o in Outcome},
+                     "note": note, "warnings": len(s.warnings)})
+    return rows
