@@ -7,6 +7,8 @@ manifest with its size and sha256.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 FORMAT = "runai-dr.bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -43,4 +45,15 @@ def objects(group: str, plural: str) -> str:
 TEMPLATES = "objects/templates.configmaps.json"  # ConfigMaps labelled runai/template=true
 SECRETS = "secrets/secrets.json"
 DATABASE_DIR = "database"
+# what was dumped: server version, per database the dump file, snapshot, sizes and the
+# exact row count of every table (restore and drill verify against these)
+DATABASE_METADATA = "database/database.json"
+DATABASE_GLOBALS = "database/globals.sql"  # roles and tablespaces: pg_dumpall --globals-only
+
+
+def database_dump(database: str) -> str:
+    """``database/<name>.dump`` (pg_dump -Fc), the name percent-encoded: any name is safe."""
+    return f"{DATABASE_DIR}/{quote(database, safe='-_.') or '_'}.dump"
+
+
 SNAPSHOTS = "volumes/snapshots.json"

@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "templates": "kubectl_runai_dr.components.templates:backup",
     "projects": "kubectl_runai_dr.components.projects:backup",
     "secrets": "kubectl_runai_dr.components.secrets:backup",
+    "database": "kubectl_runai_dr.components.database:backup",
 }
 
 

@@ -1,0 +1,329 @@
+"""Run a command in a pod through the exec API, streaming stdin/stdout frame by frame.
+
+The official client's ``stream()`` helpers accumulate output (``update()`` appends every
+frame to one buffer, ``websocket_call`` keeps a second copy) and decode it as UTF-8 unless
+``binary=True``: unusable for a multi-gigabyte ``pg_dump``. This module opens the same
+websocket the client would (``create_websocket`` with the client's configuration: TLS,
+client certificates, proxy, and the ``authorization`` header produced by its auth
+settings, refreshed tokens included) and then reads one frame at a time, writing stdout
+straight to a sink. Memory stays at one frame whatever the size of the output.
+
+Protocol: ``v5.channel.k8s.io`` preferred (it has the close frame that ends stdin), then
+``v4.channel.k8s.io``. Byte 0 of each frame is the channel: 0 stdin, 1 stdout, 2 stderr,
+3 the final Status (exit code), 255 close (v5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import websocket
+from kubernetes.stream.ws_client import create_websocket, get_websocket_url
+
+from kubectl_runai_dr import errors as e
+from kubectl_runai_dr.kube.errors import error_from_response
+from kubectl_runai_dr.kube.resources import PODS
+
+V5 = "v5.channel.k8s.io"
+V4 = "v4.channel.k8s.io"
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+STDIN_CHUNK = 256 * 1024
+STDERR_TAIL = 8 * 1024
+
+
+class Sink(Protocol):
+    def write(self, data: bytes | memoryview, /) -> Any: ...
+
+
+@dataclass
+class ExecResult:
+    """How the command ended. ``exit_code`` is None when no status arrived (the connection
+    broke, the container restarted): the command's outcome is then unknown."""
+
+    exit_code: int | None
+    stderr_tail: str
+    stdout_bytes: int = 0
+    protocol: str = ""
+    status_message: str = ""
+    stdout_tail: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def describe(self) -> str:
+        """One line: how it ended, for error messages."""
+        if self.exit_code is None:
+            why = self.status_message or "the connection ended without an exit status"
+            return f"did not finish ({why})"
+        if self.exit_code == 0:
+            return "succeeded"
+        return f"exited with code {self.exit_code}"
+
+
+@dataclass
+class _Tail:
+    """The last ``limit`` bytes written (stderr for messages), bounded."""
+
+    limit: int = STDERR_TAIL
+    data: bytearray = field(default_factory=bytearray)
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self.data += chunk
+        if len(self.data) > 2 * self.limit:
+            del self.data[: len(self.data) - self.limit]
+
+    def text(self) -> str:
+        return bytes(self.data[-self.limit:]).decode("utf-8", "replace")
+
+
+def parse_status(data: bytes) -> tuple[int | None, str]:
+    """The exit code and message of a channel-3 Status (pure).
+
+    ``Success`` → 0; ``Failure`` with an ``ExitCode`` cause → that code; any other
+    Failure (command not found, container gone) → (None, its message)."""
+    try:
+        status = json.loads(data)
+    except ValueError:
+        return None, data.decode("utf-8", "replace")[:500]
+    if not isinstance(status, dict):
+        return None, str(status)[:500]
+    if status.get("status") == "Success":
+        return 0, ""
+    message = str(status.get("message", ""))
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message", "")), message
+            except ValueError:
+                break
+    return None, message or "the command failed to start"
+
+
+def exec_query(command: Sequence[str], *, container: str | None, stdin: bool,
+               stdout: bool = True, stderr: bool = True) -> list[tuple[str, str]]:
+    """The exec request's query parameters (pure). The command's arguments are visible
+    in the API server's audit log: never put a secret in ``command``."""
+    query = [("command", c) for c in command]
+    if container:
+        query.append(("container", container))
+    query += [("stdin", "true" if stdin else "false"),
+              ("stdout", "true" if stdout else "false"),
+              ("stderr", "true" if stderr else "false"),
+              ("tty", "false")]
+    return query
+
+
+class ExecStream:
+    """One open exec session. Read with :meth:`recv`; write stdin with :meth:`send`."""
+
+    def __init__(self, sock: websocket.WebSocket, *, what: str) -> None:
+        self.sock = sock
+        self.what = what
+        self.protocol = str(getattr(sock, "subprotocol", "") or "")
+        self.status: bytes | None = None
+        self.closed = False
+        self._send_lock = threading.Lock()
+
+    @property
+    def can_close_stdin(self) -> bool:
+        return self.protocol == V5
+
+    def send(self, data: bytes | memoryview) -> None:
+        """Write stdin, in frames of at most STDIN_CHUNK bytes."""
+        view = memoryview(data)
+        with self._send_lock:
+            for i in range(0, len(view), STDIN_CHUNK):
+                self.sock.send(bytes([STDIN]) + view[i:i + STDIN_CHUNK],
+                               opcode=websocket.ABNF.OPCODE_BINARY)
+
+    def close_stdin(self) -> bool:
+        """End stdin (v5 close frame). Returns False on v4, which has no end-of-input."""
+        if not self.can_close_stdin:
+            return False
+        with self._send_lock:
+            self.sock.send(bytes([CLOSE, STDIN]), opcode=websocket.ABNF.OPCODE_BINARY)
+        return True
+
+    def recv(self) -> tuple[int, memoryview] | None:
+        """The next data frame as (channel, payload), or None when the stream has ended."""
+        while not self.closed:
+            try:
+                opcode, frame = self.sock.recv_data_frame(True)
+            except (websocket.WebSocketConnectionClosedException, OSError):
+                self.closed = True
+                return None
+            except websocket.WebSocketTimeoutException:
+                raise
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.closed = True
+                return None
+            if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT):
+                continue
+            data = frame.data
+            if isinstance(data, str):
+                data = data.encode()
+            if not data:
+                continue
+            view = memoryview(data)
+            channel = view[0]
+            if channel == STATUS:
+                self.status = bytes(view[1:])
+            return channel, view[1:]
+        return None
+
+    def read_until(self, marker: bytes, *, limit: int = 64 * 1024 * 1024) -> tuple[bytes, str]:
+        """Read stdout until it ends with ``marker`` (an interactive session's prompt).
+
+        Returns (stdout, stderr). Raises ComponentError when the stream ends first."""
+        out = bytearray()
+        err = _Tail()
+        while not out.endswith(marker):
+            item = self.recv()
+            if item is None or item[0] == STATUS:
+                code, msg = parse_status(self.status) if self.status else (None, "")
+                raise e.ComponentError(
+                    f"{self.what} ended early ({msg or f'exit code {code}'}): "
+                    f"{err.text().strip()[-2000:]}",
+                    hint="check the database server and the pod's logs")
+            channel, data = item
+            if channel == STDOUT:
+                out += data
+                if len(out) > limit:
+                    raise e.ComponentError(f"{self.what}: answer larger than {limit} bytes")
+            elif channel == STDERR:
+                err.write(data)
+        return bytes(out[: len(out) - len(marker)]), err.text()
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):  # closing a broken socket: nothing to do
+            self.sock.close(timeout=1)
+
+    def abort(self) -> None:
+        """Tear the connection down without ending stdin (the command sees a broken pipe)."""
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self.sock.shutdown()
+
+
+def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
+              container: str | None = None, stdin: bool = False,
+              timeout: float | None = None) -> ExecStream:
+    """Open ``pods/exec`` as a websocket (v5, else v4) with the client's credentials."""
+    api = kube.api
+    path = PODS.path(namespace, pod, "exec")
+    _method, url, headers, _body, _post = api.param_serialize(
+        "GET", path, query_params=exec_query(command, container=container, stdin=stdin),
+        header_params={}, auth_settings=["BearerToken"])
+    hdrs = {k.lower(): v for k, v in headers.items() if k.lower() == "authorization"}
+    hdrs["sec-websocket-protocol"] = f"{V5},{V4}"
+    what = f'exec {command[0]} in pod "{pod}" (namespace "{namespace}")'
+    try:
+        sock = create_websocket(api.configuration, get_websocket_url(url), hdrs)
+    except websocket.WebSocketBadStatusException as exc:
+        raise error_from_response(
+            exc.status_code, exc.resp_body or b"", verb="create", resource="pods/exec",
+            namespace=namespace, name=pod, context=kube.context, server=kube.server,
+            retry_after=None) from exc
+    except (websocket.WebSocketException, OSError) as exc:
+        raise e.Unreachable(
+            f"{what}: cannot open the exec stream to API server {kube.server}: {exc}",
+            hint="check that the cluster is reachable and that exec is allowed "
+                 "(`kubectl auth can-i create pods/exec`)",
+            verb="create", resource="pods/exec", namespace=namespace, name=pod) from exc
+    sock.settimeout(timeout)
+    return ExecStream(sock, what=what)
+
+
+def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
+        container: str | None = None, stdout: Sink | None = None,
+        stdin: Iterable[bytes] | None = None, on_stdout: Callable[[int], None] | None = None,
+        keep_stdout_tail: int = 0, timeout: float | None = None) -> ExecResult:
+    """Run ``command`` in the pod and wait for it.
+
+    stdout frames go straight to ``stdout`` (never accumulated); stderr keeps its last
+    8 KiB. ``stdin`` chunks are sent from a thread while output is read, then stdin is
+    closed (v5). An exception raised by the ``stdin`` iterable (a checksum mismatch)
+    tears the stream down *without* ending stdin, so the command never sees a clean
+    end of input, and is re-raised here.
+    """
+    stream = open_exec(kube, namespace, pod, command, container=container,
+                       stdin=stdin is not None, timeout=timeout)
+    if stdin is not None and not stream.can_close_stdin:
+        stream.close()
+        raise e.ComponentError(
+            f"{stream.what}: the API server does not offer exec protocol {V5}, which is "
+            "needed to end the input stream",
+            hint="use a Kubernetes version that supports exec over websocket v5 (1.30+), "
+                 "or --db-mode local")
+    stderr_tail = _Tail()
+    stdout_tail = _Tail(limit=keep_stdout_tail) if keep_stdout_tail else None
+    feeder_error: list[BaseException] = []
+    feeder: threading.Thread | None = None
+    if stdin is not None:
+        feeder = threading.Thread(target=_feed, args=(stream, stdin, feeder_error),
+                                  name="exec-stdin", daemon=True)
+        feeder.start()
+    total = 0
+    try:
+        while True:
+            item = stream.recv()
+            if item is None:
+                break
+            channel, data = item
+            if channel == STDOUT:
+                total += len(data)
+                if stdout is not None:
+                    stdout.write(data)
+                if stdout_tail is not None:
+                    stdout_tail.write(data)
+                if on_stdout is not None:
+                    on_stdout(len(data))
+            elif channel == STDERR:
+                stderr_tail.write(data)
+            elif channel == STATUS:
+                break
+    except websocket.WebSocketTimeoutException as exc:
+        stream.abort()
+        raise e.ComponentError(f"{stream.what}: no output for {timeout:.0f}s",
+                               hint="check the pod and the database server") from exc
+    except BaseException:
+        stream.abort()
+        raise
+    finally:
+        if feeder is not None:
+            if stream.status is None:
+                stream.abort()
+            feeder.join(timeout=5)
+        stream.close()
+    if feeder_error and stream.status is None:
+        raise feeder_error[0]
+    if feeder_error and not isinstance(feeder_error[0], (OSError,
+                                                         websocket.WebSocketException)):
+        raise feeder_error[0]
+    code, message = (parse_status(stream.status) if stream.status is not None
+                     else (None, ""))
+    return ExecResult(exit_code=code, stderr_tail=stderr_tail.text(), stdout_bytes=total,
+                      protocol=stream.protocol, status_message=message,
+                      stdout_tail=bytes(stdout_tail.data) if stdout_tail else b"")
+
+
+def _feed(stream: ExecStream, chunks: Iterable[bytes], errors: list[BaseException]) -> None:
+    try:
+        for chunk in chunks:
+            if stream.closed:
+                return
+            stream.send(chunk)
+        stream.close_stdin()
+    except (OSError, websocket.WebSocketException) as exc:
+        errors.append(exc)  # the command ended or the connection broke: recv reports it
+    except BaseException as exc:  # the source failed (checksum): abort, report
+        errors.append(exc)
+        stream.abort()
+

@@ -1,0 +1,433 @@
+"""The database step, as pure functions: options, pod and container choice, the argument
+lists of psql / pg_dump / pg_dumpall / pg_restore, the SQL, and the row-count comparison.
+
+Nothing here runs a program or talks to a server; components/database.py and
+ops/restore_database.py do, with what these functions build.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubectl_runai_dr.bundle import layout
+
+MODES = ("pod", "local")
+DEFAULT_CONTAINER = "postgresql"
+DEFAULT_DATABASE = "backend"
+# Databases that exist on every server and hold nothing of Run:ai's.
+SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
+SENTINEL = "__runai_dr_done__"
+
+
+# -- options -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DbOptions:
+    """The database flags (``--db-*``), as given; None = discover."""
+
+    mode: str = "pod"  # pod: run the tools inside the database pod; local: on this machine
+    namespace: str | None = None
+    statefulset: str | None = None
+    pod: str | None = None
+    container: str | None = None
+    host: str | None = None  # external or local mode
+    port: int | None = None
+    user: str | None = None
+    databases: tuple[str, ...] = ()  # default: every database on the server but the system ones
+    password_env: str | None = None  # local mode: the variable holding the password
+
+    @classmethod
+    def from_component_options(cls, options: Mapping[str, Any]) -> DbOptions:
+        mode = str(options.get("db_mode") or "pod")
+        if mode not in MODES:
+            raise ValueError(f'--db-mode must be one of {", ".join(MODES)}, not "{mode}"')
+        port = options.get("db_port")
+        return cls(mode=mode, namespace=options.get("db_namespace") or None,
+                   statefulset=options.get("db_statefulset") or None,
+                   pod=options.get("db_pod") or None,
+                   container=options.get("db_container") or None,
+                   host=options.get("db_host") or None,
+                   port=int(port) if port else None,
+                   user=options.get("db_user") or None,
+                   databases=tuple(options.get("db_names") or ()),
+                   password_env=options.get("db_password_env") or None)
+
+    def to_component_options(self) -> dict[str, Any]:
+        return {"db_mode": self.mode, "db_namespace": self.namespace,
+                "db_statefulset": self.statefulset, "db_pod": self.pod,
+                "db_container": self.container, "db_host": self.host, "db_port": self.port,
+                "db_user": self.user, "db_names": list(self.databases),
+                "db_password_env": self.password_env}
+
+
+# -- where the database is -------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExternalDb:
+    host: str
+    port: int
+    user: str
+    database: str
+    existing_secret: str | None
+    has_password: bool  # the password is in the values (never copied here)
+
+
+def _dig(values: Mapping[str, Any], *keys: str) -> Any:
+    cur: Any = values
+    for k in keys:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(k)
+    return cur
+
+
+def external_database(values: Mapping[str, Any] | None) -> ExternalDb | None:
+    """The external database of the control plane, from its computed helm values, or None
+    when the chart runs its own PostgreSQL (``postgresql.enabled`` is not false)."""
+    if not values or _dig(values, "postgresql", "enabled") is not False:
+        return None
+    auth = _dig(values, "global", "postgresql", "auth") or {}
+    if not isinstance(auth, Mapping):
+        auth = {}
+    port = auth.get("port") or 5432
+    return ExternalDb(host=str(auth.get("host") or ""), port=int(port),
+                      user=str(auth.get("username") or "postgres"),
+                      database=str(auth.get("database") or DEFAULT_DATABASE),
+                      existing_secret=auth.get("existingSecret") or None,
+                      has_password=bool(auth.get("password")))
+
+
+def pod_problem(pod: Mapping[str, Any]) -> str | None:
+    """Why the pod cannot run a dump now (not Running, not Ready, terminating), or None."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    if meta.get("deletionTimestamp"):
+        return "is terminating"
+    phase = status.get("phase") or "Unknown"
+    if phase != "Running":
+        return f"is {phase}, not Running"
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Ready":
+            if cond.get("status") == "True":
+                return None
+            why = cond.get("reason") or cond.get("message") or ""
+            return "is Running but not Ready" + (f" ({why})" if why else "")
+    return "is Running but not Ready (no Ready condition)"
+
+
+def choose_pod(statefulset: str, pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The StatefulSet's pod to use: a Ready one, ordinal 0 first; else ordinal 0 (its
+    problem is then reported); None when there is no pod."""
+    if not pods:
+        return None
+
+    def ordinal(p: Mapping[str, Any]) -> int:
+        name = str((p.get("metadata") or {}).get("name", ""))
+        m = re.fullmatch(re.escape(statefulset) + r"-(\d+)", name)
+        return int(m.group(1)) if m else 1 << 30
+
+    ordered = sorted(pods, key=lambda p: (ordinal(p), str(p.get("metadata", {}).get("name"))))
+    for p in ordered:
+        if pod_problem(p) is None:
+            return p
+    return ordered[0]
+
+
+def choose_container(pod: Mapping[str, Any], wanted: str | None) -> str:
+    """``--db-container``, else the container named ``postgresql``, else the first one."""
+    names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+    if wanted:
+        if wanted not in names:
+            raise ValueError(f'container "{wanted}" is not in the pod (it has: '
+                             f'{", ".join(names) or "none"})')
+        return wanted
+    if DEFAULT_CONTAINER in names:
+        return DEFAULT_CONTAINER
+    if not names:
+        raise ValueError("the pod has no containers")
+    return names[0]
+
+
+def select_databases(present: Iterable[str], requested: Sequence[str] = ()) -> list[str]:
+    """The databases to dump: the requested ones (all must exist), else every database
+    but the system ones (Run:ai's ``backend``, keycloak's when separate, ...)."""
+    names = sorted(set(present))
+    if requested:
+        missing = [d for d in requested if d not in names]
+        if missing:
+            raise ValueError(f'database(s) {", ".join(missing)} not found on the server '
+                             f'(it has: {", ".join(names) or "none"})')
+        return list(dict.fromkeys(requested))
+    return [d for d in names if d not in SYSTEM_DATABASES]
+
+
+# -- bundle names --------------------------------------------------------------------------
+def dump_path(database: str) -> str:
+    return layout.database_dump(database)
+
+
+def scratch_name(database: str, token: str) -> str:
+    """A scratch database for a drill: recognisable, unique, within 63 bytes."""
+    base = re.sub(r"[^a-z0-9_]", "_", database.lower())[:30]
+    return f"runai_dr_drill_{base}_{token}"[:63]
+
+
+# -- commands ------------------------------------------------------------------------------
+# Run inside the pod by `sh -c`. It takes the password from the container's own
+# environment (Bitnami images), so the password never appears in the exec request
+# (whose command line the API server's audit log records). PGHOST/PGPORT/PGUSER already
+# set in the container are respected.
+ENV_PRELUDE = (
+    'if [ -n "${POSTGRES_POSTGRES_PASSWORD:-}" ]; then '
+    'PGPASSWORD="$POSTGRES_POSTGRES_PASSWORD"; : "${PGUSER:=postgres}"; '
+    'elif [ -n "${POSTGRES_POSTGRES_PASSWORD_FILE:-}" ]; then '
+    'PGPASSWORD="$(cat "$POSTGRES_POSTGRES_PASSWORD_FILE")"; : "${PGUSER:=postgres}"; '
+    'elif [ -n "${POSTGRES_PASSWORD:-}" ]; then '
+    'PGPASSWORD="$POSTGRES_PASSWORD"; : "${PGUSER:=${POSTGRES_USER:-postgres}}"; '
+    'elif [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then '
+    'PGPASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"; : "${PGUSER:=${POSTGRES_USER:-postgres}}"; '
+    "fi; "
+    ': "${PGHOST:=127.0.0.1}"; : "${PGPORT:=${POSTGRESQL_PORT_NUMBER:-5432}}"; '
+    "export PGPASSWORD PGUSER PGHOST PGPORT; "
+)
+# The password is the first line of stdin (external database reached from a pod).
+STDIN_PRELUDE = "IFS= read -r PGPASSWORD; export PGPASSWORD; "
+# Keep reading stdin after the command ends: if it stops early (pg_restore failing to
+# connect), an undrained stdin would otherwise hang the stream and lose the exit code.
+DRAIN = '"$@"; rc=$?; cat >/dev/null; exit $rc'
+
+
+def pod_command(argv: Sequence[str], *, password_from: str = "env",
+                drain_stdin: bool = False) -> list[str]:
+    """``sh -c SCRIPT runai-dr ARGV...``: the tool's arguments travel as positional
+    parameters, never spliced into the script, so no quoting can go wrong."""
+    if password_from not in ("env", "stdin", "none"):
+        raise ValueError(password_from)
+    script = {"env": ENV_PRELUDE, "stdin": STDIN_PRELUDE, "none": ""}[password_from]
+    script += DRAIN if drain_stdin else 'exec "$@"'
+    return ["sh", "-c", script, "runai-dr", *argv]
+
+
+def conn_args(database: str, *, host: str | None = None, port: int | None = None,
+              user: str | None = None) -> list[str]:
+    args = []
+    if host:
+        args += ["-h", host]
+    if port:
+        args += ["-p", str(port)]
+    if user:
+        args += ["-U", user]
+    return [*args, f"--dbname={database}"]
+
+
+def psql_argv(database: str, **conn: Any) -> list[str]:
+    """An interactive psql reading SQL on stdin: quiet, unaligned, tuples only."""
+    return ["psql", "-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
+            *conn_args(database, **conn)]
+
+
+def psql_script_argv(database: str, *, stop_on_error: bool = False, **conn: Any) -> list[str]:
+    """psql running a script from stdin (globals.sql)."""
+    return ["psql", "-X", "-q", "-w", "-v", f"ON_ERROR_STOP={1 if stop_on_error else 0}",
+            "-f", "-", *conn_args(database, **conn)]
+
+
+def pg_dump_argv(database: str, snapshot: str | None, **conn: Any) -> list[str]:
+    """Custom format to stdout, from the snapshot the row counts were taken in."""
+    argv = ["pg_dump", "-Fc", "-w"]
+    if snapshot:
+        argv.append(f"--snapshot={snapshot}")
+    return [*argv, *conn_args(database, **conn)]
+
+
+def pg_dumpall_globals_argv(**conn: Any) -> list[str]:
+    argv = ["pg_dumpall", "--globals-only", "-w"]
+    if conn.get("host"):
+        argv += ["-h", str(conn["host"])]
+    if conn.get("port"):
+        argv += ["-p", str(conn["port"])]
+    if conn.get("user"):
+        argv += ["-U", str(conn["user"])]
+    return argv
+
+
+def pg_restore_argv(database: str, *, clean: bool, owners: bool = True,
+                    **conn: Any) -> list[str]:
+    """pg_restore of a custom-format dump read from stdin, in one transaction (a failed
+    restore leaves the database as it was). ``clean``: drop the dump's objects first.
+    ``owners=False`` (drills into a scratch database): no ownership or privileges, so
+    the roles need not exist."""
+    argv = ["pg_restore", "-w", "--single-transaction", "--exit-on-error"]
+    if clean:
+        argv += ["--clean", "--if-exists"]
+    if not owners:
+        argv += ["--no-owner", "--no-acl"]
+    return [*argv, *conn_args(database, **conn)]
+
+
+# -- SQL -----------------------------------------------------------------------------------
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+SNAPSHOT_SQL = ("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n"
+                "SELECT pg_export_snapshot();\n")
+LIST_DATABASES_SQL = ("SELECT coalesce(json_agg(datname ORDER BY datname), '[]') "
+                      "FROM pg_database WHERE datallowconn AND NOT datistemplate;\n")
+INFO_SQL = (
+    "SELECT json_build_object("
+    "'version', current_setting('server_version'), "
+    "'versionNum', current_setting('server_version_num')::int, "
+    "'databaseSize', pg_database_size(current_database()), "
+    "'owner', pg_get_userbyid(d.datdba), "
+    "'encoding', pg_encoding_to_char(d.encoding), "
+    "'largeObjects', (SELECT count(*) FROM pg_largeobject_metadata)) "
+    "FROM pg_database d WHERE d.datname = current_database();\n"
+)
+# Exact row counts of every user table, in the session's snapshot (one query).
+# Tables that belong to extensions are left out: CREATE EXTENSION recreates them.
+COUNT_SQL = (
+    "SELECT coalesce(json_agg(json_build_object("
+    "'schema', n.nspname, 'table', c.relname, "
+    "'rows', (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', "
+    "n.nspname, c.relname), false, true, '')))[1]::text::bigint, "
+    "'bytes', pg_total_relation_size(c.oid)) ORDER BY n.nspname, c.relname), '[]') "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' "
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass "
+    "AND dep.objid = c.oid AND dep.deptype = 'e');\n"
+)
+
+
+def sql_exchange(sql: str) -> bytes:
+    """SQL for an interactive psql, followed by a marker line that ends its answer."""
+    return (sql + f"\\echo {SENTINEL}\n").encode()
+
+
+def create_database_sql(name: str, owner: str | None, encoding: str | None) -> str:
+    sql = f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0"
+    if encoding:
+        sql += f" ENCODING {quote_literal(encoding)}"
+    if owner:
+        sql += f" OWNER {quote_ident(owner)}"
+    return sql + ";\n"
+
+
+def drop_database_sql(name: str) -> str:
+    return f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE);\n"
+
+
+def database_exists_sql(name: str) -> str:
+    return f"SELECT count(*) FROM pg_database WHERE datname = {quote_literal(name)};\n"
+
+
+# -- globals --------------------------------------------------------------------------------
+_ROLE_STMT = re.compile(r"^(CREATE|ALTER) ROLE (\"(?:[^\"]|\"\")+\"|[^\s;]+)")
+
+
+def globals_for_restore(sql: str, keep_out: Iterable[str]) -> str:
+    """globals.sql without the statements about the roles in ``keep_out`` (the superuser
+    the restore connects as: its password belongs to the target installation's Secret,
+    and overwriting it would lock the control plane out)."""
+    skip = {r.strip('"') for r in keep_out}
+    out = []
+    for line in sql.splitlines(keepends=True):
+        m = _ROLE_STMT.match(line)
+        if m and m.group(2).strip('"').replace('""', '"') in skip:
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+# -- results -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TableCount:
+    schema: str
+    table: str
+    rows: int
+    bytes: int = 0
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+def parse_json_line(text: bytes | str) -> Any:
+    """The JSON value psql printed (unaligned, tuples only): the last non-empty line."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError("no answer")
+    return json.loads(lines[-1])
+
+
+def parse_counts(data: Any) -> list[TableCount]:
+    return [TableCount(str(d["schema"]), str(d["table"]), int(d["rows"]), int(d.get("bytes", 0)))
+            for d in data]
+
+
+@dataclass(frozen=True)
+class TableDiff:
+    table: str
+    expected: int | None  # None: not in the backup
+    actual: int | None  # None: missing after the restore
+
+    def describe(self) -> str:
+        if self.actual is None:
+            return f"{self.table}: missing (backup had {self.expected} rows)"
+        if self.expected is None:
+            return f"{self.table}: not in the backup ({self.actual} rows)"
+        return f"{self.table}: {self.actual} rows, backup had {self.expected}"
+
+
+@dataclass
+class Comparison:
+    database: str
+    tables: int = 0
+    rows: int = 0
+    diffs: list[TableDiff] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.diffs
+
+
+def compare_counts(database: str, expected: Mapping[str, int],
+                   actual: Mapping[str, int]) -> Comparison:
+    """Per table: same tables, same exact row counts (``(large objects)`` included)."""
+    cmp = Comparison(database, tables=len(expected), rows=sum(expected.values()))
+    for name in sorted(set(expected) | set(actual)):
+        e, a = expected.get(name), actual.get(name)
+        if e != a:
+            cmp.diffs.append(TableDiff(name, e, a))
+    return cmp
+
+
+LARGE_OBJECTS = "(large objects)"
+
+
+def count_map(tables: Iterable[Mapping[str, Any] | TableCount], large_objects: int | None
+              ) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in tables:
+        if isinstance(t, TableCount):
+            out[t.qualified] = t.rows
+        else:
+            out[f"{t['schema']}.{t['table']}"] = int(t["rows"])
+    if large_objects is not None:
+        out[LARGE_OBJECTS] = int(large_objects)
+    return out
+
+
+def non_empty_tables(counts: Mapping[str, int]) -> dict[str, int]:
+    """What a restore would replace: the tables that hold rows."""
+    return {k: v for k, v in counts.items() if v}
