@@ -119,13 +119,25 @@ def exec_query(command: Sequence[str], *, container: str | None, stdin: bool,
     return query
 
 
+def negotiated_protocol(sock: Any) -> str:
+    """The subprotocol the server chose (websocket-client only records it when told the
+    list up front, so read the handshake's response header as the official client does)."""
+    proto = getattr(sock, "subprotocol", None)
+    if proto:
+        return str(proto)
+    for k, v in (sock.getheaders() or {}).items():
+        if k.lower() == "sec-websocket-protocol":
+            return str(v).strip()
+    return ""
+
+
 class ExecStream:
     """One open exec session. Read with :meth:`recv`; write stdin with :meth:`send`."""
 
     def __init__(self, sock: websocket.WebSocket, *, what: str) -> None:
         self.sock = sock
         self.what = what
-        self.protocol = str(getattr(sock, "subprotocol", "") or "")
+        self.protocol = negotiated_protocol(sock)
         self.status: bytes | None = None
         self.closed = False
         self._send_lock = threading.Lock()
