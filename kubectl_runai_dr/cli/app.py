@@ -6,6 +6,7 @@ import typer
 
 from kubectl_runai_dr.cli.backup import backup
 from kubectl_runai_dr.cli.inspect import inspect
+from kubectl_runai_dr.cli.restore_database import restore_database
 from kubectl_runai_dr.cli.verify import verify
 from kubectl_runai_dr.cli.version import version
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.command()(backup)
 app.command()(inspect)
+app.command(name="restore-database")(restore_database)
 app.command()(verify)
 app.command()(version)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kubectl_runai_dr.cli import db_options as d
 from kubectl_runai_dr.cli import options as o
 from kubectl_runai_dr.errors import ExitCode, UsageError
 from kubectl_runai_dr.model import Names
@@ -26,6 +27,18 @@ def backup(
         "then holds secrets).", rich_help_panel="Bundle")] = False,
     skip: Annotated[list[str] | None, typer.Option(
         "--skip", help="Skip a component (repeatable).", rich_help_panel="Bundle")] = None,
+    no_database: Annotated[bool, typer.Option(
+        "--no-database", help="Leave the database out (same as --skip database).",
+        rich_help_panel="Bundle")] = False,
+    db_mode: d.DbMode = "pod",
+    db_namespace: d.DbNamespace = None,
+    db_pod: d.DbPod = None,
+    db_container: d.DbContainer = None,
+    db_host: d.DbHost = None,
+    db_port: d.DbPort = None,
+    db_user: d.DbUser = None,
+    db_name: d.DbName = None,
+    db_password_env: d.DbPasswordEnv = None,
     no_record: Annotated[bool, typer.Option(
         "--no-record", help="Do not record this backup in the cluster (ConfigMap "
         "runai-dr-last-backup, read by `status`).", rich_help_panel="Bundle")] = False,
@@ -53,8 +66,9 @@ def backup(
         from kubectl_runai_dr.ops.backup import BackupOptions, run_backup
         from kubectl_runai_dr.plan.backup import plan_backup
 
+        skip = [*(skip or []), *(["database"] if no_database else [])]
         try:
-            plan_backup(only=components or (), skip=skip or ())
+            plan_backup(only=components or (), skip=skip)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         out, err = render.consoles(no_color)
@@ -66,7 +80,10 @@ def backup(
                       cluster_release=cluster_release)
         opts = BackupOptions(output=output_file, force=force, include_secrets=include_secrets,
                              names=names, only=tuple(components or ()), skip=tuple(skip or ()),
-                             record=not no_record)
+                             record=not no_record,
+                             component_options=d.component_options(
+                                 db_mode, db_namespace, db_pod, db_container, db_host, db_port,
+                                 db_user, db_name, db_password_env))
         kube = common.connect()
         progress = render.RichProgress(err)
         try:

@@ -15,6 +15,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from kubectl_runai_dr.bundle import layout
@@ -61,6 +62,21 @@ class DatabaseRestoreResult:
     @property
     def ok(self) -> bool:
         return all(d.comparison.ok for d in self.databases)
+
+    # what the restore plan's step reads (ops/restore.py _run_external)
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "failed"
+
+    @property
+    def reason(self) -> str:
+        bad = [f"{d.name}: " + "; ".join(x.describe() for x in d.comparison.diffs[:5])
+               for d in self.databases if not d.comparison.ok]
+        return ("verification after restore found differences: " + " | ".join(bad)) if bad else ""
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return self.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "ok": self.ok, "warnings": list(self.warnings),
@@ -160,10 +176,16 @@ def replace_plan(runner: Runner, meta: dict[str, Any]) -> dict[str, dict[str, in
     return plan
 
 
-def restore_database(kube: Any, bundle: Bundle, opts: DatabaseRestoreOptions,
+def restore_database(kube: Any, bundle: Bundle | Path, opts: DatabaseRestoreOptions | None = None,
                      progress: Progress | None = None) -> DatabaseRestoreResult:
-    """Restore every database of the bundle into the target server and verify it."""
+    """Restore every database of the bundle into the target server and verify it.
+
+    Also the restore plan's database step: ``opts`` None means defaults (and a target
+    holding data is then refused: pass ``DatabaseRestoreOptions(yes=...)``)."""
     progress = progress or NullProgress()
+    opts = opts or DatabaseRestoreOptions()
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle.open(bundle)
     meta = read_metadata(bundle)
     runner = _runner(kube, opts)
     result = DatabaseRestoreResult(target=runner.where)
@@ -207,11 +229,12 @@ def _restore_roles(runner: Runner, bundle: Bundle, result: DatabaseRestoreResult
             result.warnings.append(f"roles: {line.strip()}")
 
 
-def drill(kube: Any, bundle: Bundle, opts: DatabaseRestoreOptions,
+def drill(kube: Any, bundle: Bundle, opts: DatabaseRestoreOptions | None = None,
           progress: Progress | None = None) -> DatabaseRestoreResult:
     """Restore each dump into a scratch database, compare, drop it. Changes nothing else:
     no roles, no ownership (``--no-owner --no-acl``)."""
     progress = progress or NullProgress()
+    opts = opts or DatabaseRestoreOptions()
     meta = read_metadata(bundle)
     runner = _runner(kube, opts)
     result = DatabaseRestoreResult(target=runner.where)
