@@ -5,7 +5,10 @@ from __future__ import annotations
 import typer
 
 from kubectl_runai_dr.cli.backup import backup
+from kubectl_runai_dr.cli.helm import helm_app
 from kubectl_runai_dr.cli.inspect import inspect
+from kubectl_runai_dr.cli.namespaces import namespaces
+from kubectl_runai_dr.cli.restore import restore
 from kubectl_runai_dr.cli.restore_database import restore_database
 from kubectl_runai_dr.cli.verify import verify
 from kubectl_runai_dr.cli.version import version
@@ -22,6 +25,9 @@ app = typer.Typer(
 )
 app.command()(backup)
 app.command()(inspect)
+app.command()(restore)
+app.command()(namespaces)
+app.add_typer(helm_app, name="helm")
 app.command(name="restore-database")(restore_database)
 app.command()(verify)
 app.command()(version)

@@ -251,3 +251,24 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
     work, notes = work_from_bundle(ctx.bundle, ctx.settings.projects)
     step.notes.extend(notes)
     restore_work(ctx.kube, work, ctx.settings, step, progress=ctx.progress)
+
+
+def run_namespaces(kube: Any, bundle_path: Any, settings: RestoreSettings, *,
+                   from_live: bool = False, progress: Progress | None = None) -> StepResult:
+    """`kubectl runai-dr namespaces`: from a bundle, or from the live projects."""
+    step = StepResult(STEP)
+    if from_live:
+        work, notes = work_from_live(kube, settings.projects)
+    else:
+        bundle = Bundle.open(bundle_path)
+        try:
+            if not bundle.has(NAMESPACES_FILE):
+                raise ComponentError(f"{bundle_path} holds no project namespaces",
+                                     hint="use --from-live to create them from the "
+                                          "projects in the cluster")
+            work, notes = work_from_bundle(bundle, settings.projects)
+        finally:
+            bundle.close()
+    step.notes.extend(notes)
+    restore_work(kube, work, settings, step, progress=progress, from_live=from_live)
+    return step

@@ -110,8 +110,7 @@ class StepResult:
             out["warnings"] = list(self.warnings)
         if self.notes:
             out["notes"] = list(self.notes)
-        out["objects"] = [o.to_json() for o in self.objects
-                          if o.outcome is not Outcome.UNCHANGED]
+        out["objects"] = [o.to_json() for o in self.objects]
         return out
 
 

@@ -136,7 +136,7 @@ def external_step(name: str) -> Callable[..., Any] | None:
             continue
         fn = getattr(mod, func, None)
         if callable(fn):
-            return fn  # type: ignore[no-any-return]
+            return fn
     return None
 
 

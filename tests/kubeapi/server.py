@@ -179,6 +179,7 @@ def namespace_type_error(ns: str) -> ApiError:
     return ApiError(404, f'namespaces "{ns}" not found', details={"name": ns, "kind": "namespaces"})
 
 
+RECORD_KEY: Any = getattr(web, "RequestKey", lambda name, t: name)("kubeapi_record", RequestRecord)
 NOT_FOUND_PAGE = ApiError(404, "the server could not find the requested resource", details={})
 
 
@@ -487,6 +488,7 @@ class ApiServer:
                             request.headers.get("Content-Type"), body)
         with self._req_lock:
             self.requests.append(rec)
+        request[RECORD_KEY] = rec
         try:
             resp = await self._handle_inner(request, rec, user, body, query)
         except ApiError as e:
@@ -846,6 +848,10 @@ class ApiServer:
                 obj["data"] = data
         elif p == "namespaces":
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            # like kube-apiserver >= 1.21: the immutable name label, set on create and update
+            md = obj.setdefault("metadata", {})
+            if md.get("name"):
+                md["labels"] = {**(md.get("labels") or {}), "kubernetes.io/metadata.name": md["name"]}
             if creating:
                 obj.setdefault("status", {"phase": "Active"})
         elif p == "pods" and creating:
@@ -1463,6 +1469,7 @@ class ApiServer:
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
                                                        "Transfer-Encoding": "chunked"})
         await resp.prepare(request)
+        request[RECORD_KEY].status = 200
         av = t.rt.api_version(t.version)
         ns = t.namespace
 

@@ -1,0 +1,96 @@
+"""Rendering shared by `restore` and `namespaces`: plan, per-object results, summary."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kubectl_runai_dr.components.restore_base import StepResult
+    from kubectl_runai_dr.ops.restore import Preflight, RestoreOutcome
+
+OUTCOME_STYLE = {"created": "green", "updated": "green", "unchanged": "dim", "drift": "yellow",
+                 "failed": "bold red", "skipped": "dim", "create": "cyan", "update": "yellow"}
+COLUMNS = ("created", "updated", "unchanged", "drift", "failed", "skipped", "create", "update")
+
+
+def _styled(outcome: str) -> str:
+    from kubectl_runai_dr import render
+
+    style = OUTCOME_STYLE.get(outcome)
+    return f"[{style}]{render.escape(outcome)}[/]" if style else render.escape(outcome)
+
+
+def show_preflight(out: Console, pf: Preflight) -> None:
+    from kubectl_runai_dr import render
+
+    src = pf.source
+    out.print(render.key_values([
+        ("target context", render.escape(pf.context)),
+        ("target server", render.escape(pf.server)),
+        ("kubernetes", render.escape(pf.kubernetes_version)),
+        ("bundle from", render.escape(f"{src.get('context', '?')} ({src.get('server', '?')}), "
+                                      f"{pf.created_at}")),
+        ("run:ai version", render.escape(str(src.get("runaiVersion") or "unknown"))),
+    ]))
+    rows = [[render.escape(p.name), "[green]run[/]" if p.run else "[dim]-[/]",
+             render.escape(p.step.reason if p.run else p.why_not)] for p in pf.plan]
+    out.print()
+    out.print(render.table("plan", ["STEP", "", "WHY"], rows))
+
+
+def show_objects(out: Console, steps: list[StepResult], *, verbose: int) -> None:
+    """Every object that was (or would be) written, drifted or failed; unchanged with -v."""
+    from kubectl_runai_dr import render
+
+    for s in steps:
+        shown = [o for o in s.objects if verbose or o.outcome.value != "unchanged"]
+        if not shown and not s.notes and not s.warnings:
+            continue
+        out.print(f"\n[bold]{render.escape(s.name)}[/]")
+        for note in s.notes:
+            out.print(f"  {render.escape(note)}")
+        for o in shown:
+            line = f"  {_styled(o.outcome.value)} {render.escape(o.label)}"
+            if o.message:
+                line += f"  [dim]{render.escape(o.message)}[/]"
+            out.print(line)
+            if o.diff:
+                for d in o.diff.splitlines():
+                    style = "green" if d.startswith("+") else "red" if d.startswith("-") else "dim"
+                    out.print(f"      [{style}]{render.escape(d)}[/]")
+        hidden = len(s.objects) - len(shown)
+        if hidden:
+            out.print(f"  [dim]{hidden} unchanged (-v lists them)[/]")
+
+
+def summary_table(steps: list[StepResult]) -> Any:
+    from kubectl_runai_dr import render
+
+    rows = []
+    for s in steps:
+        counts = s.counts()
+        cells = [str(counts.get(o, 0)) if counts.get(o, 0) else "-" for o in _outcomes()]
+        note = s.why_not if not s.ran else s.error
+        if s.error and s.hint:
+            note += f" (hint: {s.hint})"
+        if s.warnings:
+            note = "; ".join(filter(None, [note, *s.warnings]))
+        status = ("[dim]not run[/]" if not s.ran else "[bold red]failed[/]" if s.failed
+                  else "[green]ok[/]")
+        rows.append([render.escape(s.name), status, *cells, render.escape(note)])
+    return render.table("summary", ["STEP", "STATUS", *(c.upper() for c in COLUMNS), "NOTE"],
+                        rows)
+
+
+def _outcomes() -> list[Any]:
+    from kubectl_runai_dr.components.restore_base import Outcome
+
+    return [Outcome(c) for c in COLUMNS]
+
+
+def show_outcome(out: Console, outcome: RestoreOutcome, *, verbose: int) -> None:
+    show_objects(out, outcome.steps, verbose=verbose)
+    out.print()
+    out.print(summary_table(outcome.steps))

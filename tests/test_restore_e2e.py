@@ -1,0 +1,253 @@
+"""`kubectl runai-dr restore` end to end on the loopback API server: seed → backup → wipe →
+restore → every backed-up object equal to the original apart from server-set fields."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubectl_runai_dr.sanitize import clean
+from tests.e2e import cli, subprocess_cli
+from tests.kubeapi import ApiServer
+from tests.kubeapi.seed import SeedInfo, seed_runai
+
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
+PROJECTS = 6
+
+
+@pytest.fixture
+def seeded(apiserver: ApiServer, tmp_path: Path) -> tuple[ApiServer, Path, SeedInfo]:
+    info = seed_runai(apiserver, projects=PROJECTS, rolebindings_per_project=7)
+    kc = apiserver.write_kubeconfig(tmp_path / "kubeconfig")
+    return apiserver, kc, info
+
+
+def snapshot(srv: ApiServer, info: SeedInfo) -> dict[str, dict[str, Any]]:
+    """Every object a backup holds and a restore writes, cleaned of server-set fields."""
+    out: dict[str, dict[str, Any]] = {}
+    for ns in info.project_namespaces:
+        obj = srv.get("v1", "Namespace", ns)
+        if obj is not None:
+            out[f"ns/{ns}"] = clean(obj)
+    for ns, name in info.rolebindings:
+        obj = srv.get("rbac.authorization.k8s.io/v1", "RoleBinding", name, ns)
+        if obj is not None:
+            out[f"rb/{ns}/{name}"] = clean(obj)
+    rc = srv.get("run.ai/v1", "RunaiConfig", "runai", "runai")
+    if rc is not None:
+        out["runaiconfig"] = clean(rc)
+    for t in info.templates:
+        obj = srv.get("v1", "ConfigMap", t, "runai")
+        if obj is not None:
+            out[f"cm/{t}"] = clean(obj)
+    return out
+
+
+def wipe(srv: ApiServer, info: SeedInfo) -> None:
+    """The disaster: project namespaces (with their contents), RunaiConfig and templates."""
+    for ns in info.project_namespaces:
+        srv.delete_object("v1", "Namespace", ns)
+    srv.delete_object("run.ai/v1", "RunaiConfig", "runai", "runai")
+    for t in info.templates:
+        srv.delete_object("v1", "ConfigMap", t, "runai")
+    deadline = time.monotonic() + 10
+    while any(srv.get("v1", "Namespace", ns) for ns in info.project_namespaces):
+        assert time.monotonic() < deadline, "namespaces did not go away"
+        time.sleep(0.05)
+
+
+def backup(kc: Path, out: Path) -> Path:
+    r = cli("backup", "--kubeconfig", str(kc), "--output", str(out), "--no-record",
+            "--skip", "database")
+    assert r.code == 0, r.stderr
+    return out
+
+
+def writes(srv: ApiServer) -> list[str]:
+    return [f"{r.method} {r.path}" for r in srv.requests
+            if r.method in WRITE_VERBS and "selfsubjectaccessreviews" not in r.path]
+
+
+def test_round_trip(seeded: tuple[ApiServer, Path, SeedInfo], tmp_path: Path) -> None:
+    srv, kc, info = seeded
+    before = snapshot(srv, info)
+    assert len(before) == PROJECTS * 8 + 1 + len(info.templates)
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    wipe(srv, info)
+    assert snapshot(srv, info) == {}
+
+    r = subprocess_cli("restore", str(bundle), "--yes", "--kubeconfig", str(kc), "-o", "json")
+    assert r.code == 0, r.stderr + r.stdout
+    report = json.loads(r.stdout)
+    steps = {s["name"]: s for s in report["steps"]}
+    assert [s["name"] for s in report["steps"]] == [
+        "preflight", "volumes", "control-plane", "database", "cluster", "runaiconfig",
+        "templates", "namespaces"]
+    assert steps["namespaces"]["counts"] == {"created": PROJECTS * 8}
+    assert steps["templates"]["counts"] == {"created": len(info.templates)}
+    assert steps["runaiconfig"]["counts"] == {"created": 1}
+    # the releases are still deployed with the saved values: nothing to re-install
+    assert steps["control-plane"]["counts"] == {"unchanged": 1}
+    assert steps["cluster"]["counts"] == {"unchanged": 1}
+    # same server as the bundle's source: warned
+    assert report["preflight"]["sameCluster"] is True
+    after = snapshot(srv, info)
+    assert after.keys() == before.keys()
+    for key in before:
+        assert after[key] == before[key], key
+
+    # idempotent: a second run changes nothing and writes nothing
+    srv.clear_requests()
+    r2 = cli("restore", str(bundle), "--yes", "--kubeconfig", str(kc), "-o", "json")
+    assert r2.code == 0, r2.stderr
+    totals = json.loads(r2.stdout)["totals"]
+    assert totals == {"unchanged": PROJECTS * 8 + len(info.templates) + 1 + 2}
+    assert writes(srv) == []
+
+
+def test_dry_run_writes_nothing(seeded: tuple[ApiServer, Path, SeedInfo],
+                                tmp_path: Path) -> None:
+    srv, kc, info = seeded
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    wipe(srv, info)
+    # one namespace back with a changed label, one binding with an extra subject: drift
+    ns0 = info.project_namespaces[0]
+    srv.seed({"apiVersion": "v1", "kind": "Namespace",
+              "metadata": {"name": ns0, "labels": {"runai/queue": "someone-else"}}})
+    srv.clear_requests()
+    r = cli("restore", str(bundle), "--dry-run", "--existing", "update", "--kubeconfig", str(kc))
+    assert r.code == 0, r.stderr
+    assert writes(srv) == []
+    assert "nothing was written" in r.stdout
+    assert f"update Namespace/{ns0}" in r.stdout
+    assert "-  runai/queue: someone-else" in r.stdout.replace("    ", "  ") or \
+        "runai/queue: someone-else" in r.stdout
+    ns1 = info.project_namespaces[1]
+    assert f"create Namespace/{ns1}" in r.stdout
+    assert f"create RoleBinding/{ns1}/runai-user-psp" in r.stdout
+    assert "create RunaiConfig/runai/runai" in r.stdout
+    # the plan, with a reason per step
+    assert "volumes" in r.stdout and "the bundle has no data for it" in r.stdout
+    assert srv.get("v1", "Namespace", ns1) is None
+
+
+def test_resume_after_failure(seeded: tuple[ApiServer, Path, SeedInfo],
+                              tmp_path: Path) -> None:
+    srv, kc, info = seeded
+    before = snapshot(srv, info)
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    wipe(srv, info)
+    half = info.project_namespaces[PROJECTS // 2]
+    # every create of a RoleBinding in one namespace half way through fails
+    srv.inject_fault(method="POST", path_regex=f"/namespaces/{half}/rolebindings$", status=500,
+                     times=None, message="Internal error occurred: injected")
+    r = cli("restore", str(bundle), "--yes", "--kubeconfig", str(kc), "--workers", "3")
+    assert r.code == 3, r.stdout + r.stderr
+    assert "failed" in r.stdout
+    assert f"RoleBinding/{half}/runai-user-psp" in r.stdout
+    assert "run the same command again" in r.stderr and "--only namespaces" in r.stderr
+
+    srv.clear_faults()
+    r2 = cli("restore", str(bundle), "--yes", "--kubeconfig", str(kc), "-o", "json")
+    assert r2.code == 0, r2.stderr
+    ns_step = next(s for s in json.loads(r2.stdout)["steps"] if s["name"] == "namespaces")
+    assert ns_step["counts"] == {"created": 7, "unchanged": PROJECTS * 8 - 7}
+    assert snapshot(srv, info) == before
+
+
+def test_restore_database_argument_and_selection(seeded: tuple[ApiServer, Path, SeedInfo],
+                                                 tmp_path: Path) -> None:
+    srv, kc, info = seeded
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    r = cli("restore", "database", str(bundle), "--yes", "--kubeconfig", str(kc), "-o", "json")
+    assert r.code == 0, r.stderr
+    steps = {s["name"]: s for s in json.loads(r.stdout)["steps"]}
+    assert all(not s["ran"] for n, s in steps.items() if n not in ("preflight", "database"))
+    bad = cli("restore", str(bundle), "--only", "bogus", "--kubeconfig", str(kc))
+    assert bad.code == 2 and "unknown step" in bad.stderr
+
+
+def test_existing_update_fixes_drift(seeded: tuple[ApiServer, Path, SeedInfo],
+                                     tmp_path: Path) -> None:
+    srv, kc, info = seeded
+    before = snapshot(srv, info)
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    ns, name = info.rolebindings[0]
+    rb = srv.get("rbac.authorization.k8s.io/v1", "RoleBinding", name, ns)
+    assert rb is not None
+    rb["subjects"] = [{"kind": "User", "name": "intruder",
+                       "apiGroup": "rbac.authorization.k8s.io"}]
+    srv.seed(rb)
+    r = cli("restore", str(bundle), "--yes", "--only", "namespaces", "--kubeconfig", str(kc))
+    assert r.code == 0, r.stderr
+    assert f"drift RoleBinding/{ns}/{name}" in r.stdout
+    assert "intruder" in r.stdout  # the diff
+    assert snapshot(srv, info) != before
+    r = cli("restore", str(bundle), "--yes", "--only", "namespaces", "--existing", "update",
+            "--kubeconfig", str(kc))
+    assert r.code == 0, r.stderr
+    assert f"updated RoleBinding/{ns}/{name}" in r.stdout
+    assert snapshot(srv, info) == before
+
+
+def test_preflight_permissions_stop_before_writing(seeded: tuple[ApiServer, Path, SeedInfo],
+                                                   tmp_path: Path) -> None:
+    srv, kc, info = seeded
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    wipe(srv, info)
+    srv.deny(verb="create", resource="rolebindings", group="rbac.authorization.k8s.io")
+    srv.clear_requests()
+    r = cli("restore", str(bundle), "--yes", "--kubeconfig", str(kc))
+    assert r.code == 1, r.stdout + r.stderr
+    assert "may not create rolebindings.rbac.authorization.k8s.io" in r.stderr
+    assert writes(srv) == []
+
+
+def test_confirmation_required_without_yes(seeded: tuple[ApiServer, Path, SeedInfo],
+                                           tmp_path: Path) -> None:
+    srv, kc, info = seeded
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    srv.clear_requests()
+    r = cli("restore", str(bundle), "--kubeconfig", str(kc))
+    assert r.code == 2
+    assert "pass --yes" in r.stderr
+    assert "target server" in r.stderr and srv.https_url in r.stderr
+    assert "cluster this bundle came from" in r.stderr
+    assert writes(srv) == []
+
+
+def test_corrupt_bundle_fails_preflight(seeded: tuple[ApiServer, Path, SeedInfo],
+                                        tmp_path: Path) -> None:
+    srv, kc, info = seeded
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    tampered = tmp_path / "t.tar.gz"
+    with tarfile.open(bundle) as src, tarfile.open(tampered, "w:gz") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read()  # type: ignore[union-attr]
+            if m.name == "objects/namespaces.json":
+                data = data.replace(b"runai/queue", b"runai/qveue")
+            m.size = len(data)
+            dst.addfile(m, io.BytesIO(data))
+    bundle = tampered
+    srv.clear_requests()
+    r = cli("restore", str(bundle), "--yes", "--kubeconfig", str(kc))
+    assert r.code == 4, r.stderr
+    assert writes(srv) == []
+
+
+def test_server_sets_namespace_name_label(apiserver: ApiServer, tmp_path: Path) -> None:
+    """The loopback server, like kube-apiserver >= 1.21, labels namespaces with their name."""
+    kc = apiserver.write_kubeconfig(tmp_path / "kc")
+    from kubectl_runai_dr.kube import resources as r
+    from kubectl_runai_dr.kube.client import ConnectOptions, connect
+
+    kube = connect(ConnectOptions(kubeconfig=str(kc)))
+    made = kube.create(r.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                      "metadata": {"name": "x1"}})
+    assert made["metadata"]["labels"] == {"kubernetes.io/metadata.name": "x1"}
