@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from .server import ApiError, Target
+from .server import RECORD_KEY, ApiError, Target
 
 if TYPE_CHECKING:
     from .server import ApiServer
@@ -155,6 +155,7 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
 
     ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0, autoping=True, compress=False)
     await ws.prepare(request)
+    request[RECORD_KEY].status = 101
     v5 = ws.ws_protocol == "v5.channel.k8s.io"
 
     async def send(channel: int, data: bytes) -> None:

@@ -1,0 +1,144 @@
+"""Pod exec over websocket against the loopback API server, with the official client and kubectl."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+from tests.kubeapi import ApiServer
+
+NS, POD = "runai-backend", "runai-backend-postgresql-0"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def core(runai_server: ApiServer, kubeconfig: Path) -> client.CoreV1Api:
+    return client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+
+
+def run(core: client.CoreV1Api, command: list[str], stdin: bytes | None = None, *, pod: str = POD,
+        container: str | None = None, close_stdin: bool = True, timeout: float = 20) -> tuple[int | None, bytes, bytes]:
+    kw = {"container": container} if container else {}
+    ws = stream(core.connect_get_namespaced_pod_exec, pod, NS, command=command, stdin=stdin is not None,
+                stdout=True, stderr=True, tty=False, _preload_content=False, binary=True, **kw)
+    out, err = bytearray(), bytearray()
+    if stdin is not None:
+        for i in range(0, len(stdin), 64 * 1024):
+            ws.write_stdin(stdin[i:i + 64 * 1024])
+        if close_stdin:
+            ws.close_channel(0)
+    deadline = time.time() + timeout
+    while ws.is_open() and time.time() < deadline:
+        ws.update(timeout=1)
+        if ws.peek_stdout():
+            out += ws.read_stdout()
+        if ws.peek_stderr():
+            err += ws.read_stderr()
+    out += ws.read_stdout() or b""
+    err += ws.read_stderr() or b""
+    return ws.returncode, bytes(out), bytes(err)
+
+
+def test_exec_env_exit_code_and_request_log(core: client.CoreV1Api, runai_server: ApiServer) -> None:
+    runai_server.set_pod_exec(NS, POD, env={"EXTRA": "1"})
+    rc, out, err = run(core, ["sh", "-c", 'echo "$POSTGRES_POSTGRES_PASSWORD $POSTGRES_DATABASE $EXTRA"; echo e >&2; exit 3'])
+    assert rc == 3 and err == b"e\n"
+    assert out == f"{runai_server.seed_info.postgres_password} backend 1\n".encode()  # type: ignore[attr-defined]
+    rec = [r for r in runai_server.requests if r.path.endswith("/exec")][-1]
+    assert rec.query["command"][0] == "sh" and rec.status == 101 and rec.method == "GET"
+
+
+def test_exec_binary_stdout_and_stdin_round_trip(core: client.CoreV1Api) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    rc, out, _ = run(core, ["cat"], stdin=data)
+    assert rc == 0 and out == data
+    rc, out, _ = run(core, ["sha256sum"], stdin=data)
+    assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    rc, out, _ = run(core, ["head", "-c", str(3 * 1024 * 1024), "/dev/zero"])
+    assert rc == 0 and out == bytes(3 * 1024 * 1024)
+
+
+def test_exec_errors(core: client.CoreV1Api, runai_server: ApiServer) -> None:
+    rc, out, _ = run(core, ["no-such-command"])
+    assert rc == 127 and b"executable file not found" in out
+    with pytest.raises(ApiException) as e:
+        run(core, ["true"], container="nope")
+    assert "400" in str(e.value) and "container nope is not valid" in str(e.value)
+    with pytest.raises(ApiException) as e:
+        run(core, ["true"], pod="missing")
+    assert "404" in str(e.value)
+    pod = runai_server.get("v1", "Pod", POD, NS)
+    assert pod is not None
+    pod["metadata"]["name"] = "pending"
+    pod["status"] = {"phase": "Pending"}
+    for k in ("uid", "resourceVersion", "ownerReferences"):
+        pod["metadata"].pop(k, None)
+    runai_server.seed(pod)
+    with pytest.raises(ApiException) as e:
+        run(core, ["true"], pod="pending")
+    assert "400" in str(e.value)
+    runai_server.deny(verb="create", resource="pods/exec", namespace=NS)
+    with pytest.raises(ApiException) as e:
+        run(core, ["true"])
+    assert "403" in str(e.value)
+
+
+def test_exec_unread_stdin_hangs_then_drops_without_status(core: client.CoreV1Api, runai_server: ApiServer) -> None:
+    runai_server.exec_stdin_hang_timeout = 0.5
+    data = os.urandom(4 * 1024 * 1024)
+    t = time.time()
+    with pytest.raises(Exception):
+        rc, _, _ = run(core, ["sh", "-c", "head -c 10 >/dev/null; exit 4"], stdin=data)
+        assert rc is None
+    assert time.time() - t >= 0.5
+    # draining stdin keeps the real exit code
+    rc, _, _ = run(core, ["sh", "-c", "head -c 10 >/dev/null; rc=4; cat >/dev/null; exit $rc"], stdin=data)
+    assert rc == 4
+
+
+def test_exec_v4_has_no_stdin_eof(runai_server: ApiServer, kubeconfig: Path) -> None:
+    from kubernetes.stream.ws_client import WSClient, get_websocket_url
+
+    api = config.new_client_from_config(str(kubeconfig))
+    url = get_websocket_url(f"{api.configuration.host}/api/v1/namespaces/{NS}/pods/{POD}/exec"
+                            "?command=cat&stdin=true&stdout=true&stderr=true")
+    ws = WSClient(api.configuration, url, {"authorization": "Bearer admin-token",
+                                           "sec-websocket-protocol": "v4.channel.k8s.io"},
+                  capture_all=False, binary=True)
+    assert ws.subprotocol == "v4.channel.k8s.io"
+    ws.write_stdin(b"abc")
+    ws.close_channel(0)  # a no-op over v4
+    ws.update(timeout=1)
+    assert ws.read_stdout() == b"abc"
+    ws.run_forever(timeout=0.5)
+    assert ws.is_open()  # cat still waits for more input
+    ws.close()
+
+
+def _kubectl() -> str | None:
+    local = ROOT / ".tools" / "bin" / "kubectl"
+    return str(local) if local.exists() else shutil.which("kubectl")
+
+
+def test_kubectl_exec_stdin_over_websocket(runai_server: ApiServer, kubeconfig: Path, tmp_path: Path) -> None:
+    kubectl = _kubectl()
+    if kubectl is None:
+        pytest.skip("no kubectl")
+    data = os.urandom(2 * 1024 * 1024)
+    base = [kubectl, "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache")]
+    r = subprocess.run(base + ["exec", "-i", "-n", NS, POD, "--", "cat"], input=data, capture_output=True, timeout=30)
+    assert r.returncode == 0 and r.stdout == data, r.stderr
+    r = subprocess.run(base + ["exec", "-n", NS, POD, "--", "sh", "-c", "exit 7"], capture_output=True, timeout=30)
+    assert r.returncode == 7 and b"command terminated with exit code 7" in r.stderr
+    proto = [json.dumps(x.query) for x in runai_server.requests if x.path.endswith("/exec")]
+    assert proto and all('"command"' in p for p in proto)
