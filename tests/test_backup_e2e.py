@@ -30,7 +30,8 @@ def seeded(apiserver: ApiServer, tmp_path: Path) -> tuple[ApiServer, Path]:
 
 
 def _backup(kc: Path, out: Path, *extra: str) -> tuple[int, str, str, Path]:
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(out), *extra)
+    r = cli("backup", "--kubeconfig", str(kc), "--output", str(out), "--skip", "database",
+            *extra)
     return r.code, r.stdout, r.stderr, out
 
 
@@ -44,9 +45,10 @@ def test_full_backup_contents(seeded: tuple[ApiServer, Path], tmp_path: Path) ->
     assert m["status"] == "complete" and m["failedComponents"] == []
     assert {n: c["status"] for n, c in comps.items()} == {
         "runaiconfig": "ok", "helm-control-plane": "ok", "helm-cluster": "ok",
-        "templates": "ok", "projects": "ok", "secrets": "skipped",
-        **{n: comps[n]["status"] for n in comps if n in ("database", "snapshots")},
+        "templates": "ok", "projects": "ok", "secrets": "skipped", "database": "skipped",
+        **{n: comps[n]["status"] for n in comps if n == "snapshots"},
     }
+    assert comps["database"]["reason"].startswith("not selected")
     src = m["source"]
     assert src["server"] == srv.https_url and src["context"] == "loopback"
     assert src["kubernetesVersion"].startswith("v1.")
@@ -229,7 +231,7 @@ def test_kubeconfig_env_with_several_files(seeded: tuple[ApiServer, Path],
         "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
         "users": [{"name": "x", "user": {"token": "x"}}]}))
     env = {"KUBECONFIG": f"{other}{os.pathsep}{kc}"}
-    r = cli("backup", "--output", str(tmp_path / "b.tar.gz"), env=env)
+    r = cli("backup", "--output", str(tmp_path / "b.tar.gz"), "--skip", "database", env=env)
     assert r.code == 0, r.stderr  # current-context comes from the second file
     assert manifest_of(tmp_path / "b.tar.gz")["source"]["context"] == "loopback"
 
@@ -298,7 +300,7 @@ def test_ctrl_c_leaves_nothing_that_looks_complete(seeded: tuple[ApiServer, Path
     srv.inject_fault(method="GET", path_regex=r"/rolebindings$", status=None, delay=30, times=5)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     p = subprocess.Popen([sys.executable, "-m", "kubectl_runai_dr", "backup", "--kubeconfig",
-                          str(kc)], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+                          str(kc), "--skip", "database"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     while time.time() < deadline and not any(
             r.path.endswith("/rolebindings") for r in srv.requests):

@@ -80,8 +80,14 @@ def run_backup(kube: Kube, opts: BackupOptions, *, progress: Progress | None = N
         ctx = BackupContext(kube=kube, out=writer, names=opts.names,
                             include_secrets=opts.include_secrets, progress=progress,
                             options=opts.component_options)
-        for step in steps:
+        chosen = {step.name for step in steps}
+        for step in plan_backup(available=list(REGISTRY)):
             result = ComponentResult(step.name)
+            if step.name not in chosen:
+                result.status = Status.SKIPPED
+                result.reason = "not selected (--skip or a component list)"
+                results.append(result)
+                continue
             before = set(writer.files)
             progress.start(step.title)
             try:
