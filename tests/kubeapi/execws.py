@@ -54,7 +54,7 @@ def _container_env(srv: ApiServer, pod: dict[str, Any], container: dict[str, Any
 
     def cm_data(name: str) -> dict[str, str]:
         e = srv.store.get(("", "configmaps"), ns, name)
-        return dict((e.obj.get("data") or {})) if e else {}
+        return dict(e.obj.get("data") or {}) if e else {}
 
     for ef in container.get("envFrom") or []:
         prefix = ef.get("prefix", "")

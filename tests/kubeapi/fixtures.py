@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +17,23 @@ def fixture_crd_paths() -> list[Path]:
     return sorted(CRD_DIR.glob("*.yaml"))
 
 
+_CRD_DOCS: list[dict] | None = None
+
+
+def fixture_crds() -> list[dict]:
+    """The fixture CRDs, parsed once per process (deep copies: callers may change them)."""
+    global _CRD_DOCS
+    if _CRD_DOCS is None:
+        import yaml
+
+        _CRD_DOCS = [d for p in fixture_crd_paths() for d in yaml.safe_load_all(p.read_text()) if d]
+    return copy.deepcopy(_CRD_DOCS)
+
+
 @pytest.fixture
 def apiserver() -> Iterator[ApiServer]:
     srv = ApiServer()
-    srv.install_crds(fixture_crd_paths())
+    srv.install_crds(fixture_crds())
     srv.start()
     try:
         yield srv

@@ -69,7 +69,7 @@ def parse_label_selector(sel: str) -> Matcher:
     reqs: list[Matcher] = []
     for part in _split_top(sel):
         if not part.strip():
-            raise SelectorError(f"unable to parse requirement: found '', expected: identifier")
+            raise SelectorError("unable to parse requirement: found '', expected: identifier")
         m = _REQ.match(part)
         if not m:
             raise SelectorError(f"unable to parse requirement: invalid selector {part!r}")

@@ -701,7 +701,7 @@ class ApiServer:
             raise ApiError(400, f'Invalid dryRun value: "{query["dryRun"][0]}"')
         if t.sub == "exec":
             if method not in ("GET", "POST"):
-                raise ApiError(405, f'the server does not allow this method on the requested resource')
+                raise ApiError(405, 'the server does not allow this method on the requested resource')
             self._authorize(user, "create", t)
             from .execws import handle_exec
 
@@ -792,8 +792,8 @@ class ApiServer:
             elif ctype in ("application/json", "", "text/plain", "application/octet-stream"):
                 obj = json.loads(body)
             else:
-                raise ApiError(415, f'the body of the request was in an unknown format - accepted media types '
-                                    f'include: application/json, application/yaml, application/vnd.kubernetes.protobuf')
+                raise ApiError(415, 'the body of the request was in an unknown format - accepted media types '
+                                    'include: application/json, application/yaml, application/vnd.kubernetes.protobuf')
         except ApiError:
             raise
         except ValueError as e:
@@ -856,9 +856,7 @@ class ApiServer:
                 obj.setdefault("status", {"phase": "Active"})
         elif p == "pods" and creating:
             obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
-        elif p == "persistentvolumeclaims" and creating:
-            obj.setdefault("status", {"phase": "Pending"})
-        elif p == "persistentvolumes" and creating:
+        elif (p == "persistentvolumeclaims" and creating) or (p == "persistentvolumes" and creating):
             obj.setdefault("status", {"phase": "Pending"})
         elif p == "storageclasses":
             obj.setdefault("reclaimPolicy", "Delete")
@@ -1110,9 +1108,9 @@ class ApiServer:
         rt = t.rt
         assert t.name is not None
         if ctype not in PATCH_TYPES or ctype == "application/apply-patch+cbor":
-            raise ApiError(415, f'the body of the request was in an unknown format - accepted media types include: '
-                                f'application/json-patch+json, application/merge-patch+json, '
-                                f'application/apply-patch+yaml' +
+            raise ApiError(415, 'the body of the request was in an unknown format - accepted media types include: '
+                                'application/json-patch+json, application/merge-patch+json, '
+                                'application/apply-patch+yaml' +
                                 ("" if rt.is_custom else ", application/strategic-merge-patch+json"))
         if ctype == "application/strategic-merge-patch+json" and rt.is_custom:
             raise ApiError(415, "strategic merge patch is not supported for custom resources: use "

@@ -9,8 +9,6 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
-from .resources import ResourceType
-
 ResKey = tuple[str, str]  # (group, plural)
 
 

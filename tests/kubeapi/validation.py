@@ -106,7 +106,7 @@ def validate_metadata(obj: dict[str, Any], plural: str, *, creating: bool) -> li
             if e:
                 causes.append(invalid("metadata.labels", k, e))
             if not isinstance(v, str):
-                causes.append(invalid(f"metadata.labels", v, "must be a string"))
+                causes.append(invalid("metadata.labels", v, "must be a string"))
                 continue
             e = label_value_error(v)
             if e:
@@ -220,7 +220,7 @@ def _type_ok(value: Any, t: str) -> bool:
     if t == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     py = _TYPE_NAMES.get(t)
-    return py is None or isinstance(value, py) and not (py is not bool and isinstance(value, bool))
+    return py is None or (isinstance(value, py) and not (py is not bool and isinstance(value, bool)))
 
 
 def _json_type(v: Any) -> str:
@@ -430,7 +430,7 @@ def validate_cel(obj: dict[str, Any], old: dict[str, Any] | None, schema: dict[s
                 continue
             if not check(value, None if old_value is _MISSING else old_value):
                 msg = rule.get("message") or f"failed rule: {rule['rule']}"
-                causes.append(Cause(rule.get("fieldPath") and field + rule["fieldPath"] or field,
+                causes.append(Cause((rule.get("fieldPath") and field + rule["fieldPath"]) or field,
                                     f"Invalid value: \"{_json_type(value)}\": {msg}",
                                     rule.get("reason") or "FieldValueInvalid"))
     return causes
