@@ -49,8 +49,8 @@ def show_objects(out: Console, steps: list[StepResult], *, verbose: int) -> None
         if not shown and not s.notes and not s.warnings:
             continue
         out.print(f"\n[bold]{render.escape(s.name)}[/]")
-        for note in s.notes:
-            out.print(f"  {render.escape(note)}")
+        for note in s.notes:  # commands: never wrapped, so they can be copied
+            out.print(f"  {render.escape(note)}", soft_wrap=True)
         for o in shown:
             line = f"  {_styled(o.outcome.value)} {render.escape(o.label)}"
             if o.message:
