@@ -115,7 +115,7 @@ def test_dry_run_writes_nothing(seeded: tuple[ApiServer, Path, SeedInfo, Path]) 
     assert r.code == 0, r.stderr
     assert [q for q in srv.requests if q.method in WRITES] == []
     assert f"create Namespace/{info.project_namespaces[0]}" in r.stdout
-    assert "56 unchanged" in r.stdout  # 7 namespaces × 8 objects
+    assert "56 unchanged" in r.stdout  # 7 namespaces, 8 objects each
     assert "nothing was written" in r.stdout
 
 

@@ -163,7 +163,7 @@ def test_resume_after_failure(seeded: tuple[ApiServer, Path, SeedInfo],
 
 def test_restore_database_argument_and_selection(seeded: tuple[ApiServer, Path, SeedInfo],
                                                  tmp_path: Path) -> None:
-    srv, kc, info = seeded
+    _srv, kc, _info = seeded
     bundle = backup(kc, tmp_path / "b.tar.gz")
     r = cli("restore", "database", str(bundle), "--yes", "--kubeconfig", str(kc), "-o", "json")
     assert r.code == 0, r.stderr
@@ -211,7 +211,7 @@ def test_preflight_permissions_stop_before_writing(seeded: tuple[ApiServer, Path
 
 def test_confirmation_required_without_yes(seeded: tuple[ApiServer, Path, SeedInfo],
                                            tmp_path: Path) -> None:
-    srv, kc, info = seeded
+    srv, kc, _info = seeded
     bundle = backup(kc, tmp_path / "b.tar.gz")
     srv.clear_requests()
     r = cli("restore", str(bundle), "--kubeconfig", str(kc))
@@ -224,7 +224,7 @@ def test_confirmation_required_without_yes(seeded: tuple[ApiServer, Path, SeedIn
 
 def test_corrupt_bundle_fails_preflight(seeded: tuple[ApiServer, Path, SeedInfo],
                                         tmp_path: Path) -> None:
-    srv, kc, info = seeded
+    srv, kc, _info = seeded
     bundle = backup(kc, tmp_path / "b.tar.gz")
     tampered = tmp_path / "t.tar.gz"
     with tarfile.open(bundle) as src, tarfile.open(tampered, "w:gz") as dst:

@@ -91,7 +91,7 @@ def seeded(apiserver: ApiServer, tmp_path: Path) -> tuple[ApiServer, Path, Path]
 
 def test_helm_values_from_bundle_and_live(seeded: tuple[ApiServer, Path, Path],
                                           tmp_path: Path) -> None:
-    srv, kc, bundle = seeded
+    _srv, kc, bundle = seeded
     for release in ("runai-backend", "runai-cluster"):
         r = cli("helm", "values", str(bundle), "--release", release)
         assert r.code == 0, r.stderr

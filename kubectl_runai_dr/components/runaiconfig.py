@@ -94,16 +94,20 @@ def chart_set_keys(spec: dict[str, Any], chart_values: dict[str, Any]) -> list[s
     """Spec keys that the cluster chart's values also set: a helm upgrade of the cluster
     overwrites them, so they belong in the helm values as well.
 
-    The cluster chart renders RunaiConfig's spec from its values under the same paths, so a
-    spec leaf is chart-set when the values hold that path (or a parent of it as a leaf).
+    The cluster chart renders RunaiConfig's spec from its values, either under the same
+    paths (``global.*``) or under ``spec.*``; a spec leaf is chart-set when the values hold
+    that path (or a parent of it as a leaf, or children of it).
     """
     values_leaves = leaf_paths(chart_values)
     out = []
     for path in sorted(leaf_paths(spec)):
-        parts = path.split(".")
-        prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
-        if prefixes & values_leaves or any(v.startswith(path + ".") for v in values_leaves):
-            out.append(path)
+        for candidate in (path, f"spec.{path}"):
+            parts = candidate.split(".")
+            prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+            if prefixes & values_leaves or any(v.startswith(candidate + ".")
+                                               for v in values_leaves):
+                out.append(path)
+                break
     return out
 
 
