@@ -20,6 +20,9 @@ class ExitCode(IntEnum):
     INVALID_BUNDLE = 4  # verify found a corrupt, truncated or tampered bundle
     CLUSTER_UNREACHABLE = 5  # kubeconfig, context, connection or authentication problem
     FORBIDDEN = 6  # the API server refused a request (RBAC)
+    # `status` (monitoring): distinct from 1 so "status itself failed" stays recognisable.
+    STATUS_WARNING = 7  # status found warnings only (recovery would be harder or partial)
+    STATUS_CRITICAL = 8  # status found a critical problem (no recent backup, stuck release, ...)
     ABORTED = 130  # interrupted (Ctrl-C) or confirmation declined
 
 

@@ -32,7 +32,9 @@ from kubectl_runai_dr.errors import DrError
 
 FORMATS = ("table", "json", "yaml")
 STATUS_STYLE = {"ok": "green", "not present": "dim", "skipped": "dim", "failed": "bold red",
-                "complete": "green", "partial": "bold red", "warning": "yellow"}
+                "complete": "green", "partial": "bold red", "warning": "yellow",
+                "critical": "bold red", "info": "cyan", "yes": "green", "no": "bold red",
+                "unknown": "yellow", "n/a": "dim"}
 
 
 def consoles(no_color: bool) -> tuple[Console, Console]:
@@ -108,6 +110,12 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str
     for row in rows:
         t.add_row(*row)
     return t
+
+
+def section(console: Console, title: str) -> None:
+    """A titled section of a report: a blank line, then the title."""
+    console.print()
+    console.print(f"[bold underline]{escape(title)}[/]")
 
 
 def key_values(pairs: Sequence[tuple[str, str]]) -> Table:

@@ -10,6 +10,7 @@ from kubectl_runai_dr.cli.inspect import inspect
 from kubectl_runai_dr.cli.namespaces import namespaces
 from kubectl_runai_dr.cli.restore import restore
 from kubectl_runai_dr.cli.restore_database import restore_database
+from kubectl_runai_dr.cli.status import status
 from kubectl_runai_dr.cli.verify import verify
 from kubectl_runai_dr.cli.version import version
 
@@ -29,6 +30,7 @@ app.command()(restore)
 app.command()(namespaces)
 app.add_typer(helm_app, name="helm")
 app.command(name="restore-database")(restore_database)
+app.command()(status)
 app.command()(verify)
 app.command()(version)
 

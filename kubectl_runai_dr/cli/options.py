@@ -55,14 +55,14 @@ ControlPlaneRelease = Annotated[str, typer.Option(
     "--control-plane-release", help="Helm release of the control plane.",
     rich_help_panel=NAMES)]
 
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(text: str, *, flag: str = "--request-timeout") -> float | None:
-    """kubectl-style duration ("0", "30", "30s", "1m", "1h30m") in seconds; 0 → None."""
+    """kubectl-style duration ("0", "30", "30s", "1m", "1h30m", "2d") in seconds; 0 → None."""
     text = text.strip()
     total = 0.0
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?", text)
     if not text or "".join(a + b for a, b in parts) != text:
         raise UsageError(f'invalid {flag} "{text}"',
                          hint='use a number of seconds or a duration such as "30s" or "2m"')

@@ -327,9 +327,12 @@ class Kube:
         return None
 
     def can_i(self, verb: str, res: Resource, namespace: str | None = None,
-              name: str | None = None) -> tuple[bool, str]:
-        """SelfSubjectAccessReview: may the current user do this? (allowed, reason)."""
+              name: str | None = None, subresource: str | None = None) -> tuple[bool, str]:
+        """SelfSubjectAccessReview: may the current user do this? (allowed, reason).
+        ``subresource``: e.g. ``exec`` for ``create pods/exec``."""
         attrs: dict[str, Any] = {"verb": verb, "group": res.group, "resource": res.plural}
+        if subresource:
+            attrs["subresource"] = subresource
         if namespace:
             attrs["namespace"] = namespace
         if name:

@@ -1,0 +1,209 @@
+"""What each command and step needs from the API server, as data (pure).
+
+One table serves two readers: `status` asks the API server about every entry
+(SelfSubjectAccessReview) so a missing permission shows up before a disaster, and
+``scripts/permissions-table.py`` prints the README's permission table from it.
+
+Namespaces are written as scopes, resolved against the installation's names:
+``control-plane`` (runai-backend), ``cluster`` (runai), ``all`` (every namespace: a
+cluster-wide list, or objects in project namespaces) and ``cluster-scoped`` (objects
+that have no namespace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from kubectl_runai_dr.model import Names
+
+CONTROL_PLANE = "control-plane"
+CLUSTER = "cluster"
+ALL = "all"
+CLUSTER_SCOPED = "cluster-scoped"
+SCOPES = (CONTROL_PLANE, CLUSTER, ALL, CLUSTER_SCOPED)
+
+CORE = ""
+APPS = "apps"
+RBAC = "rbac.authorization.k8s.io"
+RUNAI = "run.ai"
+SNAPSHOT = "snapshot.storage.k8s.io"
+
+
+@dataclass(frozen=True)
+class Need:
+    """One permission: ``verb`` on ``resource`` (plural, ``pods/exec`` for a subresource)
+    of API ``group`` in ``scope``."""
+
+    verb: str
+    group: str
+    resource: str
+    scope: str
+
+    @property
+    def plural(self) -> str:
+        return self.resource.split("/", 1)[0]
+
+    @property
+    def subresource(self) -> str | None:
+        parts = self.resource.split("/", 1)
+        return parts[1] if len(parts) == 2 else None
+
+    @property
+    def group_resource(self) -> str:
+        """``rolebindings.rbac.authorization.k8s.io``, ``pods/exec`` for the core group."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+
+@dataclass(frozen=True)
+class StepPermissions:
+    command: str
+    step: str
+    needs: tuple[Need, ...]
+    note: str = ""
+    optional: bool = False  # runs only with a flag: a missing permission is a warning
+    control_plane: bool = False  # only where the control plane is installed
+
+
+def _n(verb: str, group: str, resource: str, scope: str) -> Need:
+    if scope not in SCOPES:
+        raise ValueError(scope)
+    return Need(verb, group, resource, scope)
+
+
+def _helm_storage(scope: str, *, write: bool) -> tuple[Need, ...]:
+    """helm 3 keeps each release revision in a Secret (default) or a ConfigMap."""
+    needs = [_n("list", CORE, "secrets", scope), _n("list", CORE, "configmaps", scope)]
+    if write:
+        needs.append(_n("create", CORE, "secrets", scope))
+    return tuple(needs)
+
+
+_DATABASE_POD = (_n("get", APPS, "statefulsets", CONTROL_PLANE),
+                 _n("list", CORE, "pods", CONTROL_PLANE),
+                 _n("create", CORE, "pods/exec", CONTROL_PLANE))
+
+PERMISSIONS: tuple[StepPermissions, ...] = (
+    # -- backup: reads, plus exec for pg_dump and the last-backup record -----------------------
+    StepPermissions("backup", "runaiconfig", (_n("get", RUNAI, "runaiconfigs", CLUSTER),)),
+    StepPermissions("backup", "helm-control-plane", _helm_storage(CONTROL_PLANE, write=False),
+                    control_plane=True),
+    StepPermissions("backup", "helm-cluster", _helm_storage(CLUSTER, write=False)),
+    StepPermissions("backup", "templates", (_n("list", CORE, "configmaps", CLUSTER),)),
+    StepPermissions("backup", "projects", (
+        _n("list", RUNAI, "projects", CLUSTER_SCOPED),
+        _n("list", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("list", RBAC, "rolebindings", ALL))),
+    StepPermissions("backup", "secrets", (
+        _n("get", CORE, "secrets", CLUSTER),
+        _n("list", CORE, "secrets", CLUSTER),
+        _n("list", CORE, "secrets", ALL)), note="only with --include-secrets", optional=True),
+    StepPermissions("backup", "database", _DATABASE_POD, control_plane=True),
+    StepPermissions("backup", "snapshots", (
+        _n("list", SNAPSHOT, "volumesnapshotclasses", CLUSTER_SCOPED),
+        _n("get", CORE, "persistentvolumeclaims", CONTROL_PLANE),
+        _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE)), note="only with --snapshots",
+        optional=True, control_plane=True),
+    StepPermissions("backup", "record", (
+        _n("get", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("patch", CORE, "configmaps", CONTROL_PLANE),
+        _n("create", CORE, "configmaps", CONTROL_PLANE)),
+        note="on a SaaS cluster: in the cluster namespace; skipped with --no-record"),
+    # -- restore: writes -----------------------------------------------------------------------
+    StepPermissions("restore", "preflight", (
+        _n("create", "authorization.k8s.io", "selfsubjectaccessreviews", CLUSTER_SCOPED),
+        _n("get", CORE, "namespaces", CLUSTER_SCOPED))),
+    StepPermissions("restore", "volumes", (
+        _n("get", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
+        _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
+        _n("create", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED),
+        _n("create", CORE, "persistentvolumeclaims", CONTROL_PLANE)), control_plane=True),
+    StepPermissions("restore", "control-plane", (
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
+        *_helm_storage(CONTROL_PLANE, write=True)),
+        note="helm install also creates every object of the chart", control_plane=True),
+    StepPermissions("restore", "database", _DATABASE_POD, control_plane=True),
+    StepPermissions("restore", "cluster", (
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
+        *_helm_storage(CLUSTER, write=True)),
+        note="helm install also creates every object of the chart"),
+    StepPermissions("restore", "runaiconfig", (
+        _n("get", RUNAI, "runaiconfigs", CLUSTER),
+        _n("create", RUNAI, "runaiconfigs", CLUSTER),
+        _n("patch", RUNAI, "runaiconfigs", CLUSTER))),
+    StepPermissions("restore", "templates", (
+        _n("list", CORE, "configmaps", CLUSTER),
+        _n("create", CORE, "configmaps", CLUSTER))),
+    StepPermissions("restore", "namespaces", (
+        _n("list", RUNAI, "projects", CLUSTER_SCOPED),
+        _n("list", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("list", RBAC, "rolebindings", ALL),
+        _n("create", RBAC, "rolebindings", ALL),
+        _n("list", RBAC, "clusterroles", CLUSTER_SCOPED)),
+        note="--existing update also needs patch on namespaces and rolebindings"),
+    # -- status: reads only (and exec for the database's version and sizes) ----------------------
+    StepPermissions("status", "status", (
+        _n("list", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("list", CORE, "secrets", CONTROL_PLANE),
+        _n("list", CORE, "secrets", CLUSTER),
+        *_DATABASE_POD,
+        _n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
+        _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
+        _n("list", SNAPSHOT, "volumesnapshotclasses", CLUSTER_SCOPED),
+        _n("list", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
+        _n("get", RUNAI, "runaiconfigs", CLUSTER),
+        _n("list", RUNAI, "projects", CLUSTER_SCOPED),
+        _n("list", RBAC, "rolebindings", ALL),
+        _n("list", CORE, "configmaps", CLUSTER),
+        _n("get", CORE, "configmaps", CONTROL_PLANE))),
+)
+COMMANDS: tuple[str, ...] = tuple(dict.fromkeys(s.command for s in PERMISSIONS))
+
+
+def steps(commands: Sequence[str] = ()) -> list[StepPermissions]:
+    """The entries of ``commands`` (all when empty), in table order."""
+    unknown = sorted(set(commands) - set(COMMANDS))
+    if unknown:
+        raise ValueError(f"unknown command(s): {', '.join(unknown)}")
+    return [s for s in PERMISSIONS if not commands or s.command in commands]
+
+
+def namespace_of(scope: str, names: Names) -> str | None:
+    """The namespace to ask about (None: cluster-wide or cluster-scoped)."""
+    if scope == CONTROL_PLANE:
+        return names.control_plane_namespace
+    if scope == CLUSTER:
+        return names.cluster_namespace
+    if scope in (ALL, CLUSTER_SCOPED):
+        return None
+    raise ValueError(scope)
+
+
+def scope_text(scope: str, names: Names) -> str:
+    """How a scope reads in a table: a namespace, "(all namespaces)", "(cluster)"."""
+    ns = namespace_of(scope, names)
+    if ns is not None:
+        return ns
+    return "(all namespaces)" if scope == ALL else "(cluster)"
+
+
+def checks(commands: Sequence[str], names: Names) -> Iterator[tuple[StepPermissions, Need,
+                                                                    str | None]]:
+    """Every (step, need, namespace) to ask about, for ``commands``."""
+    for step in steps(commands):
+        for need in step.needs:
+            yield step, need, namespace_of(need.scope, names)
+
+
+def markdown_table(names: Names | None = None) -> str:
+    """The README's table: one row per command, step and permission."""
+    names = names or Names()
+    lines = ["| command | step | verb | resource | namespace | note |",
+             "|---|---|---|---|---|---|"]
+    for step in PERMISSIONS:
+        for i, need in enumerate(step.needs):
+            note = step.note if i == 0 else ""
+            lines.append(f"| `{step.command}` | {step.step} | {need.verb} | "
+                         f"`{need.group_resource}` | {scope_text(need.scope, names)} | {note} |")
+    return "\n".join(lines) + "\n"
