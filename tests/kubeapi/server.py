@@ -100,7 +100,8 @@ class DenyRule:
             "/" not in self.resource and resource.split("/")[0] == self.resource and self.resource + "/*" == resource
         ):
             return False
-        return self.namespace is None or self.namespace == namespace
+        # namespace None: everywhere; "": only requests at the cluster scope (all namespaces, cluster objects)
+        return self.namespace is None or (self.namespace or None) == (namespace or None)
 
 
 @dataclass
@@ -331,6 +332,8 @@ class ApiServer:
 
     def deny(self, *, verb: str, resource: str, group: str = "", namespace: str | None = None,
              user: str | None = None) -> DenyRule:
+        """Forbid `verb` on `resource` ("pods/exec" for a subresource, "*" for any) in `group`.
+        namespace=None: everywhere; "": only at the cluster scope; user=None: every user."""
         r = DenyRule(verb, resource, group, namespace, user)
         self.deny_rules.append(r)
         return r
@@ -787,7 +790,14 @@ class ApiServer:
         if not body:
             raise ApiError(400, "the body of the request was empty")  # like "Object 'Kind' is missing in ''"
         try:
-            if ctype in ("application/yaml", "application/apply-patch+yaml"):
+            if ctype == "application/vnd.kubernetes.protobuf":
+                from .protobuf import ProtobufError, decode
+
+                try:
+                    obj = decode(body)
+                except ProtobufError as e:
+                    raise ApiError(415, f"the body of the request could not be decoded: {e}") from e
+            elif ctype in ("application/yaml", "application/apply-patch+yaml"):
                 obj = yaml.safe_load(body)
             elif ctype in ("application/json", "", "text/plain", "application/octet-stream"):
                 obj = json.loads(body)

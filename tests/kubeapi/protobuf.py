@@ -1,0 +1,152 @@
+"""Decoding of the Kubernetes protobuf encoding for the types clients send that way.
+
+client-go typed clients (helm's release storage among them) write Secrets and ConfigMaps as
+`application/vnd.kubernetes.protobuf`: the magic b"k8s\\x00", then a runtime.Unknown envelope holding
+the TypeMeta and the raw message. Only the messages needed here are decoded (field numbers from
+k8s.io/api/core/v1/generated.proto and apimachinery's meta/v1)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+from typing import Any
+
+MAGIC = b"k8s\x00"
+
+
+class ProtobufError(ValueError):
+    pass
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if i >= len(buf):
+            raise ProtobufError("truncated varint")
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def fields(buf: bytes) -> list[tuple[int, int | bytes]]:
+    out: list[tuple[int, int | bytes]] = []
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _varint(buf, i)
+            out.append((num, v))
+        elif wt == 2:
+            n, i = _varint(buf, i)
+            out.append((num, buf[i:i + n]))
+            i += n
+        elif wt == 1:
+            out.append((num, int.from_bytes(buf[i:i + 8], "little")))
+            i += 8
+        elif wt == 5:
+            out.append((num, int.from_bytes(buf[i:i + 4], "little")))
+            i += 4
+        else:
+            raise ProtobufError(f"unsupported wire type {wt}")
+    return out
+
+
+def _s(v: int | bytes) -> str:
+    assert isinstance(v, bytes)
+    return v.decode()
+
+
+def _map(entries: list[bytes], value_bytes: bool = False) -> dict[str, str]:
+    out = {}
+    for e in entries:
+        k, val = "", b""
+        for n, v in fields(e):
+            if n == 1:
+                k = _s(v)
+            elif n == 2:
+                val = v  # type: ignore[assignment]
+        out[k] = base64.b64encode(val).decode() if value_bytes else val.decode()
+    return out
+
+
+def _time(b: bytes) -> str:
+    secs = 0
+    for n, v in fields(b):
+        if n == 1:
+            secs = int(v)  # type: ignore[arg-type]
+    return _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _grouped(buf: bytes) -> dict[int, list[int | bytes]]:
+    g: dict[int, list[int | bytes]] = {}
+    for n, v in fields(buf):
+        g.setdefault(n, []).append(v)
+    return g
+
+
+def object_meta(buf: bytes) -> dict[str, Any]:
+    g = _grouped(buf)
+    md: dict[str, Any] = {}
+    for num, key in ((1, "name"), (2, "generateName"), (3, "namespace"), (5, "uid"), (6, "resourceVersion")):
+        if num in g and g[num][-1]:
+            md[key] = _s(g[num][-1])
+    if 7 in g and g[7][-1]:
+        md["generation"] = g[7][-1]
+    if 8 in g and fields(g[8][-1]):  # type: ignore[arg-type]
+        md["creationTimestamp"] = _time(g[8][-1])  # type: ignore[arg-type]
+    if 11 in g:
+        md["labels"] = _map(g[11])  # type: ignore[arg-type]
+    if 12 in g:
+        md["annotations"] = _map(g[12])  # type: ignore[arg-type]
+    if 14 in g:
+        md["finalizers"] = [_s(v) for v in g[14]]
+    return md
+
+
+def _secret(buf: bytes) -> dict[str, Any]:
+    g = _grouped(buf)
+    obj: dict[str, Any] = {"metadata": object_meta(g[1][-1]) if 1 in g else {}}  # type: ignore[arg-type]
+    if 2 in g:
+        obj["data"] = _map(g[2], value_bytes=True)  # type: ignore[arg-type]
+    if 3 in g:
+        obj["type"] = _s(g[3][-1])
+    if 4 in g:
+        obj["stringData"] = _map(g[4])  # type: ignore[arg-type]
+    if 5 in g:
+        obj["immutable"] = bool(g[5][-1])
+    return obj
+
+
+def _configmap(buf: bytes) -> dict[str, Any]:
+    g = _grouped(buf)
+    obj: dict[str, Any] = {"metadata": object_meta(g[1][-1]) if 1 in g else {}}  # type: ignore[arg-type]
+    if 2 in g:
+        obj["data"] = _map(g[2])  # type: ignore[arg-type]
+    if 3 in g:
+        obj["binaryData"] = _map(g[3], value_bytes=True)  # type: ignore[arg-type]
+    if 4 in g:
+        obj["immutable"] = bool(g[4][-1])
+    return obj
+
+
+DECODERS = {("v1", "Secret"): _secret, ("v1", "ConfigMap"): _configmap}
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """An object from a protobuf-encoded request body; ProtobufError if the type is not supported."""
+    if not body.startswith(MAGIC):
+        raise ProtobufError("missing the k8s protobuf magic prefix")
+    env = _grouped(body[len(MAGIC):])
+    tm = _grouped(env[1][-1]) if 1 in env else {}  # type: ignore[arg-type]
+    api_version = _s(tm[1][-1]) if 1 in tm else ""
+    kind = _s(tm[2][-1]) if 2 in tm else ""
+    raw = env.get(2, [b""])[-1]
+    dec = DECODERS.get((api_version, kind))
+    if dec is None:
+        raise ProtobufError(f"protobuf decoding of {api_version} {kind} is not implemented by this test server")
+    obj = dec(raw)  # type: ignore[arg-type]
+    return {"apiVersion": api_version, "kind": kind, **obj}
