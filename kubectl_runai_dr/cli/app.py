@@ -8,8 +8,10 @@ from kubectl_runai_dr.cli.backup import backup
 from kubectl_runai_dr.cli.helm import helm_app
 from kubectl_runai_dr.cli.inspect import inspect
 from kubectl_runai_dr.cli.namespaces import namespaces
+from kubectl_runai_dr.cli.protect import protect
 from kubectl_runai_dr.cli.restore import restore
 from kubectl_runai_dr.cli.restore_database import restore_database
+from kubectl_runai_dr.cli.snapshot import snapshot_app
 from kubectl_runai_dr.cli.status import status
 from kubectl_runai_dr.cli.verify import verify
 from kubectl_runai_dr.cli.version import version
@@ -30,6 +32,8 @@ app.command()(restore)
 app.command()(namespaces)
 app.add_typer(helm_app, name="helm")
 app.command(name="restore-database")(restore_database)
+app.add_typer(snapshot_app, name="snapshot")
+app.command()(protect)
 app.command()(status)
 app.command()(verify)
 app.command()(version)

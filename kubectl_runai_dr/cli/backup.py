@@ -30,6 +30,16 @@ def backup(
     no_database: Annotated[bool, typer.Option(
         "--no-database", help="Leave the database out (same as --skip database).",
         rich_help_panel="Bundle")] = False,
+    snapshots: Annotated[bool, typer.Option(
+        "--snapshots", help="Also take CSI VolumeSnapshots of the database, metrics and queue "
+        "volumes (component `snapshots`, skipped without this flag) and record them.",
+        rich_help_panel="Bundle")] = False,
+    snapshot_class: Annotated[str | None, typer.Option(
+        "--snapshot-class", help="VolumeSnapshotClass for --snapshots (default: the "
+        "driver's default class).", rich_help_panel="Bundle")] = None,
+    snapshot_timeout: Annotated[str, typer.Option(
+        "--snapshot-timeout", help="How long to wait for the snapshots to be ready.",
+        rich_help_panel="Bundle")] = "10m",
     db_mode: d.DbMode = "pod",
     db_namespace: d.DbNamespace = None,
     db_pod: d.DbPod = None,
@@ -84,6 +94,13 @@ def backup(
                              component_options=d.component_options(
                                  db_mode, db_namespace, db_pod, db_container, db_host, db_port,
                                  db_user, db_name, db_password_env))
+        if snapshots or "snapshots" in (components or ()):
+            from kubectl_runai_dr.components.volumes import SnapshotOptions
+
+            opts.component_options.update(SnapshotOptions(
+                snapshot_class=snapshot_class,
+                timeout=o.parse_duration(snapshot_timeout, flag="--snapshot-timeout") or 600.0,
+            ).to_component_options())
         kube = common.connect()
         progress = render.RichProgress(err)
         try:

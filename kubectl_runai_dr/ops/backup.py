@@ -27,6 +27,8 @@ REGISTRY: dict[str, str] = {
     "projects": "kubectl_runai_dr.components.projects:backup",
     "secrets": "kubectl_runai_dr.components.secrets:backup",
     "database": "kubectl_runai_dr.components.database:backup",
+    # skipped unless enabled (backup --snapshots): it creates objects in the cluster
+    "snapshots": "kubectl_runai_dr.components.volumes:backup",
 }
 
 

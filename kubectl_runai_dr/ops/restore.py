@@ -20,6 +20,7 @@ from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.components.restore_base import (
     Existing,
+    ObjectResult,
     Outcome,
     RestoreContext,
     RestoreSettings,
@@ -265,9 +266,15 @@ def _run_external(name: str, ctx: RestoreContext, step: StepResult) -> None:
         step.hint = "use a build of kubectl runai-dr that has it, or --skip " + name
         return
     opts = ctx.settings.extra.get(name)
+    if opts is None and name == "volumes":
+        opts = ctx.settings  # the volumes step takes dry_run and names from the settings
     out = fn(ctx.kube, ctx.bundle, opts, ctx.progress)
+    for obj in getattr(out, "objects", None) or []:
+        if isinstance(obj, ObjectResult):
+            step.add(obj)
     status = getattr(out, "status", None)
-    if status is not None and getattr(status, "value", status) == "failed":
+    if status is not None and getattr(status, "value", status) == "failed" \
+            and not step.failed:
         step.error = str(getattr(out, "reason", "") or f"{name} restore failed")
     for w in getattr(out, "warnings", None) or []:
         step.warn(str(w))

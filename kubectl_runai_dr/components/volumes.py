@@ -1,0 +1,405 @@
+"""CSI VolumeSnapshots of the database, metrics and queue volumes; list, prune, protect.
+
+``take_snapshots`` finds the claims (the inventory's names, old and new, plus ``--pvc``),
+checks everything before creating anything (snapshot CRDs served, each claim bound to a
+CSI volume, a VolumeSnapshotClass for each driver), runs ``CHECKPOINT`` in the database
+pod right before the database snapshot, creates the tool's labelled VolumeSnapshots and
+waits for ``readyToUse``. The records it returns go into the bundle
+(``volumes/snapshots.json``) through the ``snapshots`` backup component.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from kubectl_runai_dr.bundle import layout
+from kubectl_runai_dr.bundle.manifest import utc_stamp
+from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
+from kubectl_runai_dr.errors import ComponentError, DrError, UsageError
+from kubectl_runai_dr.kube.resources import (
+    PODS,
+    PVCS,
+    PVS,
+    VOLUMESNAPSHOTCLASSES,
+    VOLUMESNAPSHOTCONTENTS,
+    VOLUMESNAPSHOTS,
+)
+from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.plan import database as db
+from kubectl_runai_dr.plan import volumes as p
+
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_POLL = 2.0
+
+
+@dataclass(frozen=True)
+class SnapshotOptions:
+    pvcs: tuple[str, ...] = ()  # --pvc NAME or NAMESPACE/NAME (added to the documented ones)
+    only_pvcs: bool = False  # --only-pvc: the --pvc claims alone
+    snapshot_class: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    poll: float = DEFAULT_POLL
+    checkpoint: bool = True
+
+    @classmethod
+    def from_component_options(cls, options: Mapping[str, Any]) -> SnapshotOptions:
+        return cls(pvcs=tuple(options.get("snapshot_pvcs") or ()),
+                   only_pvcs=bool(options.get("snapshot_only_pvcs")),
+                   snapshot_class=options.get("snapshot_class") or None,
+                   timeout=float(options.get("snapshot_timeout") or DEFAULT_TIMEOUT),
+                   poll=float(options.get("snapshot_poll") or DEFAULT_POLL),
+                   checkpoint=options.get("snapshot_checkpoint", True) is not False)
+
+    def to_component_options(self) -> dict[str, Any]:
+        return {"snapshots": True, "snapshot_pvcs": list(self.pvcs),
+                "snapshot_only_pvcs": self.only_pvcs, "snapshot_class": self.snapshot_class,
+                "snapshot_timeout": self.timeout, "snapshot_poll": self.poll,
+                "snapshot_checkpoint": self.checkpoint}
+
+
+@dataclass
+class SnapshotRun:
+    """What one snapshot run made: the records for the bundle, and what to tell the user."""
+
+    backup_id: str
+    created_at: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    reason: str = ""  # why there is nothing to snapshot (records empty)
+    checkpoint: str = ""  # "ok", "skipped: ..." or "failed: ..."
+
+    def document(self) -> dict[str, Any]:
+        return p.records_document(self.records, self.backup_id, self.created_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.document(), "warnings": list(self.warnings),
+                **({"reason": self.reason} if self.reason else {}),
+                **({"checkpoint": self.checkpoint} if self.checkpoint else {})}
+
+
+# -- preflight -----------------------------------------------------------------------------------
+def require_snapshot_api(kube: Any) -> None:
+    """The three snapshot.storage.k8s.io/v1 resources must be served."""
+    missing = []
+    versions = kube.group_versions(p.SNAPSHOT_GROUP)
+    for res in (VOLUMESNAPSHOTS, VOLUMESNAPSHOTCONTENTS, VOLUMESNAPSHOTCLASSES):
+        served = kube.served(res) if "v1" in versions else None
+        if served is None or served.version != "v1":
+            missing.append(res.group_resource)
+    if missing:
+        older = (f" (the server has only {', '.join(versions)})" if versions else "")
+        raise ComponentError(
+            f"the cluster does not serve the CSI snapshot API {p.SNAPSHOT_API}: "
+            f"{', '.join(missing)} missing{older}",
+            hint=p.INSTALL_SNAPSHOTTER_HINT)
+
+
+def find_claims(kube: Any, names: Names, opts: SnapshotOptions) -> list[p.Claim]:
+    """The claims to snapshot, each with its bound volume's driver and reclaim policy."""
+    ns = names.control_plane_namespace
+    listed = {str(c["metadata"]["name"]): c for c in kube.list(PVCS, namespace=ns)}
+    try:
+        refs = p.select_claims(listed, ns, extra=opts.pvcs, only_extra=opts.only_pvcs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    claims = []
+    for ref in refs:
+        pvc = listed.get(ref.name) if ref.namespace == ns else kube.get_or_none(
+            PVCS, ref.name, ref.namespace)
+        if pvc is None:
+            raise UsageError(f'claim "{ref.name}" not found in namespace "{ref.namespace}"',
+                             hint=f"check --pvc (`kubectl get pvc -n {ref.namespace}`)")
+        vol = (pvc.get("spec") or {}).get("volumeName")
+        pv = kube.get_or_none(PVS, vol) if vol else None
+        claims.append(p.claim_of(ref, pvc, pv))
+    return claims
+
+
+def snapshot_classes(kube: Any) -> list[p.SnapshotClass]:
+    return [p.SnapshotClass.of(c) for c in kube.list(VOLUMESNAPSHOTCLASSES)]
+
+
+def plan_classes(claims: Sequence[p.Claim], classes: Sequence[p.SnapshotClass],
+                 requested: str | None) -> dict[str, p.SnapshotClass]:
+    """claim label → class; every problem at once, as one error saying what to do."""
+    problems = [f"claim {c.label} {why}" for c in claims if (why := p.claim_problem(c))]
+    if problems:
+        raise ComponentError("cannot snapshot: " + "; ".join(problems),
+                             hint="snapshot only bound CSI volumes (leave others out of "
+                                  "--pvc); back the database up with pg_dump (`backup "
+                                  "database`) where its volume is not CSI")
+    chosen: dict[str, p.SnapshotClass] = {}
+    missing: list[str] = []
+    hints: list[str] = []
+    for c in claims:
+        try:
+            chosen[c.label] = p.choose_class(c.driver, classes, requested)
+        except p.NoClass as exc:
+            missing.append(f"claim {c.label}: {exc}")
+            hint = p.class_example(c.driver)
+            if hint not in hints:
+                hints.append(hint)
+    if missing:
+        raise ComponentError("no usable VolumeSnapshotClass: " + "; ".join(missing),
+                             hint="; ".join(hints))
+    return chosen
+
+
+# -- CHECKPOINT ------------------------------------------------------------------------------
+def checkpoint(kube: Any, claim: p.Claim) -> tuple[bool, str]:
+    """Run CHECKPOINT in the pod that mounts the database claim. (done, what happened);
+    a failure is reported, not raised: the snapshot stays crash-consistent without it."""
+    from kubectl_runai_dr.kube import exec as kexec
+
+    after = ("the snapshot is still crash-consistent (PostgreSQL replays its WAL when "
+             "started from it), only less recent")
+    pod = p.pod_for_claim(claim.name, kube.list(PODS, namespace=claim.namespace))
+    if pod is None:
+        return False, f"no pod mounts claim {claim.label}: CHECKPOINT skipped (the database "\
+                      "is not running, its volume is at rest)"
+    name = str(pod["metadata"]["name"])
+    problem = db.pod_problem(pod)
+    if problem:
+        return False, f'database pod "{name}" {problem}: CHECKPOINT skipped; {after}'
+    try:
+        container = db.choose_container(pod, None)
+        res = kexec.run(kube, claim.namespace, name, p.checkpoint_command(),
+                        container=container, timeout=300)
+    except (DrError, ValueError) as exc:
+        return False, f'CHECKPOINT in pod "{name}" failed: {exc}; {after}'
+    if not res.ok:
+        tail = res.stderr_tail.strip()[-500:] or "(no error output)"
+        return False, f'CHECKPOINT in pod "{name}" {res.describe()}: {tail}; {after}'
+    return True, f'CHECKPOINT done in pod "{name}" (container "{container}")'
+
+
+# -- snapshots -----------------------------------------------------------------------------
+def take_snapshots(kube: Any, names: Names, opts: SnapshotOptions,
+                   progress: Progress | None = None, *,
+                   now: datetime | None = None) -> SnapshotRun:
+    progress = progress or NullProgress()
+    now = now or datetime.now(timezone.utc)
+    run = SnapshotRun(backup_id=p.backup_id(now), created_at=utc_stamp(now))
+    claims = find_claims(kube, names, opts)
+    if not claims:
+        run.reason = (f'no Run:ai volume claims in namespace "{names.control_plane_namespace}" '
+                      "(database, Thanos receive, redis queue); name others with --pvc")
+        return run
+    require_snapshot_api(kube)
+    classes = plan_classes(claims, snapshot_classes(kube), opts.snapshot_class)
+    for cls in {c.name: c for c in classes.values()}.values():
+        if (w := p.class_warning(cls)) is not None:
+            run.warnings.append(w)
+    for c in claims:
+        if (w := p.reclaim_warning(c)) is not None:
+            run.warnings.append(w)
+    # The database first, right after its CHECKPOINT; then the others.
+    ordered = sorted(claims, key=lambda c: (p.ROLE_ORDER.get(c.role, 99), c.label))
+    created: list[tuple[p.Claim, dict[str, Any]]] = []
+    for claim in ordered:
+        if claim.role == "database":
+            if opts.checkpoint:
+                progress.update(description=f"CHECKPOINT before snapshot of {claim.label}")
+                done, what = checkpoint(kube, claim)
+                run.checkpoint = "ok" if done else what
+                if not done:
+                    run.warnings.append(what)
+            else:
+                run.checkpoint = "skipped (--no-checkpoint)"
+        vs = p.volume_snapshot(claim, classes[claim.label], run.backup_id)
+        progress.update(description=f"snapshot of {claim.label}")
+        created.append((claim, kube.create(VOLUMESNAPSHOTS, vs, namespace=claim.namespace)))
+    ready = wait_ready(kube, [vs for _, vs in created], timeout=opts.timeout, poll=opts.poll,
+                       progress=progress)
+    for claim, vs in created:
+        live = ready[(vs["metadata"]["namespace"], vs["metadata"]["name"])]
+        content_name = p.snapshot_state(live).content
+        vsc = kube.get_or_none(VOLUMESNAPSHOTCONTENTS, content_name) if content_name else None
+        record = p.snapshot_record(claim, classes[claim.label], live, vsc)
+        if not record["snapshotHandle"]:
+            raise ComponentError(
+                f'VolumeSnapshot "{record["volumeSnapshotName"]}" is ready but its content '
+                f'"{content_name}" has no snapshotHandle: it could not be restored elsewhere',
+                hint="check the CSI driver's snapshotter (`kubectl get volumesnapshotcontent "
+                     f"{content_name} -o yaml`)")
+        run.records.append(record)
+    return run
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def wait_ready(kube: Any, snapshots: Sequence[Mapping[str, Any]], *, timeout: float,
+               poll: float = DEFAULT_POLL, progress: Progress | None = None,
+               ) -> dict[tuple[str, str], dict[str, Any]]:
+    """Wait until every VolumeSnapshot is readyToUse. A ``status.error`` or the timeout is
+    a ComponentError naming each snapshot that did not make it (left in place)."""
+    progress = progress or NullProgress()
+    pending = [(str(s["metadata"]["namespace"]), str(s["metadata"]["name"])) for s in snapshots]
+    total = len(pending)
+    ready: dict[tuple[str, str], dict[str, Any]] = {}
+    failed: dict[tuple[str, str], str] = {}
+    deadline = time.monotonic() + timeout
+    delay = min(poll, 0.25)  # quick first looks (small volumes are ready at once), then poll
+    progress.update(description=f"waiting for {total} snapshot(s) to be ready",
+                    completed=0, total=total)
+    while pending:
+        for key in list(pending):
+            live = kube.get(VOLUMESNAPSHOTS, key[1], key[0])
+            state = p.snapshot_state(live)
+            if state.error:
+                failed[key] = state.error
+                pending.remove(key)
+            elif state.ready:
+                ready[key] = live
+                pending.remove(key)
+        progress.update(completed=len(ready) + len(failed),
+                        description=f"snapshots ready: {len(ready)}/{total}"
+                        + (f", failed: {len(failed)}" if failed else ""))
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(poll, delay * 2)
+    if failed or pending:
+        parts = [f'VolumeSnapshot "{n}" in namespace "{ns}" failed: {msg}'
+                 for (ns, n), msg in failed.items()]
+        parts += [f'VolumeSnapshot "{n}" in namespace "{ns}" not ready after '
+                  f"{_duration(timeout)}" for ns, n in pending]
+        hint = ("see `kubectl describe volumesnapshot -n NAMESPACE NAME` and the CSI "
+                "driver's snapshotter logs; ")
+        if pending:
+            hint += "a slow storage backend needs a longer --timeout; "
+        hint += ("the snapshots were left in place (`kubectl runai-dr snapshot prune` or "
+                 "kubectl delete removes them)")
+        raise ComponentError("; ".join(parts), hint=hint)
+    return ready
+
+
+# -- the backup component ------------------------------------------------------------------
+def backup(ctx: BackupContext, result: ComponentResult) -> None:
+    """Component ``snapshots``: skipped unless enabled (``backup --snapshots``)."""
+    if not ctx.options.get("snapshots"):
+        result.status = Status.SKIPPED
+        result.reason = "not selected (--snapshots takes CSI snapshots of the volumes)"
+        return
+    run = ctx.options.get("snapshot_run")
+    if not isinstance(run, SnapshotRun):
+        run = take_snapshots(ctx.kube, ctx.names,
+                             SnapshotOptions.from_component_options(ctx.options), ctx.progress)
+    result.warnings += run.warnings
+    if not run.records:
+        result.status = Status.NOT_PRESENT
+        result.reason = run.reason
+        return
+    ctx.out.write_json(layout.SNAPSHOTS, run.document())
+    result.files.append(layout.SNAPSHOTS)
+    result.objects = len(run.records)
+    result.details = {
+        "backupId": run.backup_id,
+        "checkpoint": run.checkpoint,
+        "snapshots": [{"name": r["volumeSnapshotName"], "namespace": r["namespace"],
+                       "claim": r["claim"]["name"], "restoreSize": r["restoreSize"],
+                       "deletionPolicy": r["deletionPolicy"]} for r in run.records],
+    }
+
+
+# -- list and prune ------------------------------------------------------------------------
+def list_snapshots(kube: Any) -> list[p.Listed]:
+    """The tool's VolumeSnapshots in every namespace, oldest first."""
+    require_snapshot_api(kube)
+    items = [p.listed(vs) for vs in kube.list(VOLUMESNAPSHOTS, label_selector=p.TOOL_SELECTOR)
+             if p.is_tools(vs)]
+    return sorted(items, key=p.sort_key)
+
+
+@dataclass
+class PruneOutcome:
+    decision: p.PruneDecision
+    dry_run: bool
+    deleted: list[p.Listed] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dryRun": self.dry_run,
+                "delete": [s.to_json() for s in self.decision.delete],
+                "keep": [s.to_json() for s in self.decision.keep],
+                "deleted": [f"{s.namespace}/{s.name}" for s in self.deleted],
+                "errors": list(self.errors)}
+
+
+def prune(kube: Any, keep: int, *, dry_run: bool = False) -> PruneOutcome:
+    """Delete the oldest of the tool's snapshots, keeping ``keep`` ready ones per claim.
+    What happens to the storage snapshot follows each content's deletionPolicy."""
+    try:
+        decision = p.prune_selection(list_snapshots(kube), keep)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    out = PruneOutcome(decision, dry_run)
+    if dry_run:
+        return out
+    for s in decision.delete:
+        try:
+            kube.delete(VOLUMESNAPSHOTS, s.name, namespace=s.namespace)
+            out.deleted.append(s)
+        except DrError as exc:
+            out.errors.append(f'VolumeSnapshot "{s.name}" in namespace "{s.namespace}": '
+                              f"{exc.message}")
+    return out
+
+
+# -- protect ---------------------------------------------------------------------------------
+@dataclass
+class ProtectOutcome:
+    volumes: list[p.Protection]
+    dry_run: bool
+    patched: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dryRun": self.dry_run,
+                "volumes": [{"volume": v.volume, "claim": v.claim, "reclaimPolicy": v.policy,
+                             "needsProtection": v.needed} for v in self.volumes],
+                "patched": list(self.patched), "errors": list(self.errors)}
+
+
+def protect(kube: Any, names: Names, *, extra: Sequence[str] = (),
+            dry_run: bool = False) -> ProtectOutcome:
+    """Set persistentVolumeReclaimPolicy Retain on the volumes of the control plane's
+    claims (every claim in its namespace, plus ``--pvc``) that have Delete."""
+    ns = names.control_plane_namespace
+    pvcs = list(kube.list(PVCS, namespace=ns))
+    for arg in extra:
+        try:
+            cns, name = p.parse_claim_arg(arg, ns)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        if cns == ns and any(c["metadata"]["name"] == name for c in pvcs):
+            continue
+        pvc = kube.get_or_none(PVCS, name, cns)
+        if pvc is None:
+            raise UsageError(f'claim "{name}" not found in namespace "{cns}"',
+                             hint=f"check --pvc (`kubectl get pvc -n {cns}`)")
+        pvcs.append(pvc)
+    pvs: dict[str, dict[str, Any]] = {}
+    for c in pvcs:
+        vol = (c.get("spec") or {}).get("volumeName")
+        if vol and vol not in pvs and (pv := kube.get_or_none(PVS, vol)) is not None:
+            pvs[vol] = pv
+    out = ProtectOutcome(p.protections(pvcs, pvs), dry_run)
+    if dry_run:
+        return out
+    for v in out.volumes:
+        if not v.needed:
+            continue
+        try:
+            kube.patch(PVS, v.volume, p.PROTECT_PATCH)
+            out.patched.append(v.volume)
+        except DrError as exc:
+            out.errors.append(f'PersistentVolume "{v.volume}" (claim {v.claim}): {exc.message}')
+    return out
