@@ -49,10 +49,11 @@ def _chart(tmp: Path, *, broken: bool = False) -> Path:
         "global": {"image": {"registry": "gcr.io/run-ai-prod"}, "nodeSelector": {}},
         "replicas": 1, "tolerations": [],
     }))
-    name = "Bad_Name" if broken else "{{ .Release.Name }}-settings"
-    (chart / "templates" / "cm.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-        f"  name: {name}\ndata:\n  url: {{{{ .Values.controlPlane.url | quote }}}}\n")
+    cm = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n"
+          "  url: {{{{ .Values.controlPlane.url | quote }}}}\n")
+    (chart / "templates" / "cm.yaml").write_text(cm.format(name="{{ .Release.Name }}-settings"))
+    if broken:  # the same objects plus one the API server refuses (invalid name)
+        (chart / "templates" / "bad.yaml").write_text(cm.format(name="Bad_Name"))
     return chart
 
 
