@@ -13,7 +13,6 @@ import pytest
 
 from kubectl_runai_dr.components.helm import decode_release_payload, encode_release_payload
 from kubectl_runai_dr.kube.client import ConnectOptions, connect
-from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.ops.backup import BackupOptions, run_backup
 from kubectl_runai_dr.ops.record import RECORD_NAME
 from tests.e2e import cli
@@ -137,6 +136,10 @@ def test_healthy_installation(seeded: tuple[ApiServer, Path], tmp_path: Path,
     execs = [r for r in srv.requests if r.path.endswith("/exec")]
     assert len(execs) == 1 and execs[0].path.endswith(f"/pods/{DB_POD}/exec")
     assert pg_server.password not in json.dumps(execs[0].query)
+    # Fetched once: no object or list read twice (discovery aside).
+    reads = [(r.path, json.dumps(r.query, sort_keys=True)) for r in srv.requests
+             if r.method == "GET" and not re.fullmatch(r"/apis/[^/]+(/[^/]+)?", r.path)]
+    assert len(reads) == len(set(reads)), sorted(x for x in reads if reads.count(x) > 1)
     ssars = [r for r in srv.requests if r.path == SSAR_PATH]
     asked = {(x["verb"], x["resource"], x.get("subresource", ""), x.get("namespace", ""))
              for x in (json.loads(r.body or b"{}")["spec"]["resourceAttributes"] for r in ssars)}
@@ -265,12 +268,15 @@ def test_ssar_not_permitted_leaves_permissions_unknown(seeded: tuple[ApiServer, 
     assert code == 8  # still no backup recorded
 
 
-def _add_revision(srv: ApiServer, release: str, ns: str, revision: int, status: str) -> None:
+def _add_revision(srv: ApiServer, release: str, ns: str, revision: int, status: str,
+                  config: dict[str, Any] | None = None) -> None:
     """A newer helm revision, stored as helm stores it (Secret driver)."""
     base = srv.get("v1", "Secret", f"sh.helm.release.v1.{release}.v4", ns)
     assert base is not None
     raw = decode_release_payload(base["data"]["release"], from_secret=True)
     raw["version"], raw["info"]["status"] = revision, status
+    if config is not None:
+        raw["config"] = config
     raw["info"]["description"] = "Upgrade failed: timed out waiting for the condition"
     raw["info"]["last_deployed"] = "2025-01-15T10:00:00.000000000Z"
     srv.seed({"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
@@ -373,6 +379,41 @@ def test_names_are_flags(seeded: tuple[ApiServer, Path]) -> None:
     code, doc, _ = status(kc, "--no-exec", "--control-plane-namespace", "elsewhere")
     assert doc["cluster"]["controlPlane"] is False
     assert doc["database"]["applicable"] is False
-    names = Names(control_plane_namespace="elsewhere")
-    assert names.cluster_namespace == doc["releases"]["releases"][1]["namespace"]
+    assert [r["namespace"] for r in doc["releases"]["releases"]] == ["elsewhere", CLUSTER_NS]
     assert code == 8  # no record where it is looked for
+
+
+def test_external_database_from_values(seeded: tuple[ApiServer, Path]) -> None:
+    srv, kc = seeded
+    retain_database_volume(srv)
+    write_record(srv, BACKEND_NS, age=timedelta(minutes=5))
+    _add_revision(srv, "runai-backend", BACKEND_NS, 5, "deployed", config={
+        "postgresql": {"enabled": False},
+        "global": {"postgresql": {"auth": {"host": "db.example.com", "port": 5433}}}})
+    srv.clear_requests()
+    code, doc, _ = status(kc)
+    assert code == 0, problems(doc)
+    db = doc["database"]
+    assert (db["externalHost"], db["externalPort"], db["pod"]) == ("db.example.com", 5433, "")
+    assert problems(doc, "info") == [
+        "database: the control plane uses an external database (db.example.com:5433)"]
+    assert not any(r.path.endswith("/exec") for r in srv.requests)
+    table = cli("status", "--kubeconfig", str(kc))
+    assert "external" in table.stdout and "db.example.com:5433" in table.stdout
+
+
+def test_without_the_snapshot_api(seeded: tuple[ApiServer, Path]) -> None:
+    srv, kc = seeded
+    for plural in ("volumesnapshots", "volumesnapshotcontents", "volumesnapshotclasses"):
+        assert srv.delete_object("apiextensions.k8s.io/v1", "CustomResourceDefinition",
+                                 f"{plural}.snapshot.storage.k8s.io")
+    retain_database_volume(srv)
+    write_record(srv, BACKEND_NS, age=timedelta(minutes=1))
+    code, doc, _ = status(kc, "--no-exec")
+    assert code == 0, problems(doc)
+    assert doc["volumes"]["snapshotCrds"] is False
+    assert all(c["snapshotClass"] is None and c["latestSnapshot"] is None
+               for c in doc["volumes"]["claims"])
+    assert problems(doc, "info") == [
+        "volumes: the volume snapshot API (snapshot.storage.k8s.io) is not installed: "
+        "volumes cannot be snapshotted"]

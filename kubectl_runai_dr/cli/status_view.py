@@ -116,6 +116,8 @@ def show_status(out: Console, doc: dict[str, Any]) -> None:
                       else "-")
             if v["snapshotCrds"] is False:
                 vsc = render.styled("n/a") + " (no snapshot API)"
+            elif v["snapshotCrds"] is None:
+                vsc = render.styled("unknown")
             else:
                 vsc = (_e(cl["snapshotClass"]) if cl["snapshotClass"]
                        else "[yellow]none[/]")

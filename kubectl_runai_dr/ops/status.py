@@ -203,23 +203,27 @@ class _Collector:
             claims = {str(c["metadata"]["name"]): c
                       for c in self.kube.list(r.PVCS, namespace=ns)}
         snapshots: list[dict[str, Any]] = []
+        classes_res: r.Resource | None = None
         with _section(v.errors):
             classes_res = self.kube.served(r.VOLUMESNAPSHOTCLASSES)
-            v.snapshot_crds = classes_res is not None
-            if classes_res is not None:
+            if classes_res is None:
+                v.snapshot_crds = False
+            else:
                 for vsc in self.kube.list(classes_res):
                     meta = vsc.get("metadata") or {}
                     default = (meta.get("annotations") or {}).get(DEFAULT_SNAPSHOT_CLASS)
                     v.snapshot_classes.append({"name": str(meta.get("name", "")),
                                                "driver": str(vsc.get("driver", "")),
                                                "default": "yes" if default == "true" else ""})
-        if v.snapshot_crds:
+                v.snapshot_crds = True  # only once the classes are known
+        if classes_res is not None:
             with _section(v.errors):
-                snaps_res = self.kube.served(r.VOLUMESNAPSHOTS)
-                if snaps_res is not None:
-                    selector = ",".join(f"{k}={val}" for k, val in MANAGED_BY.items())
-                    snapshots = list(self.kube.list(snaps_res, namespace=ns,
-                                                    label_selector=selector))
+                # same group and version as the classes (one discovery, not two)
+                snaps_res = dataclasses.replace(r.VOLUMESNAPSHOTS,
+                                                version=classes_res.version)
+                selector = ",".join(f"{k}={val}" for k, val in MANAGED_BY.items())
+                snapshots = list(self.kube.list(snaps_res, namespace=ns,
+                                                label_selector=selector))
         for role, candidates in s.CLAIMS:
             present = [n for n in candidates if claims is not None and n in claims]
             name = present[0] if present else candidates[0]
