@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -131,7 +130,7 @@ def test_saas_cluster_has_no_control_plane(apiserver: ApiServer, tmp_path: Path)
 
 def test_forbidden_component_gives_partial_bundle(seeded: tuple[ApiServer, Path],
                                                   tmp_path: Path) -> None:
-    srv, kc = seeded
+    srv, _kc = seeded
     srv.add_user("limited-token", "limited")
     srv.deny(verb="list", resource="configmaps", namespace="runai", user="limited")
     kc2 = srv.write_kubeconfig(tmp_path / "kc2", token="limited-token")
@@ -150,7 +149,7 @@ def test_forbidden_component_gives_partial_bundle(seeded: tuple[ApiServer, Path]
 
 def test_rolebindings_fall_back_to_per_namespace_lists(seeded: tuple[ApiServer, Path],
                                                        tmp_path: Path) -> None:
-    srv, kc = seeded
+    srv, _kc = seeded
     srv.add_user("ns-token", "ns-admin")
     srv.deny(verb="list", resource="rolebindings", group="rbac.authorization.k8s.io",
              namespace="", user="ns-admin")  # "" = at cluster scope only
@@ -223,7 +222,7 @@ def test_bad_credentials_and_unknown_context(seeded: tuple[ApiServer, Path],
 
 def test_kubeconfig_env_with_several_files(seeded: tuple[ApiServer, Path],
                                            tmp_path: Path) -> None:
-    srv, kc = seeded
+    _srv, kc = seeded
     other = tmp_path / "other"
     other.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config",
@@ -255,7 +254,7 @@ def test_never_overwrites_and_default_name(seeded: tuple[ApiServer, Path],
 
 def test_include_secrets_and_inspect_never_prints_them(seeded: tuple[ApiServer, Path],
                                                        tmp_path: Path) -> None:
-    srv, kc = seeded
+    _srv, kc = seeded
     code, _, stderr, bundle = _backup(kc, tmp_path / "b.tar.gz", "--include-secrets")
     assert code == 0, stderr
     assert "bundle will hold Secret values" in stderr

@@ -93,7 +93,7 @@ def test_tampered_truncated_missing_are_named(tmp_path: Path) -> None:
 
     garbage = tmp_path / "g.tar.gz"
     garbage.write_bytes(gzip.compress(b"not a tar"))
-    with pytest.raises(BundleError, match="not a readable bundle|not a runai-dr bundle"):
+    with pytest.raises(BundleError, match=r"not a readable bundle|not a runai-dr bundle"):
         Bundle.open(garbage)
 
 
@@ -104,6 +104,6 @@ def test_newer_format_is_refused(tmp_path: Path) -> None:
     manifest["formatVersion"] = 99
     newer = tmp_path / "n.tar.gz"
     _rewrite(good, newer, {"manifest.json": json.dumps(manifest).encode()})
-    with pytest.raises(BundleError, match="format 99; this tool reads up to 1") as exc:
+    with pytest.raises(BundleError, match=r"format 99; this tool reads up to 1") as exc:
         Bundle.open(newer)
     assert exc.value.hint == "upgrade kubectl runai-dr"

@@ -8,6 +8,7 @@ authentication (tokens, certificates, exec plugins, refresh) and connection pool
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import threading
@@ -70,6 +71,7 @@ def connect(opts: ConnectOptions, environ: Mapping[str, str] | None = None) -> K
     try:
         loader = KubeConfigLoader(config_dict=cfg, active_context=name)
         loader.load_and_set(configuration)
+        _cheap_token_refresh(configuration, loader)
     except (ConfigException, OSError, ValueError) as exc:
         raise e.ConfigError(
             f'cannot use context "{name}" from the kubeconfig: {exc}'.splitlines()[0],
@@ -77,6 +79,22 @@ def connect(opts: ConnectOptions, environ: Mapping[str, str] | None = None) -> K
         ) from exc
     return Kube(k8s.ApiClient(configuration), context=name, server=str(configuration.host),
                 request_timeout=opts.request_timeout)
+
+
+def _cheap_token_refresh(configuration: k8s.Configuration, loader: KubeConfigLoader) -> None:
+    """The loader's refresh hook re-applies the whole configuration before every request
+    (re-reading proxy settings from the environment: a third of a small request's CPU) even
+    when the token cannot expire. Keep it only for tokens that carry an expiry (exec and
+    auth-provider plugins); its behaviour for them is unchanged."""
+    original = configuration.refresh_api_key_hook
+    if original is None:
+        return
+
+    def refresh(cfg: k8s.Configuration) -> None:
+        if "expiry" in loader.__dict__:
+            original(cfg)
+
+    configuration.refresh_api_key_hook = refresh
 
 
 class Kube:
@@ -287,7 +305,7 @@ class Kube:
                                            resource="server version")
         return out
 
-    def group_versions(self, group: str) -> list[str]:
+    def group_versions(self, group: str) -> builtins.list[str]:
         """The group's served versions, preferred first then in the server's priority order;
         [] when the group is not served."""
         if group not in self._groups:

@@ -5,6 +5,7 @@ Starts the loopback API server seeded with a Run:ai installation, writes a kubec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import tempfile
@@ -38,10 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# loopback Kubernetes API at {srv.https_url} (plain HTTP: {srv.url}), "
           f"{len(info.projects)} projects, {info.objects} objects", file=sys.stderr)
     print(f"export KUBECONFIG={path.resolve()}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except KeyboardInterrupt:
-        pass
     srv.stop()
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import datetime as _dt
 import json
@@ -382,7 +383,7 @@ class ApiServer:
                     if existing is not None:
                         out.append(existing.copy_obj())
                         continue
-                    code, entry = self._create(self.types[(CRD_GROUP, "customresourcedefinitions")], "v1", None,
+                    _code, entry = self._create(self.types[(CRD_GROUP, "customresourcedefinitions")], "v1", None,
                                                copy.deepcopy(d), dry_run=False, field_manager="kubectl-create")
                     out.append(entry.copy_obj())
         return out
@@ -467,7 +468,7 @@ class ApiServer:
 
     def _register_crd(self, crd: dict[str, Any]) -> None:
         rt = type_from_crd(crd)
-        for path, rule in val.collect_rules(rt.schemas.get(rt.storage_version, {})):
+        for _path, rule in val.collect_rules(rt.schemas.get(rt.storage_version, {})):
             val.check_rule_supported(rule["rule"])
         self.types[rt.key] = rt
 
@@ -512,9 +513,8 @@ class ApiServer:
                 continue
             if not re.search(f.path_regex, request.path):
                 continue
-            if f.times is not None:
-                if f.hits >= f.times:
-                    continue
+            if f.times is not None and f.hits >= f.times:
+                continue
             f.hits += 1
             if f.delay:
                 await asyncio.sleep(f.delay)
@@ -664,15 +664,14 @@ class ApiServer:
                                 for n in ("dryRun", "fieldManager", "fieldValidation")]
 
                 def op(action: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-                    return {"operationId": f"{action}{t.kind}", "x-kubernetes-action": action,
-                            "x-kubernetes-group-version-kind": gvk, "parameters": params or [],
+                    return {"operationId": f"{action}{t.kind}", "x-kubernetes-action": action,  # noqa: B023
+                            "x-kubernetes-group-version-kind": gvk, "parameters": params or [],  # noqa: B023
                             "responses": {"200": {"description": "OK"}}}
 
                 paths[base] = {"get": op("list"), "post": op("post", write_params),
                                "delete": op("deletecollection")}
                 paths[base + "/{name}"] = {"get": op("get"), "put": op("put", write_params),
-                                           "patch": op("patch", write_params + [
-                                               {"name": "force", "in": "query", "schema": {"type": "boolean"}}]),
+                                           "patch": op("patch", [*write_params, {"name": "force", "in": "query", "schema": {"type": "boolean"}}]),
                                            "delete": op("delete")}
             return self._json({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.3"},
                                "paths": paths, "components": {"schemas": {}}})
@@ -939,7 +938,7 @@ class ApiServer:
         if sum(1 for v in versions if v.get("storage")) != 1:
             causes.append(val.invalid("spec.versions", versions, "must have exactly one version marked as storage version"))
         for i, v in enumerate(versions):
-            for path, rule in val.collect_rules(((v.get("schema") or {}).get("openAPIV3Schema")) or {}):
+            for _path, rule in val.collect_rules(((v.get("schema") or {}).get("openAPIV3Schema")) or {}):
                 try:
                     val.check_rule_supported(rule["rule"])
                 except val.UnsupportedRule:
@@ -1252,10 +1251,8 @@ class ApiServer:
                     if rt.namespaced and d.namespace != gone.namespace:
                         continue
                     if any(r.get("uid") == uid for r in d.obj["metadata"].get("ownerReferences") or []):
-                        try:
+                        with contextlib.suppress(ApiError):
                             self._delete(t, d.namespace or None, d.name, {}, dry_run=False)
-                        except ApiError:
-                            pass
         if rt.namespaced and gone.namespace:
             nse = self.store.get(("", "namespaces"), "", gone.namespace)
             if nse is not None and nse.obj["metadata"].get("deletionTimestamp") and self._loop is not None:
@@ -1523,10 +1520,8 @@ class ApiServer:
             pass
         finally:
             self._watchers.discard(key)  # type: ignore[arg-type]
-        try:
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
             await resp.write_eof()
-        except (ConnectionResetError, RuntimeError):
-            pass
         return resp
 
     # ------------------------------------------------------------------ SelfSubjectAccessReview
