@@ -326,3 +326,35 @@ def test_help_and_version_do_not_import_the_kubernetes_client() -> None:
         assert p.stderr.strip().endswith("CLEAN"), (arg, p.stderr)
 
 
+
+
+def test_in_cluster_service_account_is_the_fallback(seeded: tuple[ApiServer, Path],
+                                                    tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    from urllib.parse import urlparse
+
+    from kubernetes.config import incluster_config
+
+    srv, kc = seeded
+    cfg = yaml.safe_load(kc.read_text())
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]))
+    token = tmp_path / "token"
+    token.write_text("admin-token")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    url = urlparse(srv.https_url)
+    env = {"KUBECONFIG": str(tmp_path / "absent"), "KUBERNETES_SERVICE_HOST": str(url.hostname),
+           "KUBERNETES_SERVICE_PORT": str(url.port)}
+    r = cli("backup", "--output", str(tmp_path / "b.tar.gz"), "--skip", "database",
+            "-o", "json", env=env)
+    assert r.code == 0, r.stderr
+    out = json.loads(r.stdout)  # -o json: stdout holds exactly the document
+    assert out["bundle"] == str(tmp_path / "b.tar.gz")
+    assert out["manifest"]["source"]["context"] == "in-cluster"
+    assert components(out["manifest"])["projects"]["status"] == "ok"
+    # without the pod environment there is nothing to fall back to: a clear error
+    r = cli("backup", env={"KUBECONFIG": str(tmp_path / "absent"),
+                           "KUBERNETES_SERVICE_HOST": ""})
+    assert r.code == 5 and "no kubeconfig found" in r.stderr

@@ -485,8 +485,9 @@ class ApiServer:
         body = None if is_ws or request.method == "GET" else await request.read()
         token = ""
         auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            token = auth[7:].strip()
+        scheme, _, credentials = auth.partition(" ")
+        if scheme.lower() == "bearer":  # the scheme is case-insensitive (RFC 7235), as in kube
+            token = credentials.strip()
         user = self.users.get(token)
         rec = RequestRecord(request.method, request.path, query, user.name if user else None, None,
                             request.headers.get("Content-Type"), body)
