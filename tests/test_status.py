@@ -159,7 +159,7 @@ def test_table_view_sections_and_no_exec(seeded: tuple[ApiServer, Path],
     assert len(titles) == 8
     positions = [r.stdout.index(t) for t in titles]
     assert positions == sorted(positions)  # problems come last
-    assert "what to do: kubectl patch pv" in r.stdout
+    assert "what to do: `kubectl runai-dr protect`" in r.stdout
     assert "not asked (--no-exec)" in r.stdout
     assert not any(x.path.endswith("/exec") for x in srv.requests)
     assert "Traceback" not in r.stderr
@@ -226,8 +226,10 @@ def test_missing_permissions_degrade_sections(seeded: tuple[ApiServer, Path],
     assert denied == {
         ("backup", "helm-control-plane", "list", "secrets", BACKEND_NS),
         ("backup", "database", "create", "pods/exec", BACKEND_NS),
+        ("backup", "snapshots", "create", "pods/exec", BACKEND_NS),  # CHECKPOINT
         ("backup", "projects", "list", f"rolebindings.{rbac}", "(all namespaces)"),
         ("restore", "control-plane", "list", "secrets", BACKEND_NS),
+        ("restore", "volumes", "create", "namespaces", "(cluster)"),
         ("restore", "control-plane", "create", "namespaces", "(cluster)"),
         ("restore", "cluster", "create", "namespaces", "(cluster)"),
         ("restore", "database", "create", "pods/exec", BACKEND_NS),
@@ -320,8 +322,9 @@ def test_delete_reclaim_policy_is_a_warning(seeded: tuple[ApiServer, Path],
     pv = doc["volumes"]["claims"][0]["volume"]
     assert warning["severity"] == "warning" and "reclaim policy Delete" in warning["message"]
     assert DB_CLAIM in warning["message"] and pv in warning["message"]
-    assert warning["hint"] == (f"kubectl patch pv {pv} -p "
-                               "'{\"spec\":{\"persistentVolumeReclaimPolicy\":\"Retain\"}}'")
+    assert warning["hint"].endswith(f"kubectl patch pv {pv} -p "
+                                    "'{\"spec\":{\"persistentVolumeReclaimPolicy\":\"Retain\"}}'")
+    assert "kubectl runai-dr protect" in warning["hint"]
     retain_database_volume(srv)
     assert status(kc, "--no-exec")[0] == 0
 

@@ -149,8 +149,8 @@ def test_reclaim_delete_is_a_warning_with_the_patch_command() -> None:
     f.volumes.claims[0].reclaim_policy = "Delete"
     p = only(f)
     assert p.severity == s.WARNING and "Delete" in p.message
-    assert p.hint.startswith("kubectl patch pv pv-1 ")
-    assert json.loads(p.hint.split("-p ", 1)[1].strip("'")) == {
+    assert p.hint.startswith("`kubectl runai-dr protect`") and "kubectl patch pv pv-1 -p" in p.hint
+    assert json.loads(p.hint.split(" -p ", 1)[1].strip("'")) == {
         "spec": {"persistentVolumeReclaimPolicy": "Retain"}}
 
 
@@ -275,7 +275,7 @@ def test_psql_command_carries_no_password() -> None:
 
 # -- the permission data -----------------------------------------------------------------------
 def test_permission_data_is_well_formed() -> None:
-    assert perm.COMMANDS == ("backup", "restore", "status")
+    assert perm.COMMANDS == ("backup", "restore", "snapshot", "protect", "status")
     seen = set()
     for step in perm.PERMISSIONS:
         assert step.needs, step

@@ -83,6 +83,16 @@ _DATABASE_POD = (_n("get", APPS, "statefulsets", CONTROL_PLANE),
                  _n("list", CORE, "pods", CONTROL_PLANE),
                  _n("create", CORE, "pods/exec", CONTROL_PLANE))
 
+# CSI snapshots of the control plane's claims, after a CHECKPOINT in the database pod.
+_SNAPSHOT = (_n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
+             _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
+             _n("list", SNAPSHOT, "volumesnapshotclasses", CLUSTER_SCOPED),
+             _n("list", CORE, "pods", CONTROL_PLANE),
+             _n("create", CORE, "pods/exec", CONTROL_PLANE),
+             _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
+             _n("get", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
+             _n("get", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED))
+
 PERMISSIONS: tuple[StepPermissions, ...] = (
     # -- backup: reads, plus exec for pg_dump and the last-backup record -----------------------
     StepPermissions("backup", "runaiconfig", (_n("get", RUNAI, "runaiconfigs", CLUSTER),)),
@@ -99,11 +109,8 @@ PERMISSIONS: tuple[StepPermissions, ...] = (
         _n("list", CORE, "secrets", CLUSTER),
         _n("list", CORE, "secrets", ALL)), note="only with --include-secrets", optional=True),
     StepPermissions("backup", "database", _DATABASE_POD, control_plane=True),
-    StepPermissions("backup", "snapshots", (
-        _n("list", SNAPSHOT, "volumesnapshotclasses", CLUSTER_SCOPED),
-        _n("get", CORE, "persistentvolumeclaims", CONTROL_PLANE),
-        _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE)), note="only with --snapshots",
-        optional=True, control_plane=True),
+    StepPermissions("backup", "snapshots", _SNAPSHOT, note="only with --snapshots",
+                    optional=True, control_plane=True),
     StepPermissions("backup", "record", (
         _n("get", CORE, "namespaces", CLUSTER_SCOPED),
         _n("patch", CORE, "configmaps", CONTROL_PLANE),
@@ -114,10 +121,16 @@ PERMISSIONS: tuple[StepPermissions, ...] = (
         _n("create", "authorization.k8s.io", "selfsubjectaccessreviews", CLUSTER_SCOPED),
         _n("get", CORE, "namespaces", CLUSTER_SCOPED))),
     StepPermissions("restore", "volumes", (
+        _n("get", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("get", CORE, "persistentvolumeclaims", CONTROL_PLANE),
+        _n("create", CORE, "persistentvolumeclaims", CONTROL_PLANE),
+        _n("get", "storage.k8s.io", "storageclasses", CLUSTER_SCOPED),
         _n("get", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
         _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
-        _n("create", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED),
-        _n("create", CORE, "persistentvolumeclaims", CONTROL_PLANE)), control_plane=True),
+        _n("get", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED),
+        _n("create", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED)),
+        control_plane=True),
     StepPermissions("restore", "control-plane", (
         _n("create", CORE, "namespaces", CLUSTER_SCOPED),
         *_helm_storage(CONTROL_PLANE, write=True)),
@@ -142,6 +155,15 @@ PERMISSIONS: tuple[StepPermissions, ...] = (
         _n("create", RBAC, "rolebindings", ALL),
         _n("list", RBAC, "clusterroles", CLUSTER_SCOPED)),
         note="--existing update also needs patch on namespaces and rolebindings"),
+    # -- volume commands ---------------------------------------------------------------------
+    StepPermissions("snapshot", "snapshot", _SNAPSHOT, control_plane=True),
+    StepPermissions("snapshot", "list", (_n("list", SNAPSHOT, "volumesnapshots", ALL),)),
+    StepPermissions("snapshot", "prune", (_n("list", SNAPSHOT, "volumesnapshots", ALL),
+                                          _n("delete", SNAPSHOT, "volumesnapshots", ALL))),
+    StepPermissions("protect", "protect", (
+        _n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
+        _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
+        _n("patch", CORE, "persistentvolumes", CLUSTER_SCOPED)), control_plane=True),
     # -- status: reads only (and exec for the database's version and sizes) ----------------------
     StepPermissions("status", "status", (
         _n("list", CORE, "namespaces", CLUSTER_SCOPED),

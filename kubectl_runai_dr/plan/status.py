@@ -360,8 +360,9 @@ def _volume_problems(v: VolumesFacts) -> list[Problem]:
             out.append(Problem(WARNING, "volumes", f"{where}: volume {c.volume} has reclaim "
                                "policy Delete: deleting the claim (helm uninstall, a deleted "
                                "namespace) destroys the data",
-                               f"kubectl patch pv {c.volume} -p '{{\"spec\":{{\"persistent"
-                               f"VolumeReclaimPolicy\":\"Retain\"}}}}'"))
+                               "`kubectl runai-dr protect` (Retain on every claim of the "
+                               f"control plane), or kubectl patch pv {c.volume} -p "
+                               "'{\"spec\":{\"persistentVolumeReclaimPolicy\":\"Retain\"}}'"))
         if c.phase and c.phase != "Bound":
             out.append(Problem(WARNING, "volumes", f"{where} is {c.phase}, not Bound",
                                f"kubectl describe pvc {c.name} -n {c.namespace}"))
