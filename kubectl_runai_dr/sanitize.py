@@ -6,7 +6,6 @@ annotations, finalizers chosen by users and everything in ``spec`` survive. Pure
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,16 @@ SERVER_SET_METADATA = (
 )
 
 
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): several times faster than
+    ``copy.deepcopy``, which matters for tens of thousands of objects."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    return value
+
+
 def strip_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
     """For storage: drop only ``metadata.managedFields`` (noise, often half the object)."""
     meta = obj.get("metadata")
@@ -36,7 +45,7 @@ def strip_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
 
 def clean(obj: dict[str, Any], *, keep_status: bool = False) -> dict[str, Any]:
     """A copy of ``obj`` without server-set metadata and (unless asked) without status."""
-    out = copy.deepcopy(obj)
+    out = copy_json(obj)
     meta = out.get("metadata") or {}
     for key in SERVER_SET_METADATA:
         meta.pop(key, None)

@@ -40,29 +40,37 @@ def show_preflight(out: Console, pf: Preflight) -> None:
     out.print(render.table("plan", ["STEP", "", "WHY"], rows))
 
 
+QUIET = ("unchanged", "created")  # counted in the summary; listed with -v
+
+
 def show_objects(out: Console, steps: list[StepResult], *, verbose: int) -> None:
-    """Every object that was (or would be) written, drifted or failed; unchanged with -v."""
+    """Every object that would be written (dry run), was updated, drifted, failed or was
+    skipped; created and unchanged ones are counted, and listed with -v."""
     from kubectl_runai_dr import render
 
     for s in steps:
-        shown = [o for o in s.objects if verbose or o.outcome.value != "unchanged"]
-        if not shown and not s.notes and not s.warnings:
+        shown = [o for o in s.objects if verbose or o.outcome.value not in QUIET]
+        if not shown and not s.notes and not s.objects:
             continue
         out.print(f"\n[bold]{render.escape(s.name)}[/]")
         for note in s.notes:  # commands: never wrapped, so they can be copied
             out.print(f"  {render.escape(note)}", soft_wrap=True)
+        lines = []
         for o in shown:
             line = f"  {_styled(o.outcome.value)} {render.escape(o.label)}"
             if o.message:
                 line += f"  [dim]{render.escape(o.message)}[/]"
-            out.print(line)
-            if o.diff:
-                for d in o.diff.splitlines():
-                    style = "green" if d.startswith("+") else "red" if d.startswith("-") else "dim"
-                    out.print(f"      [{style}]{render.escape(d)}[/]")
-        hidden = len(s.objects) - len(shown)
-        if hidden:
-            out.print(f"  [dim]{hidden} unchanged (-v lists them)[/]")
+            lines.append(line)
+            for d in o.diff.splitlines():
+                style = "green" if d.startswith("+") else "red" if d.startswith("-") else "dim"
+                lines.append(f"      [{style}]{render.escape(d)}[/]")
+        if lines:
+            out.print("\n".join(lines), soft_wrap=True)
+        counts = s.counts()
+        hidden = [f"{n} {q}" for q in QUIET
+                  if (n := sum(1 for o in s.objects if o.outcome.value == q)) and not verbose]
+        if hidden and counts:
+            out.print(f"  [dim]{', '.join(hidden)} (-v lists them)[/]")
 
 
 def summary_table(steps: list[StepResult]) -> Any:

@@ -48,10 +48,8 @@ REGISTRY: dict[str, str] = {
 # Steps provided by other parts of the tool: (candidate modules, function name).
 # Signature: fn(kube, bundle, opts, progress).
 EXTERNAL: dict[str, tuple[tuple[str, ...], str]] = {
-    "database": (("kubectl_runai_dr.ops.database", "kubectl_runai_dr.ops.restore_database",
-                  "kubectl_runai_dr.components.database"), "restore_database"),
-    "volumes": (("kubectl_runai_dr.ops.volumes", "kubectl_runai_dr.ops.snapshots",
-                 "kubectl_runai_dr.components.volumes"), "restore_volumes"),
+    "database": (("kubectl_runai_dr.ops.restore_database",), "restore_database"),
+    "volumes": (("kubectl_runai_dr.ops.volumes",), "restore_volumes"),
 }
 
 
@@ -259,16 +257,35 @@ def preflight(kube: Any, bundle: Bundle, plan: list[PlannedStep], settings: Rest
 
 
 # -- running -----------------------------------------------------------------------------------
+def _external_options(name: str, ctx: RestoreContext) -> Any:
+    """Options for another engineer's step: given ones, else built from the settings."""
+    given = ctx.settings.extra.get(name)
+    if given is not None:
+        return given
+    if name == "database":
+        try:
+            mod = importlib.import_module("kubectl_runai_dr.ops.restore_database")
+        except ImportError:
+            return None
+        # the restore as a whole was confirmed (or --yes): replacing the data is part of it
+        return mod.DatabaseRestoreOptions(names=ctx.settings.names,
+                                          yes=bool(ctx.facts.get("confirmed")))
+    return ctx.settings  # volumes read dry_run and names from it
+
+
 def _run_external(name: str, ctx: RestoreContext, step: StepResult) -> None:
     fn = external_step(name)
     if fn is None:
         step.error = f"{name} restore is not available in this build"
         step.hint = "use a build of kubectl runai-dr that has it, or --skip " + name
         return
-    opts = ctx.settings.extra.get(name)
-    if opts is None and name == "volumes":
-        opts = ctx.settings  # the volumes step takes dry_run and names from the settings
-    out = fn(ctx.kube, ctx.bundle, opts, ctx.progress)
+    if name == "database" and ctx.settings.dry_run:
+        step.add(ObjectResult(name, "Database", "(from the bundle)",
+                              ctx.settings.names.control_plane_namespace,
+                              Outcome.WOULD_UPDATE, "pg_restore of the saved dump into the "
+                              "control plane's PostgreSQL (not simulated in a dry run)"))
+        return
+    out = fn(ctx.kube, ctx.bundle, _external_options(name, ctx), ctx.progress)
     for obj in getattr(out, "objects", None) or []:
         if isinstance(obj, ObjectResult):
             step.add(obj)
@@ -281,6 +298,13 @@ def _run_external(name: str, ctx: RestoreContext, step: StepResult) -> None:
     details = getattr(out, "details", None)
     if isinstance(details, dict) and details.get("claim"):
         ctx.facts["database_claim"] = str(details["claim"])
+    if name == "database" and not step.error:
+        for db in getattr(out, "databases", None) or []:
+            step.add(ObjectResult(name, "Database", str(db.name),
+                                  ctx.settings.names.control_plane_namespace, Outcome.UPDATED
+                                  if db.action == "replaced" else Outcome.CREATED,
+                                  f"{db.comparison.tables} tables, {db.comparison.rows} rows "
+                                  "verified"))
 
 
 def run_step(planned: PlannedStep, ctx: RestoreContext) -> StepResult:
@@ -325,7 +349,8 @@ def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = No
                 confirm is None or not confirm(pf)):
             raise Aborted("restore not confirmed; nothing was written",
                           hint="pass --yes to restore without asking (scripts)")
-        ctx = RestoreContext(kube=kube, bundle=bundle, settings=settings, progress=progress)
+        ctx = RestoreContext(kube=kube, bundle=bundle, settings=settings, progress=progress,
+                             facts={"confirmed": not settings.dry_run})
         steps: list[StepResult] = [StepResult(PREFLIGHT)]
         for planned in plan:
             if planned.name == PREFLIGHT:
