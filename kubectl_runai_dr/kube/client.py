@@ -108,6 +108,7 @@ class Kube:
         self.request_timeout = request_timeout or None
         self.api.user_agent = f"kubectl-runai_dr/{__version__}"
         self._groups: dict[str, list[str]] = {}
+        self._resources: dict[str, list[dict[str, Any]]] = {}
         # Shared by every thread using this client: after a 429 with Retry-After, no
         # request is sent until that time, so a pool of workers backs off together.
         self._throttle_lock = threading.Lock()
@@ -322,6 +323,17 @@ class Kube:
                 self._groups[group] = versions
         return self._groups[group]
 
+    def _api_resources(self, group: str, version: str) -> builtins.list[dict[str, Any]]:
+        """The APIResourceList of one group version (cached; [] when not served)."""
+        key = f"{group}/{version}"
+        if key not in self._resources:
+            try:
+                data = self.request("GET", f"/apis/{key}", verb="discover", resource=f"API {key}")
+            except e.NotFound:
+                data = {}
+            self._resources[key] = list(data.get("resources") or [])
+        return self._resources[key]
+
     def served(self, res: Resource) -> Resource | None:
         """``res`` at a version the server serves, or None when the server does not serve it.
 
@@ -332,12 +344,7 @@ class Kube:
         if not res.group:
             return res
         for version in self.group_versions(res.group):
-            try:
-                data = self.request("GET", f"/apis/{res.group}/{version}", verb="discover",
-                                    resource=f"API {res.group}/{version}")
-            except e.NotFound:
-                continue
-            for r in data.get("resources") or []:
+            for r in self._api_resources(res.group, version):
                 if r.get("name") == res.plural:
                     return Resource(res.group, version, res.plural,
                                     str(r.get("kind", res.kind)),
