@@ -493,7 +493,7 @@ def test_restore_new_cluster_failures(srv: ApiServer, kube: Kube, tmp_path: Path
             result = ops.restore_volumes(nk, b, ops.VolumeRestoreOptions(poll=0.02, timeout=2))
         assert result.status.value == "failed"
         assert 'storage class "gp3-csi" does not exist' in result.reason
-        assert "--storage-class" in result.reason
+        assert 'provisioner "ebs.csi.aws.com"' in result.reason and "--only volumes" in result.reason
         new.seed({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                   "metadata": {"name": "gp3-csi"}, "provisioner": "ebs.csi.aws.com",
                   "volumeBindingMode": "WaitForFirstConsumer"})

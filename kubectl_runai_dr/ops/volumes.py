@@ -245,8 +245,8 @@ def _restore_claim(kube: Any, rec: dict[str, Any], o: VolumeRestoreOptions,
         if sc is None:
             _result(out, PVCS, claim, ns, Outcome.FAILED,
                     f'storage class "{cls_name}" does not exist in this cluster: create it '
-                    f'(provisioner "{rec["driver"]}") or choose another one with '
-                    "--storage-class")
+                    f'(provisioner "{rec["driver"]}", the driver that made the snapshot) '
+                    "and run the volumes step again (`restore BUNDLE --only volumes`)")
             return None
         binding_mode = sc.get("volumeBindingMode")
         if sc.get("provisioner") != rec["driver"]:
