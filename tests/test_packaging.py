@@ -241,3 +241,31 @@ def test_kubectl_runs_the_helper(plugin_path: Path) -> None:
     lines = complete(plugin_path, "ver", via_kubectl=True)
     assert [ln.split("\t")[0] for ln in lines[:-1]] == ["verify", "version"]
     assert lines[-1] == ":4"
+
+
+# -- start-up: the kubernetes client stays out of --help, version and completion --------------
+# pydantic is not listed: typer itself imports it to convert parameter values.
+HEAVY = ("kubernetes", "urllib3", "websocket")
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["--help"], {}),
+    (["version"], {}),
+    (["backup", "--help"], {}),
+    ([], {"_KUBECTL RUNAI_DR_COMPLETE": "complete_fish", "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+          "_TYPER_COMPLETE_ARGS": "kubectl-runai_dr backup --"}),
+])
+def test_fast_paths_do_not_import_heavy_modules(args: list[str], env: dict[str, str]) -> None:
+    code = (
+        "import sys\n"
+        f"sys.argv = ['kubectl-runai_dr', *{args!r}]\n"
+        "from kubectl_runai_dr.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY=' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, timeout=60,
+                       check=False)
+    heavy = [ln for ln in r.stdout.splitlines() if ln.startswith("HEAVY=")]
+    assert heavy, r.stdout + r.stderr
+    assert heavy[-1] == "HEAVY=", f"{args}: imports {heavy[-1][6:]}"
