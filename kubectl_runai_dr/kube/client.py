@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client as k8s
@@ -97,6 +98,12 @@ def _cheap_token_refresh(configuration: k8s.Configuration, loader: KubeConfigLoa
     configuration.refresh_api_key_hook = refresh
 
 
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 class Kube:
     """Raw JSON access to one API server, with the tool's error mapping and retries."""
 
@@ -107,6 +114,12 @@ class Kube:
         self.server = server
         self.request_timeout = request_timeout or None
         self.api.user_agent = f"kubectl-runai_dr/{__version__}"
+        self._host = str(api_client.configuration.host).rstrip("/")
+        self._pool = api_client.rest_client.pool_manager
+        self._headers = {"Accept": "application/json",
+                         "User-Agent": f"kubectl-runai_dr/{__version__}"}
+        self._timeout = (urllib3.Timeout(total=self.request_timeout)
+                         if self.request_timeout else urllib3.Timeout(total=None))
         self._groups: dict[str, list[str]] = {}
         self._resources: dict[str, list[dict[str, Any]]] = {}
         # Shared by every thread using this client: after a 429 with Retry-After, no
@@ -139,16 +152,26 @@ class Kube:
         while True:
             attempt += 1
             self._wait_throttle()
-            headers = {"Accept": "application/json"}
+            url = self._host + path
+            if query:
+                url += "?" + urlencode([(k, _query_value(v)) for k, v in query])
+            headers = dict(self._headers)
+            payload = None
             if body is not None:
                 headers["Content-Type"] = content_type
+                payload = json.dumps(body, separators=(",", ":")).encode()
             try:
-                req = self.api.param_serialize(
-                    method, path, query_params=list(query), header_params=headers, body=body,
-                    auth_settings=["BearerToken"],
-                )
-                resp = self.api.call_api(*req, _request_timeout=self.request_timeout)
-                data = resp.read()
+                # The client's own token (and its refresh hook, for expiring tokens).
+                token = self.api.configuration.get_api_key_with_prefix(
+                    "BearerToken", alias="authorization")
+                if token:
+                    headers["Authorization"] = token
+                # The official client's connection pool (TLS, client certificates, proxy)
+                # without its per-request serialization layers: a third of the CPU of a
+                # small request, which matters when thousands of objects are restored.
+                resp = self._pool.request(method, url, body=payload, headers=headers,
+                                          timeout=self._timeout, preload_content=True)
+                data = resp.data
             except urllib3.exceptions.HTTPError as exc:
                 raise self._unreachable(exc, verb, resource) from exc
             except ConfigException as exc:  # exec plugin / token refresh failed
