@@ -161,6 +161,9 @@ from tests.pgserver import PgServer
 
 PASSWORD = "smoke-pg-password"
 kubeconfig = Path(sys.argv[1])
+# Blocked, so that sigwait receives them and the servers below are stopped cleanly
+# (otherwise SIGTERM ends the process and leaves PostgreSQL running).
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 with PgServer(password=PASSWORD, host_auth="scram-sha-256") as pg:
     for db in ("backend", "keycloak"):
         pg.create_database(db)
