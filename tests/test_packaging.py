@@ -252,7 +252,7 @@ HEAVY = ("kubernetes", "urllib3", "websocket")
     (["--help"], {}),
     (["version"], {}),
     (["backup", "--help"], {}),
-    ([], {"_KUBECTL RUNAI_DR_COMPLETE": "complete_fish", "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+    ([], {"_KUBECTL_RUNAI_DR_COMPLETE": "complete_fish", "_TYPER_COMPLETE_FISH_ACTION": "get-args",
           "_TYPER_COMPLETE_ARGS": "kubectl-runai_dr backup --"}),
 ])
 def test_fast_paths_do_not_import_heavy_modules(args: list[str], env: dict[str, str]) -> None:

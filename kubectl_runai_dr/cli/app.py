@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from kubectl_runai_dr.cli.backup import backup
@@ -17,6 +19,10 @@ from kubectl_runai_dr.cli.verify import verify
 from kubectl_runai_dr.cli.version import version
 
 PROG = "kubectl runai-dr"
+# Completion requests come through kubectl (`kubectl_complete-runai_dr`, kubectl's plugin
+# completion convention); the variable is named here because click would derive it from
+# PROG, which holds a space.
+COMPLETE_VAR = "_KUBECTL_RUNAI_DR_COMPLETE"
 
 app = typer.Typer(
     name=PROG,
@@ -25,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    add_completion=False,  # typer's --install-completion would hook the wrong program name
 )
 app.command()(backup)
 app.command()(inspect)
@@ -41,4 +48,8 @@ app.command()(version)
 
 def run(argv: list[str] | None = None) -> None:
     """Run the CLI; typer's standalone mode maps usage errors to exit code 2."""
-    app(args=argv, prog_name=PROG)
+    if COMPLETE_VAR in os.environ:  # a completion request: register typer's shell support
+        from typer.completion import completion_init
+
+        completion_init()
+    app(args=argv, prog_name=PROG, complete_var=COMPLETE_VAR)

@@ -1,0 +1,1 @@
+"""Bundle format: layout, manifest, atomic writer, verifying reader."""

@@ -1,0 +1,1 @@
+"""One module per thing backed up or restored."""
