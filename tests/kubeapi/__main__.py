@@ -5,7 +5,6 @@ Starts the loopback API server seeded with a Run:ai installation, writes a kubec
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import sys
 import tempfile
@@ -29,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--plain-http", action="store_true", help="kubeconfig on http (kubectl/helm send no token)")
     args = ap.parse_args(argv)
 
+    # Block the stop signals before any thread starts (threads inherit the mask), so that
+    # sigwait below receives them and the server is stopped cleanly.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     srv = ApiServer()
     srv.install_crds(fixture_crd_paths())
     info = seed_runai(srv, projects=args.projects, rolebindings_per_project=args.rolebindings_per_project,
@@ -39,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# loopback Kubernetes API at {srv.https_url} (plain HTTP: {srv.url}), "
           f"{len(info.projects)} projects, {info.objects} objects", file=sys.stderr)
     print(f"export KUBECONFIG={path.resolve()}", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    signal.sigwait(stop_signals)
     srv.stop()
     return 0
 
