@@ -177,6 +177,7 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         await ws.close()
         return ws
 
+    srv.exec_processes.add(proc.pid)  # killed by srv.stop() if still running then
     exited = asyncio.Event()
     state = {"dropped": 0, "hang": False, "stdin_eof": False, "last_frame": 0.0}
     loop = asyncio.get_running_loop()
@@ -242,6 +243,7 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
         code = await wait_task
+        srv.exec_processes.discard(proc.pid)
         exited.set()
         await asyncio.gather(out_task, err_task, return_exceptions=True)
         if want_stdin and not state["stdin_eof"] and not in_task.done():

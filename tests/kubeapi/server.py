@@ -13,8 +13,10 @@ import contextlib
 import copy
 import datetime as _dt
 import json
+import os
 import random
 import re
+import signal
 import socket
 import string
 import threading
@@ -209,6 +211,7 @@ class ApiServer:
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
         self.pod_exec: dict[tuple[str, str], PodExec] = {}
+        self.exec_processes: set[int] = set()  # process groups of running exec commands
         self.exec_stdin_hang_timeout = 3.0
         self.namespaces_linger = False  # True: deleted namespaces stay Terminating ("stuck")
         self.url = ""
@@ -292,6 +295,10 @@ class ApiServer:
         self._thread.join(10)
         self._thread = None
         self._loop = None
+        for pid in list(self.exec_processes):  # commands still running in "pods"
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        self.exec_processes.clear()
 
     def __enter__(self) -> ApiServer:
         return self.start()
