@@ -20,8 +20,8 @@ ALL = {s.name: True for s in RESTORE_STEPS}
 
 def test_order_is_the_documented_recovery_order_with_reasons() -> None:
     assert [s.name for s in RESTORE_STEPS] == [
-        "preflight", "volumes", "control-plane", "database", "cluster", "runaiconfig",
-        "templates", "namespaces"]
+        "preflight", "volumes", "secrets", "control-plane", "database", "cluster",
+        "runaiconfig", "templates", "namespaces"]
     assert all(len(s.reason) > 20 for s in RESTORE_STEPS)
     assert len({s.name for s in RESTORE_STEPS}) == len(RESTORE_STEPS)
 
@@ -60,10 +60,12 @@ def test_bundle_content_from_file_table() -> None:
     files = {layout.helm_values("runai-cluster"), layout.RUNAICONFIG_SPEC,
              layout.objects("", "namespaces"), "database/backend.dump"}
     content = bundle_content(files, names)
-    assert content == {"preflight": True, "volumes": False, "control-plane": False,
+    assert content == {"preflight": True, "volumes": False, "secrets": False,
+                       "control-plane": False,
                        "database": True, "cluster": True, "runaiconfig": True,
                        "templates": False, "namespaces": True}
     assert bundle_content({layout.SNAPSHOTS}, names)["volumes"]
+    assert bundle_content({layout.SECRETS}, names)["secrets"]
 
 
 def test_resume_hint_names_the_first_failed_step() -> None:
@@ -119,3 +121,19 @@ def test_update_patch_merges_metadata_and_sets_the_rest() -> None:
     assert update_patch(rb) == {"metadata": {"labels": {"a": "b"}},
                                 "roleRef": {"kind": "ClusterRole", "name": "r"},
                                 "subjects": []}
+
+
+def test_secret_diffs_show_keys_never_values() -> None:
+    from kubectl_runai_dr.plan.diff import decide
+
+    want = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "tls", "namespace": "runai"},
+            "data": {"tls.key": "c2VjcmV0LWtleQ==", "tls.crt": "Y2VydA=="}}
+    have = {**want, "data": {"tls.key": "b3RoZXIta2V5", "tls.crt": "Y2VydA=="}}
+    d = decide(want, have)
+    assert d.changed == ["data.tls.key"]
+    assert "c2VjcmV0LWtleQ==" not in d.diff and "b3RoZXIta2V5" not in d.diff
+    assert "tls.key: <redacted sha256:" in d.diff
+    # equal values redact equally: the unchanged key is not in the diff's changed lines
+    assert not [ln for ln in d.diff.splitlines() if ln.startswith(("+", "-"))
+                and "tls.crt" in ln]

@@ -87,8 +87,8 @@ def test_round_trip(seeded: tuple[ApiServer, Path, SeedInfo], tmp_path: Path) ->
     report = json.loads(r.stdout)
     steps = {s["name"]: s for s in report["steps"]}
     assert [s["name"] for s in report["steps"]] == [
-        "preflight", "volumes", "control-plane", "database", "cluster", "runaiconfig",
-        "templates", "namespaces"]
+        "preflight", "volumes", "secrets", "control-plane", "database", "cluster",
+        "runaiconfig", "templates", "namespaces"]
     assert steps["namespaces"]["counts"] == {"created": PROJECTS * 8}
     assert steps["templates"]["counts"] == {"created": len(info.templates)}
     assert steps["runaiconfig"]["counts"] == {"created": 1}
@@ -251,3 +251,55 @@ def test_server_sets_namespace_name_label(apiserver: ApiServer, tmp_path: Path) 
     made = kube.create(r.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                       "metadata": {"name": "x1"}})
     assert made["metadata"]["labels"] == {"kubernetes.io/metadata.name": "x1"}
+
+
+def test_secrets_step_restores_and_never_shows_values(seeded: tuple[ApiServer, Path, SeedInfo],
+                                                      tmp_path: Path) -> None:
+    srv, kc, info = seeded
+    bundle = tmp_path / "s.tar.gz"
+    r = cli("backup", "--kubeconfig", str(kc), "--output", str(bundle), "--no-record",
+            "--skip", "database", "--include-secrets")
+    assert r.code == 0, r.stderr
+    ca = srv.get("v1", "Secret", "runai-ca-cert", "runai")
+    tls = srv.get("v1", "Secret", "runai-backend-tls", "runai-backend")
+    assert ca is not None and tls is not None
+    project_creds = [(ns, n) for ns, n in info.credential_secrets if ns in info.project_namespaces]
+    assert project_creds
+    wipe(srv, info)
+    srv.delete_object("v1", "Secret", "runai-ca-cert", "runai")
+    changed = dict(tls["data"])
+    changed["tls.key"] = "Y2hhbmdlZA=="
+    srv.delete_object("v1", "Secret", "runai-backend-tls", "runai-backend")
+    srv.seed({**{k: tls[k] for k in ("apiVersion", "kind", "type")},
+              "metadata": {"name": "runai-backend-tls", "namespace": "runai-backend"},
+              "data": changed})
+
+    # dry run: the drift is shown key by key, never a value
+    r = cli("restore", str(bundle), "--only", "secrets", "--dry-run", "--existing", "update",
+            "--kubeconfig", str(kc))
+    assert r.code == 0, r.stderr
+    values = [v for s in (ca, tls) for v in s["data"].values()] + ["Y2hhbmdlZA=="]
+    assert not [v for v in values if v in r.stdout or v in r.stderr]
+    assert "redacted sha256:" in r.stdout
+
+    r = cli("restore", str(bundle), "--only", "secrets", "--yes", "--kubeconfig", str(kc),
+            "-o", "json")
+    assert r.code == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert not [v for v in values if v in r.stdout]
+    objects = [o for s in report["steps"] for o in s.get("objects", [])]
+    by = {(o["namespace"], o["name"]): o["outcome"] for o in objects if o["kind"] == "Secret"}
+    assert by[("runai", "runai-ca-cert")] == "created"
+    assert by[("runai-backend", "runai-backend-tls")] == "drift"  # left alone by default
+    for key in project_creds:  # their namespaces come back in the namespaces step
+        assert by[key] == "skipped"
+    restored = srv.get("v1", "Secret", "runai-ca-cert", "runai")
+    assert restored is not None and restored["data"] == ca["data"]
+
+    # after the namespaces step, the same step finishes the project credentials
+    r = cli("restore", str(bundle), "--only", "namespaces", "--yes", "--kubeconfig", str(kc))
+    assert r.code == 0, r.stderr
+    r = cli("restore", str(bundle), "--only", "secrets", "--yes", "--kubeconfig", str(kc))
+    assert r.code == 0, r.stderr
+    for ns, name in project_creds:
+        assert srv.get("v1", "Secret", name, ns) is not None

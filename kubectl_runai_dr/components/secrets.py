@@ -9,9 +9,18 @@ from typing import Any
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components.base import BackupContext
+from kubectl_runai_dr.components.restore_base import (
+    ObjectResult,
+    Outcome,
+    RestoreContext,
+    StepResult,
+    failure,
+    restore_object,
+)
+from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.model import ComponentResult, Names, Status
-from kubectl_runai_dr.sanitize import strip_managed_fields
+from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
 
 CLUSTER_WIDE_CREDENTIALS = "run.ai/cluster-wide-credentials=true"
 PROJECT_CREDENTIALS = "run.ai/credentials=true"
@@ -59,3 +68,50 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
     result.details["secrets"] = [f"{ns}/{name}" for ns, name in sorted(found)]
     if missing:
         result.details["absent"] = missing
+
+
+def restore(ctx: RestoreContext, step: StepResult) -> None:
+    """The plan's ``secrets`` step: each Secret of the bundle, before the charts are installed.
+
+    The Run:ai namespaces are created when missing (the charts install into them). A Secret
+    in another namespace (a project's credentials) waits for that namespace: it is reported
+    as skipped, to be restored with ``--only secrets`` after the namespaces step.
+    """
+    kube, settings = ctx.kube, ctx.settings
+    own = {settings.names.control_plane_namespace, settings.names.cluster_namespace}
+    objs = []
+    for raw in ctx.bundle.iter_list(layout.SECRETS):
+        obj = clean_for_restore(raw)
+        if not isinstance(obj, Skip):
+            objs.append(obj)
+    ready: set[str] = set()
+    planned: set[str] = set()  # namespaces a dry run would create: they hold nothing yet
+    ctx.progress.start("secrets", total=len(objs))
+    for obj in objs:
+        ns = str(obj["metadata"].get("namespace", ""))
+        ctx.progress.advance()
+        if ns not in ready:
+            try:
+                exists = kube.get_or_none(r.NAMESPACES, ns) is not None
+            except DrError as exc:
+                step.add(ObjectResult(step.name, "Secret", obj["metadata"]["name"], ns,
+                                      Outcome.FAILED, failure(exc)))
+                continue
+            if not exists and ns in own:
+                ns_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                result = restore_object(kube, r.NAMESPACES, ns_obj, None, step=step.name,
+                                        settings=settings)
+                step.add(result)
+                exists = result.outcome in (Outcome.CREATED, Outcome.WOULD_CREATE)
+                if result.outcome is Outcome.WOULD_CREATE:
+                    planned.add(ns)
+            if not exists:
+                step.add(ObjectResult(
+                    step.name, "Secret", obj["metadata"]["name"], ns, Outcome.SKIPPED,
+                    f'namespace "{ns}" does not exist yet: run `restore --only secrets` '
+                    "again after the namespaces step"))
+                continue
+            ready.add(ns)
+        step.add(restore_object(kube, r.SECRETS, obj, None, step=step.name, settings=settings,
+                                live_known=ns in planned))
+    ctx.progress.finish()

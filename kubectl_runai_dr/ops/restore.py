@@ -41,6 +41,7 @@ from kubectl_runai_dr.plan.restore import (
 REGISTRY: dict[str, str] = {
     "control-plane": "kubectl_runai_dr.ops.helm_reinstall:restore_control_plane",
     "cluster": "kubectl_runai_dr.ops.helm_reinstall:restore_cluster",
+    "secrets": "kubectl_runai_dr.components.secrets:restore",
     "runaiconfig": "kubectl_runai_dr.components.runaiconfig:restore",
     "templates": "kubectl_runai_dr.components.templates:restore",
     "namespaces": "kubectl_runai_dr.components.namespaces:restore",
@@ -152,6 +153,13 @@ def _permissions(step: str, settings: RestoreSettings) -> list[tuple[str, Resour
             need += [("create", r.NAMESPACES, None), ("create", r.ROLEBINDINGS, None)]
             if update:
                 need += [("patch", r.NAMESPACES, None), ("patch", r.ROLEBINDINGS, None)]
+    elif step == "secrets":
+        for ns in (n.control_plane_namespace, n.cluster_namespace):
+            need += [("get", r.SECRETS, ns)]
+            if write:
+                need += [("create", r.SECRETS, ns)]
+        if write:
+            need += [("create", r.NAMESPACES, None)]
     elif step == "templates":
         need += [("list", r.CONFIGMAPS, n.cluster_namespace)]
         if write:

@@ -10,6 +10,7 @@ server filled in is not drift, while a changed or missing label, subject or spec
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -73,7 +74,22 @@ def decide(desired: dict[str, Any], live: dict[str, Any] | None) -> Decision:
     paths = changed_paths(want, have)
     if not paths:
         return Decision(Action.UNCHANGED)
-    return Decision(Action.UPDATE, unified(have, want, label=object_label(desired)), paths)
+    return Decision(Action.UPDATE, unified(redact(have), redact(want),
+                                           label=object_label(desired)), paths)
+
+
+def redact(obj: Any) -> Any:
+    """A Secret with each value replaced by a short digest: a diff shows which keys changed,
+    never a secret value. Other objects are returned as they are."""
+    if not isinstance(obj, dict) or obj.get("kind") != "Secret":
+        return obj
+    out = dict(obj)
+    for field_name in ("data", "stringData"):
+        values = obj.get(field_name)
+        if isinstance(values, dict):
+            out[field_name] = {k: "<redacted sha256:" + hashlib.sha256(
+                str(v).encode()).hexdigest()[:12] + ">" for k, v in values.items()}
+    return out
 
 
 def unified(live: Any, desired: Any, *, label: str) -> str:

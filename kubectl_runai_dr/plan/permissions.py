@@ -131,6 +131,14 @@ PERMISSIONS: tuple[StepPermissions, ...] = (
         _n("get", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED),
         _n("create", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED)),
         control_plane=True),
+    StepPermissions("restore", "secrets", (
+        _n("get", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("get", CORE, "secrets", CLUSTER),
+        _n("create", CORE, "secrets", CLUSTER),
+        _n("get", CORE, "secrets", ALL),
+        _n("create", CORE, "secrets", ALL)),
+        note="only for bundles made with --include-secrets", optional=True),
     StepPermissions("restore", "control-plane", (
         _n("create", CORE, "namespaces", CLUSTER_SCOPED),
         *_helm_storage(CONTROL_PLANE, write=True)),

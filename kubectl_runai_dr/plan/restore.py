@@ -31,6 +31,9 @@ RESTORE_STEPS: tuple[RestoreStep, ...] = (
     RestoreStep("volumes", "volumes from snapshots",
                 "the database and metrics volumes must exist before the control plane "
                 "that mounts them is installed"),
+    RestoreStep("secrets", "secrets",
+                "TLS, CA, registry and credential Secrets (bundles made with "
+                "--include-secrets) must exist before the charts that reference them"),
     RestoreStep("control-plane", "control plane (helm)",
                 "re-install the control plane with its saved values, on the restored "
                 "database volume"),
@@ -69,6 +72,7 @@ def bundle_content(files: Collection[str], names: Names) -> dict[str, bool]:
     return {
         PREFLIGHT: True,
         "volumes": layout.SNAPSHOTS in files,
+        "secrets": layout.SECRETS in files,
         "control-plane": layout.helm_values(names.control_plane_release) in files,
         "database": any(f.startswith(layout.DATABASE_DIR + "/") for f in files),
         "cluster": layout.helm_values(names.cluster_release) in files,
