@@ -9,6 +9,7 @@ from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.plan.diff import Action, changed_paths, decide, project, update_patch
 from kubectl_runai_dr.plan.restore import (
     RESTORE_STEPS,
+    SELECTABLE,
     bundle_content,
     check_selection,
     plan_restore,
@@ -137,3 +138,12 @@ def test_secret_diffs_show_keys_never_values() -> None:
     # equal values redact equally: the unchanged key is not in the diff's changed lines
     assert not [ln for ln in d.diff.splitlines() if ln.startswith(("+", "-"))
                 and "tls.crt" in ln]
+
+
+def test_restore_help_names_every_step() -> None:
+    from tests.e2e import cli
+
+    out = cli("restore", "--help").stdout
+    flat = " ".join(out.replace("│", " ").split())
+    for step in SELECTABLE:
+        assert step in flat, step

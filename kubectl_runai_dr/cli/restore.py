@@ -27,8 +27,9 @@ def restore(
         "--dry-run", help="Print the plan and, for every object, create / unchanged / update "
         "with a diff against the cluster; write nothing.", rich_help_panel=RESTORE)] = False,
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help="Run only this step (repeatable): volumes, control-plane, database, "
-        "cluster, runaiconfig, templates, namespaces.", rich_help_panel=RESTORE)] = None,
+        "--only", help="Run only this step (repeatable): volumes, secrets, control-plane, "
+        "database, cluster, runaiconfig, templates, namespaces.",
+        rich_help_panel=RESTORE)] = None,
     skip: Annotated[list[str] | None, typer.Option(
         "--skip", help="Leave out this step (repeatable).", rich_help_panel=RESTORE)] = None,
     existing: Annotated[str, typer.Option(
@@ -83,8 +84,8 @@ def restore(
 ) -> None:
     """Restore a Run:ai installation from a bundle, in the documented recovery order.
 
-    Steps: preflight, volumes, control-plane (helm), database, cluster (helm), runaiconfig,
-    templates, namespaces. Every step is idempotent: after a failure, run the same command
+    Steps: preflight, volumes, secrets, control-plane (helm), database, cluster (helm),
+    runaiconfig, templates, namespaces. Every step is idempotent: after a failure, run the same command
     again. Exit codes: 0 done, 3 some objects failed, 4 invalid bundle, 5 unreachable,
     6 forbidden, 130 not confirmed.
     """
