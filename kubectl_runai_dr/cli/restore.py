@@ -85,8 +85,8 @@ def restore(
     """Restore a Run:ai installation from a bundle, in the documented recovery order.
 
     Steps: preflight, volumes, secrets, control-plane (helm), database, cluster (helm),
-    runaiconfig, templates, namespaces. Every step is idempotent: after a failure, run the same command
-    again. Exit codes: 0 done, 3 some objects failed, 4 invalid bundle, 5 unreachable,
+    runaiconfig, templates, namespaces. Every step is idempotent: after a failure, run the
+    same command again. Exit codes: 0 done, 3 some objects failed, 4 invalid bundle, 5 unreachable,
     6 forbidden, 130 not confirmed.
     """
     common = o.Common(kubeconfig, context, request_timeout, fmt, no_color, verbose)
