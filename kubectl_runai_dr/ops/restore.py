@@ -29,6 +29,7 @@ from kubectl_runai_dr.components.restore_base import (
 from kubectl_runai_dr.errors import Aborted, BundleError, DrError, Forbidden
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.resources import Resource
+from kubectl_runai_dr.plan import permissions
 from kubectl_runai_dr.plan.restore import (
     PREFLIGHT,
     PlannedStep,
@@ -141,42 +142,6 @@ def external_step(name: str) -> Callable[..., Any] | None:
 
 
 # -- preflight --------------------------------------------------------------------------------
-def _permissions(step: str, settings: RestoreSettings) -> list[tuple[str, Resource, str | None]]:
-    """(verb, resource, namespace) the step needs; reads only in a dry run."""
-    n = settings.names
-    write = not settings.dry_run
-    update = settings.existing is Existing.update
-    need: list[tuple[str, Resource, str | None]] = []
-    if step == "namespaces":
-        need += [("list", r.NAMESPACES, None), ("list", r.ROLEBINDINGS, None)]
-        if write:
-            need += [("create", r.NAMESPACES, None), ("create", r.ROLEBINDINGS, None)]
-            if update:
-                need += [("patch", r.NAMESPACES, None), ("patch", r.ROLEBINDINGS, None)]
-    elif step == "secrets":
-        for ns in (n.control_plane_namespace, n.cluster_namespace):
-            need += [("get", r.SECRETS, ns)]
-            if write:
-                need += [("create", r.SECRETS, ns)]
-        if write:
-            need += [("create", r.NAMESPACES, None)]
-    elif step == "templates":
-        need += [("list", r.CONFIGMAPS, n.cluster_namespace)]
-        if write:
-            need += [("create", r.CONFIGMAPS, n.cluster_namespace)]
-    elif step == "runaiconfig":
-        need += [("get", r.RUNAICONFIGS, n.cluster_namespace)]
-        if write:
-            need += [("create", r.RUNAICONFIGS, n.cluster_namespace),
-                     ("patch", r.RUNAICONFIGS, n.cluster_namespace)]
-    elif step in ("control-plane", "cluster"):
-        ns = n.control_plane_namespace if step == "control-plane" else n.cluster_namespace
-        need += [("list", r.SECRETS, ns)]
-        if write and settings.run_helm:
-            need += [("create", r.SECRETS, ns)]
-    return need
-
-
 def _cluster_uid(values: Any) -> str:
     if isinstance(values, dict):
         cluster = values.get("cluster")
@@ -250,17 +215,20 @@ def preflight(kube: Any, bundle: Bundle, plan: list[PlannedStep], settings: Rest
                                "or --skip runaiconfig")
     # permissions
     for step in plan:
-        if not step.run:
+        if not step.run or step.name == PREFLIGHT:
             continue
-        for verb, res, ns in _permissions(step.name, settings):
+        for need, ns in permissions.step_needs(
+                "restore", step.name, names, dry_run=settings.dry_run,
+                update=settings.existing is Existing.update, run_helm=settings.run_helm):
+            res = Resource(need.group, "v1", need.plural, "", ns is not None)
             try:
-                allowed, _ = kube.can_i(verb, res, ns)
+                allowed, _ = kube.can_i(need.verb, res, ns, subresource=need.subresource)
             except Forbidden:
                 allowed = True  # cannot ask: the request itself will say
             if not allowed:
                 where = f' in namespace "{ns}"' if ns else " (all namespaces)"
-                pf.problems.append(f"step {step.name}: you may not {verb} "
-                                   f"{res.group_resource}{where}")
+                pf.problems.append(f"step {step.name}: you may not {need.verb} "
+                                   f"{need.group_resource}{where}")
     return pf
 
 

@@ -30,15 +30,26 @@ RUNAI = "run.ai"
 SNAPSHOT = "snapshot.storage.k8s.io"
 
 
+# When a need applies (restore): always, only when writing (not in --dry-run), only with
+# --existing update, only with --run-helm.
+ALWAYS = ""
+WRITE = "write"
+UPDATE = "update"
+RUN_HELM = "run-helm"
+CONDITION_TEXT = {ALWAYS: "", WRITE: "", UPDATE: " (--existing update)",
+                  RUN_HELM: " (--run-helm)"}
+
+
 @dataclass(frozen=True)
 class Need:
     """One permission: ``verb`` on ``resource`` (plural, ``pods/exec`` for a subresource)
-    of API ``group`` in ``scope``."""
+    of API ``group`` in ``scope``, needed ``when`` (a condition above)."""
 
     verb: str
     group: str
     resource: str
     scope: str
+    when: str = ALWAYS
 
     @property
     def plural(self) -> str:
@@ -65,17 +76,19 @@ class StepPermissions:
     control_plane: bool = False  # only where the control plane is installed
 
 
-def _n(verb: str, group: str, resource: str, scope: str) -> Need:
+def _n(verb: str, group: str, resource: str, scope: str, when: str = ALWAYS) -> Need:
     if scope not in SCOPES:
         raise ValueError(scope)
-    return Need(verb, group, resource, scope)
+    if when not in CONDITION_TEXT:
+        raise ValueError(when)
+    return Need(verb, group, resource, scope, when)
 
 
 def _helm_storage(scope: str, *, write: bool) -> tuple[Need, ...]:
     """helm 3 keeps each release revision in a Secret (default) or a ConfigMap."""
     needs = [_n("list", CORE, "secrets", scope), _n("list", CORE, "configmaps", scope)]
     if write:
-        needs.append(_n("create", CORE, "secrets", scope))
+        needs.append(_n("create", CORE, "secrets", scope, RUN_HELM))
     return tuple(needs)
 
 
@@ -116,53 +129,56 @@ PERMISSIONS: tuple[StepPermissions, ...] = (
         _n("patch", CORE, "configmaps", CONTROL_PLANE),
         _n("create", CORE, "configmaps", CONTROL_PLANE)),
         note="on a SaaS cluster: in the cluster namespace; skipped with --no-record"),
-    # -- restore: writes -----------------------------------------------------------------------
+    # -- restore: reads always, writes unless --dry-run ----------------------------------------
     StepPermissions("restore", "preflight", (
         _n("create", "authorization.k8s.io", "selfsubjectaccessreviews", CLUSTER_SCOPED),
         _n("get", CORE, "namespaces", CLUSTER_SCOPED))),
     StepPermissions("restore", "volumes", (
         _n("get", CORE, "namespaces", CLUSTER_SCOPED),
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED, WRITE),
         _n("get", CORE, "persistentvolumeclaims", CONTROL_PLANE),
-        _n("create", CORE, "persistentvolumeclaims", CONTROL_PLANE),
+        _n("create", CORE, "persistentvolumeclaims", CONTROL_PLANE, WRITE),
         _n("get", "storage.k8s.io", "storageclasses", CLUSTER_SCOPED),
         _n("get", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
-        _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
+        _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE, WRITE),
         _n("get", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED),
-        _n("create", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED)),
+        _n("create", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED, WRITE)),
         control_plane=True),
     StepPermissions("restore", "secrets", (
         _n("get", CORE, "namespaces", CLUSTER_SCOPED),
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED, WRITE),
         _n("get", CORE, "secrets", CLUSTER),
-        _n("create", CORE, "secrets", CLUSTER),
+        _n("create", CORE, "secrets", CLUSTER, WRITE),
+        _n("patch", CORE, "secrets", CLUSTER, UPDATE),
         _n("get", CORE, "secrets", ALL),
-        _n("create", CORE, "secrets", ALL)),
+        _n("create", CORE, "secrets", ALL, WRITE)),
         note="only for bundles made with --include-secrets", optional=True),
     StepPermissions("restore", "control-plane", (
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
-        *_helm_storage(CONTROL_PLANE, write=True)),
+        *_helm_storage(CONTROL_PLANE, write=True),
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED, RUN_HELM)),
         note="helm install also creates every object of the chart", control_plane=True),
     StepPermissions("restore", "database", _DATABASE_POD, control_plane=True),
     StepPermissions("restore", "cluster", (
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
-        *_helm_storage(CLUSTER, write=True)),
+        *_helm_storage(CLUSTER, write=True),
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED, RUN_HELM)),
         note="helm install also creates every object of the chart"),
     StepPermissions("restore", "runaiconfig", (
         _n("get", RUNAI, "runaiconfigs", CLUSTER),
-        _n("create", RUNAI, "runaiconfigs", CLUSTER),
-        _n("patch", RUNAI, "runaiconfigs", CLUSTER))),
+        _n("create", RUNAI, "runaiconfigs", CLUSTER, WRITE),
+        _n("patch", RUNAI, "runaiconfigs", CLUSTER, WRITE))),
     StepPermissions("restore", "templates", (
         _n("list", CORE, "configmaps", CLUSTER),
-        _n("create", CORE, "configmaps", CLUSTER))),
+        _n("create", CORE, "configmaps", CLUSTER, WRITE),
+        _n("patch", CORE, "configmaps", CLUSTER, UPDATE))),
     StepPermissions("restore", "namespaces", (
         _n("list", RUNAI, "projects", CLUSTER_SCOPED),
         _n("list", CORE, "namespaces", CLUSTER_SCOPED),
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED),
+        _n("create", CORE, "namespaces", CLUSTER_SCOPED, WRITE),
+        _n("patch", CORE, "namespaces", CLUSTER_SCOPED, UPDATE),
         _n("list", RBAC, "rolebindings", ALL),
-        _n("create", RBAC, "rolebindings", ALL),
-        _n("list", RBAC, "clusterroles", CLUSTER_SCOPED)),
-        note="--existing update also needs patch on namespaces and rolebindings"),
+        _n("create", RBAC, "rolebindings", ALL, WRITE),
+        _n("patch", RBAC, "rolebindings", ALL, UPDATE),
+        _n("list", RBAC, "clusterroles", CLUSTER_SCOPED))),
     # -- volume commands ---------------------------------------------------------------------
     StepPermissions("snapshot", "snapshot", _SNAPSHOT, control_plane=True),
     StepPermissions("snapshot", "list", (_n("list", SNAPSHOT, "volumesnapshots", ALL),)),
@@ -226,6 +242,25 @@ def checks(commands: Sequence[str], names: Names) -> Iterator[tuple[StepPermissi
             yield step, need, namespace_of(need.scope, names)
 
 
+def applies(need: Need, *, dry_run: bool, update: bool, run_helm: bool) -> bool:
+    """Does ``need`` apply to a run with these flags? (a dry run only reads)."""
+    if need.when == ALWAYS:
+        return True
+    if dry_run:
+        return False
+    return (need.when == WRITE or (need.when == UPDATE and update)
+            or (need.when == RUN_HELM and run_helm))
+
+
+def step_needs(command: str, step: str, names: Names, *, dry_run: bool = False,
+               update: bool = False, run_helm: bool = False) -> list[tuple[Need, str | None]]:
+    """(need, namespace) of one step for a run with these flags."""
+    return [(need, namespace_of(need.scope, names))
+            for entry in PERMISSIONS if entry.command == command and entry.step == step
+            for need in entry.needs
+            if applies(need, dry_run=dry_run, update=update, run_helm=run_helm)]
+
+
 def markdown_table(names: Names | None = None) -> str:
     """The README's table: one row per command, step and permission."""
     names = names or Names()
@@ -234,6 +269,7 @@ def markdown_table(names: Names | None = None) -> str:
     for step in PERMISSIONS:
         for i, need in enumerate(step.needs):
             note = step.note if i == 0 else ""
-            lines.append(f"| `{step.command}` | {step.step} | {need.verb} | "
+            verb = need.verb + CONDITION_TEXT[need.when]
+            lines.append(f"| `{step.command}` | {step.step} | {verb} | "
                          f"`{need.group_resource}` | {scope_text(need.scope, names)} | {note} |")
     return "\n".join(lines) + "\n"
