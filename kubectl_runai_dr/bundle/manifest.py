@@ -13,10 +13,15 @@ def utc_stamp(now: datetime) -> str:
     return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def safe_context(context: str) -> str:
+    """The context name made file-name safe."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", context).strip("._") or "cluster"
+
+
 def default_bundle_name(context: str, now: datetime) -> str:
-    """``runai-dr-<context>-<UTC time>.tar.gz``, with the context made file-name safe."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", context).strip("._") or "cluster"
-    return f"runai-dr-{safe}-{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}.tar.gz"
+    """``runai-dr-<context>-<UTC time>.tar.gz``."""
+    return (f"runai-dr-{safe_context(context)}-"
+            f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}.tar.gz")
 
 
 def build_manifest(

@@ -49,6 +49,10 @@ def backup(
     db_user: d.DbUser = None,
     db_name: d.DbName = None,
     db_password_env: d.DbPasswordEnv = None,
+    keep: Annotated[int | None, typer.Option(
+        "--keep", min=1, help="After a complete backup, keep only the N newest bundles of this "
+        "context in the output directory (files named runai-dr-<context>-<time>.tar.gz; "
+        "nothing else is touched).", rich_help_panel="Bundle")] = None,
     no_record: Annotated[bool, typer.Option(
         "--no-record", help="Do not record this backup in the cluster (ConfigMap "
         "runai-dr-last-backup, read by `status`).", rich_help_panel="Bundle")] = False,
@@ -90,7 +94,7 @@ def backup(
                       cluster_release=cluster_release)
         opts = BackupOptions(output=output_file, force=force, include_secrets=include_secrets,
                              names=names, only=tuple(components or ()), skip=tuple(skip or ()),
-                             record=not no_record,
+                             record=not no_record, keep=keep,
                              component_options=d.component_options(
                                  db_mode, db_namespace, db_pod, db_container, db_host, db_port,
                                  db_user, db_name, db_password_env))
@@ -109,8 +113,11 @@ def backup(
             progress.close()
         for w in outcome.warnings:
             render.warn(err, w)
+        for name in outcome.deleted:
+            err.print(f"deleted old bundle {render.escape(name)} (--keep {keep})")
         if fmt is not o.OutputFormat.table:
-            render.emit({"bundle": str(outcome.path), "manifest": outcome.manifest}, fmt.value)
+            render.emit({"bundle": str(outcome.path), "manifest": outcome.manifest,
+                         "deleted": outcome.deleted}, fmt.value)
         else:
             m = outcome.manifest
             out.print(render.table(None, ["COMPONENT", "STATUS", "OBJECTS", "SIZE", "NOTE"],

@@ -17,6 +17,7 @@ from kubectl_runai_dr.kube.client import Kube
 from kubectl_runai_dr.model import ComponentResult, Names, Status
 from kubectl_runai_dr.ops.record import write_record
 from kubectl_runai_dr.plan.backup import plan_backup
+from kubectl_runai_dr.plan.retention import bundles_to_delete
 
 # component name -> "module:function"; imported only when the component runs.
 REGISTRY: dict[str, str] = {
@@ -41,6 +42,7 @@ class BackupOptions:
     only: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
     record: bool = True
+    keep: int | None = None  # after a complete backup, keep this many bundles of the context
     component_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,6 +52,7 @@ class BackupOutcome:
     manifest: dict[str, Any]
     results: list[ComponentResult]
     warnings: list[str]
+    deleted: list[str] = field(default_factory=list)  # old bundles removed by --keep
 
     @property
     def partial(self) -> bool:
@@ -125,7 +128,26 @@ def run_backup(kube: Kube, opts: BackupOptions, *, progress: Progress | None = N
         })
         if warning:
             warnings.append(warning)
-    return BackupOutcome(path=path, manifest=manifest, results=results, warnings=warnings)
+    deleted: list[str] = []
+    if opts.keep is not None:
+        if manifest["status"] == "complete":
+            deleted = _rotate(path, kube.context, opts.keep, warnings)
+        else:
+            warnings.append("--keep: nothing deleted, because this backup is partial")
+    return BackupOutcome(path=path, manifest=manifest, results=results, warnings=warnings,
+                         deleted=deleted)
+
+
+def _rotate(path: Path, context: str, keep: int, warnings: list[str]) -> list[str]:
+    """Delete the bundles of ``context`` beyond the ``keep`` newest, beside ``path``."""
+    deleted = []
+    for name in bundles_to_delete((p.name for p in path.parent.iterdir()), context, keep):
+        try:
+            (path.parent / name).unlink()
+            deleted.append(name)
+        except OSError as exc:
+            warnings.append(f"--keep: could not delete {name}: {exc.strerror}")
+    return deleted
 
 
 def _fail(writer: BundleWriter, result: ComponentResult, before: set[str], reason: str) -> None:
