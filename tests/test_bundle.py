@@ -107,3 +107,25 @@ def test_newer_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match=r"format 99; this tool reads up to 1") as exc:
         Bundle.open(newer)
     assert exc.value.hint == "upgrade kubectl runai-dr"
+
+
+def test_compressed_members_are_stored_not_compressed_again(tmp_path: Path) -> None:
+    import subprocess
+
+    w = BundleWriter(tmp_path / "b.tar.gz")
+    dump = os.urandom(3_000_000)  # like pg_dump -Fc output: does not compress
+    text = b'{"kind": "RoleBinding"}\n' * 200_000  # compresses very well
+    w.write_bytes("database/backend.dump", dump)
+    w.write_bytes("objects/big.json", text)
+    bundle = w.finalize(dict(MANIFEST), mtime=0)
+    size = bundle.stat().st_size
+    assert size < len(dump) + 100_000  # the JSON was compressed...
+    assert size > len(dump)  # ...and the dump stored whole (gzip cannot shrink it)
+    b = Bundle.open(bundle)
+    assert b.verify() == []
+    assert b.read_bytes("database/backend.dump") == dump
+    assert b.read_bytes("objects/big.json") == text
+    # the archive is one gzip stream of several members: GNU tar reads it too
+    listing = subprocess.run(["tar", "tzf", str(bundle)], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert listing == ["manifest.json", "database/backend.dump", "objects/big.json"]

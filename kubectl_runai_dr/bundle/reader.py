@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import json
 import tarfile
@@ -39,7 +41,7 @@ class Bundle:
         if path.is_dir():
             raise BundleError(f"{path} is a directory, not a bundle file")
         try:
-            with tarfile.open(path, mode="r|gz") as tar:
+            with _stream(path) as tar:
                 first = tar.next()
                 if first is None or first.name != MANIFEST:
                     raise BundleError(
@@ -119,7 +121,7 @@ class Bundle:
         seen: set[str] = set()
         current = MANIFEST
         try:
-            with tarfile.open(self.path, mode="r|gz") as tar:
+            with _stream(self.path) as tar:
                 for i, member in enumerate(tar):
                     current = member.name
                     if i == 0:
@@ -170,3 +172,12 @@ def check_manifest(manifest: Any, path: Path) -> None:
         raise BundleError(f"{path}: manifest files table is missing or malformed")
     if not isinstance(manifest.get("components"), list):
         raise BundleError(f"{path}: manifest has no components list")
+
+
+@contextlib.contextmanager
+def _stream(path: Path) -> Iterator[tarfile.TarFile]:
+    """Read the archive front to back. Through gzip.open: a bundle's gzip stream has
+    several members (stored dumps between compressed JSON), which tarfile's own stream
+    mode does not read."""
+    with gzip.open(path, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+        yield tar

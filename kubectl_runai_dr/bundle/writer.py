@@ -9,6 +9,7 @@ entries, never a file that looks like a complete bundle; ``abort()`` removes the
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -16,15 +17,17 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
 from kubectl_runai_dr.errors import BundleExistsError, DrError
 
-_BIG = 64 * 1024 * 1024  # above this much staged data, compress fast (dumps are compressed)
+_LEVEL = 6  # gzip level for JSON and YAML
+_SAMPLE = 256 * 1024  # a larger member whose sample does not compress is stored as is
 
 
 class HashingFile:
@@ -154,20 +157,24 @@ class BundleWriter:
         manifest["formatVersion"] = FORMAT_VERSION
         manifest["files"] = {k: self.files[k] for k in sorted(self.files)}
         data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-        total = sum(f["size"] for f in self.files.values())
         fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".partial",
                                    dir=self.target.parent)
         self._tmp = Path(tmp)
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as raw:
-            level = 1 if total > _BIG else 6
-            with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=level,
+            out = _GzipMembers(raw, mtime)
+            with tarfile.open(fileobj=cast(IO[bytes], out), mode="w",
                               format=tarfile.PAX_FORMAT) as tar:
+                out.set_level(_LEVEL)
                 tar.addfile(_info(MANIFEST, len(data), mtime), io.BytesIO(data))
                 for rel in sorted(self.files):
                     path = self.staging / rel
+                    # already-compressed data (pg_dump -Fc) is stored, not compressed again
+                    out.set_level(0 if _incompressible(path) else _LEVEL)
                     with open(path, "rb") as fh:
                         tar.addfile(_info(rel, self.files[rel]["size"], mtime), fh)
+                out.set_level(_LEVEL)
+            out.close()
             raw.flush()
             os.fsync(raw.fileno())
         if self.force:
@@ -208,3 +215,48 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class _GzipMembers:
+    """A write-only stream that gzips what it is given, one gzip member per compression
+    level: a gzip file may hold several members, and gzip, GNU tar and Python's gzip
+    module read them as one stream. Lets the bundle store already-compressed dumps without
+    spending CPU on compressing them again."""
+
+    def __init__(self, raw: BinaryIO, mtime: float) -> None:
+        self._raw = raw
+        self._mtime = mtime
+        self._gz: gzip.GzipFile | None = None
+        self._level: int | None = None
+        self._pos = 0
+
+    def set_level(self, level: int) -> None:
+        if level == self._level:
+            return
+        if self._gz is not None:
+            self._gz.close()  # writes this member's trailer; the raw file stays open
+        self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=level,
+                                 mtime=int(self._mtime))
+        self._level = level
+
+    def write(self, data: bytes) -> int:
+        assert self._gz is not None
+        self._pos += len(data)
+        return self._gz.write(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        if self._gz is not None:
+            self._gz.close()
+            self._gz = None
+
+
+def _incompressible(path: Path) -> bool:
+    """True for a large file whose first bytes do not compress (compressed data)."""
+    if path.stat().st_size < 4 * _SAMPLE:
+        return False
+    with open(path, "rb") as fh:
+        sample = fh.read(_SAMPLE)
+    return len(zlib.compress(sample, 1)) > 0.95 * len(sample)
