@@ -30,7 +30,6 @@ from rich.table import Table
 
 from kubectl_runai_dr.errors import DrError
 
-FORMATS = ("table", "json", "yaml")
 STATUS_STYLE = {"ok": "green", "not present": "dim", "skipped": "dim", "failed": "bold red",
                 "complete": "green", "partial": "bold red", "warning": "yellow",
                 "critical": "bold red", "info": "cyan", "yes": "green", "no": "bold red",

@@ -18,10 +18,6 @@ RUNAICONFIG_OBJECT = "runaiconfig/runaiconfig.json"
 RUNAICONFIG_SPEC = "runaiconfig/spec.json"
 
 
-def helm_dir(release: str) -> str:
-    return f"helm/{release}"
-
-
 def helm_release_info(release: str) -> str:
     return f"helm/{release}/release.json"
 

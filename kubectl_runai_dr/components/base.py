@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubectl_runai_dr.bundle.writer import BundleWriter
-from kubectl_runai_dr.model import ComponentResult, Names
+from kubectl_runai_dr.model import Names
 
 
 class Progress(Protocol):
@@ -45,5 +44,3 @@ class BackupContext:
     options: dict[str, Any] = field(default_factory=dict)  # component-specific flags
     facts: dict[str, Any] = field(default_factory=dict)  # what components learned, shared
 
-
-BackupFn = Callable[[BackupContext, ComponentResult], None]

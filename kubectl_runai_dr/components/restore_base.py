@@ -32,8 +32,6 @@ class Outcome(str, Enum):
     WOULD_UPDATE = "update"  # --dry-run with --existing update
 
 
-OUTCOME_ORDER = tuple(Outcome)
-
 
 class Existing(str, Enum):
     skip = "skip"

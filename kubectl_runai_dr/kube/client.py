@@ -28,7 +28,7 @@ from kubectl_runai_dr import errors as e
 from kubectl_runai_dr._version import __version__
 from kubectl_runai_dr.kube.errors import error_from_response
 from kubectl_runai_dr.kube.kubeconfig import kubeconfig_paths, read_kubeconfig, select_context
-from kubectl_runai_dr.kube.resources import Resource
+from kubectl_runai_dr.kube.resources import SSAR, Resource
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -387,8 +387,8 @@ class Kube:
             attrs["name"] = name
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": attrs}}
-        out = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-                           body=body, verb="create", resource="selfsubjectaccessreviews")
+        out = self.request("POST", SSAR.path(), body=body, verb="create",
+                           resource=SSAR.group_resource)
         status = out.get("status") or {}
         return bool(status.get("allowed")), str(status.get("reason", ""))
 

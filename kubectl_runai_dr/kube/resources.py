@@ -57,8 +57,6 @@ ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "Role
 CLUSTERROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False)
 ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True)
 STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False)
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-                "CustomResourceDefinition", False)
 SSAR = Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews",
                 "SelfSubjectAccessReview", False)
 RUNAICONFIGS = Resource("run.ai", "v1", "runaiconfigs", "RunaiConfig", True)

@@ -338,17 +338,3 @@ def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = No
         return RestoreOutcome(pf, steps, settings.dry_run)
     finally:
         bundle.close()
-
-
-def summary_rows(outcome: RestoreOutcome) -> list[dict[str, Any]]:
-    """One row per step for the summary table (render-independent)."""
-    rows = []
-    for s in outcome.steps:
-        counts = s.counts()
-        note = s.why_not or s.error
-        if s.hint and s.error:
-            note += f" (hint: {s.hint})"
-        rows.append({"step": s.name, "ran": s.ran, "failed": s.failed,
-                     "counts": {o.value: counts.get(o, 0) for o in Outcome},
-                     "note": note, "warnings": len(s.warnings)})
-    return rows

@@ -325,10 +325,6 @@ def drop_database_sql(name: str) -> str:
     return f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE);\n"
 
 
-def database_exists_sql(name: str) -> str:
-    return f"SELECT count(*) FROM pg_database WHERE datname = {quote_literal(name)};\n"
-
-
 # -- globals --------------------------------------------------------------------------------
 _ROLE_STMT = re.compile(r"^(CREATE|ALTER) ROLE (\"(?:[^\"]|\"\")+\"|[^\s;]+)")
 
