@@ -344,3 +344,28 @@ def test_large_database_streams_in_bounded_memory(env: tuple[ApiServer, Path], p
     assert r.code == 0, r.stderr + r.stdout
     pg.drop_database("backend")
 
+
+
+def test_restore_over_exec_v4_reads_exactly_the_dump(env: tuple[ApiServer, Path],
+                                                     pg: PgServer, tmp_path: Path) -> None:
+    """Clusters before Kubernetes 1.30 serve only exec v4, which cannot end stdin: the
+    restore feeds each command exactly its input's size instead."""
+    srv, kc = env
+    bundle = tmp_path / "b.tar.gz"
+    assert backup(kc, bundle)[0] == 0
+    before = counts(pg, "keycloak")
+    srv.exec_protocols = ("v4.channel.k8s.io",)
+    try:
+        with PgServer(password=PASSWORD, host_auth="scram-sha-256") as fresh:
+            set_exec(srv, fresh)
+            srv.clear_requests()
+            r = cli("restore-database", str(bundle), "--kubeconfig", str(kc))
+            assert r.code == 0, r.stderr + r.stdout
+            assert counts(fresh, "keycloak") == before
+            restores = [q.query["command"] for q in srv.requests if q.path.endswith("/exec")
+                        and "pg_restore" in q.query.get("command", [])]
+            assert restores and all(c[:3] == ["sh", "-c", 'head -c "$0" | "$@"']
+                                    for c in restores)
+            set_exec(srv, pg)
+    finally:
+        srv.exec_protocols = ("v5.channel.k8s.io", "v4.channel.k8s.io")

@@ -38,6 +38,7 @@ class Runner(Protocol):
     conn: dict[str, Any]
 
     def run(self, argv: list[str], *, stdout: Any = None, stdin: Iterable[bytes] | None = None,
+            stdin_size: int | None = None,
             on_stdout: Callable[[int], None] | None = None) -> ExecResult: ...
     def session(self, database: str) -> Session: ...
 
@@ -101,11 +102,17 @@ class PodRunner:
         return _chain([first], stdin or [])
 
     def run(self, argv: list[str], *, stdout: Any = None, stdin: Iterable[bytes] | None = None,
+            stdin_size: int | None = None,
             on_stdout: Callable[[int], None] | None = None) -> ExecResult:
+        """``stdin_size``: the exact size of ``stdin``, so the input ends without the v5
+        close frame (clusters before Kubernetes 1.30 only speak v4)."""
+        if stdin_size is not None and self._password is not None:
+            stdin_size += len(self._password.encode()) + 1
         return kexec.run(self.kube, self.namespace, self.pod,
                          self._command(argv, drain=stdin is not None),
                          container=self.container, stdout=stdout,
-                         stdin=self._with_password(stdin), on_stdout=on_stdout)
+                         stdin=self._with_password(stdin), stdin_size=stdin_size,
+                         on_stdout=on_stdout)
 
     def session(self, database: str) -> PodSession:
         argv = p.psql_argv(database, **self.conn)
@@ -184,7 +191,9 @@ class LocalRunner:
         return [path, *argv[1:]]
 
     def run(self, argv: list[str], *, stdout: Any = None, stdin: Iterable[bytes] | None = None,
+            stdin_size: int | None = None,
             on_stdout: Callable[[int], None] | None = None) -> ExecResult:
+        del stdin_size  # a local pipe ends when stdin is closed
         proc = subprocess.Popen(self._exe(argv), env=self._env(),
                                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)

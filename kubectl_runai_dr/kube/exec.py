@@ -224,6 +224,16 @@ class ExecStream:
             self.sock.shutdown()
 
 
+def bounded_stdin_command(command: Sequence[str], size: int) -> list[str]:
+    """``command`` fed exactly ``size`` bytes of stdin, so it needs no end-of-input.
+
+    Exec protocol v4 (Kubernetes before 1.30) cannot end stdin; ``head -c`` stops after the
+    known size instead. The pipeline's exit code is the command's. If the stream breaks
+    early, ``head`` sees the end of its input and the command a truncated one.
+    """
+    return ["sh", "-c", 'head -c "$0" | "$@"', str(size), *command]
+
+
 def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
               container: str | None = None, stdin: bool = False,
               timeout: float | None = None) -> ExecStream:
@@ -255,19 +265,24 @@ def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
 
 def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
         container: str | None = None, stdout: Sink | None = None,
-        stdin: Iterable[bytes] | None = None, on_stdout: Callable[[int], None] | None = None,
+        stdin: Iterable[bytes] | None = None, stdin_size: int | None = None,
+        on_stdout: Callable[[int], None] | None = None,
         keep_stdout_tail: int = 0, timeout: float | None = None) -> ExecResult:
     """Run ``command`` in the pod and wait for it.
 
     stdout frames go straight to ``stdout`` (never accumulated); stderr keeps its last
     8 KiB. ``stdin`` chunks are sent from a thread while output is read, then stdin is
-    closed (v5). An exception raised by the ``stdin`` iterable (a checksum mismatch)
+    closed (v5). With ``stdin_size`` (the exact number of bytes ``stdin`` yields) the
+    command reads exactly that much, which also works over v4. An exception raised by the
+    ``stdin`` iterable (a checksum mismatch)
     tears the stream down *without* ending stdin, so the command never sees a clean
     end of input, and is re-raised here.
     """
+    if stdin is not None and stdin_size is not None:
+        command = bounded_stdin_command(command, stdin_size)
     stream = open_exec(kube, namespace, pod, command, container=container,
                        stdin=stdin is not None, timeout=timeout)
-    if stdin is not None and not stream.can_close_stdin:
+    if stdin is not None and stdin_size is None and not stream.can_close_stdin:
         stream.close()
         raise e.ComponentError(
             f"{stream.what}: the API server does not offer exec protocol {V5}, which is "

@@ -151,7 +151,8 @@ def _restore_dump(runner: Runner, bundle: Bundle, entry: dict[str, Any], target_
     progress.update(description=f"database {entry['name']}: pg_restore into {target_db}")
     with bundle.open_member(path) as fh:
         res = runner.run(p.pg_restore_argv(target_db, clean=clean, owners=owners, **runner.conn),
-                         stdin=verified_chunks(fh, expected, path))
+                         stdin=verified_chunks(fh, expected, path),
+                         stdin_size=int(bundle.files.get(path, {}).get("size", entry["size"])))
     if not res.ok:
         raise failure(f'pg_restore of database "{entry["name"]}" into "{target_db}"',
                       runner.where, res)
@@ -221,7 +222,8 @@ def _restore_roles(runner: Runner, bundle: Bundle, result: DatabaseRestoreResult
     sql = bundle.read_bytes(layout.DATABASE_GLOBALS).decode()
     skip = {"postgres", *([runner.conn["user"]] if runner.conn.get("user") else [])}
     script = p.globals_for_restore(sql, skip).encode()
-    res = runner.run(p.psql_script_argv("postgres", **runner.conn), stdin=[script])
+    res = runner.run(p.psql_script_argv("postgres", **runner.conn), stdin=[script],
+                     stdin_size=len(script))
     if res.exit_code is None:
         raise failure("psql (roles from globals.sql)", runner.where, res)
     for line in res.stderr_tail.splitlines():

@@ -140,9 +140,10 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise ApiError(400, "Upgrade request required")  # SPDY is not served: clients fall back to it only on 4xx/5xx
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-    if not any(p in PROTOCOLS for p in offered):
+    served = tuple(srv.exec_protocols)
+    if not any(p in served for p in offered):
         raise ApiError(400, f"unable to upgrade connection: none of the offered subprotocols {offered} is supported "
-                            f"(want one of {list(PROTOCOLS)})")
+                            f"(want one of {list(served)})")
 
     with srv.store.lock:
         env = {"PATH": BASE_PATH, "HOSTNAME": t.name}
@@ -153,7 +154,7 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         env.update(extra.env or {})
         cwd = extra.cwd
 
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0, autoping=True, compress=False)
+    ws = web.WebSocketResponse(protocols=served, max_msg_size=0, autoping=True, compress=False)
     await ws.prepare(request)
     request[RECORD_KEY].status = 101
     v5 = ws.ws_protocol == "v5.channel.k8s.io"

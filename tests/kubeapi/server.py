@@ -213,6 +213,9 @@ class ApiServer:
         self.pod_exec: dict[tuple[str, str], PodExec] = {}
         self.exec_processes: set[int] = set()  # process groups of running exec commands
         self.exec_stdin_hang_timeout = 3.0
+        # exec subprotocols served, preferred first; ("v4.channel.k8s.io",) acts as a
+        # cluster before Kubernetes 1.30, which has no v5 (no end-of-stdin frame)
+        self.exec_protocols: tuple[str, ...] = ("v5.channel.k8s.io", "v4.channel.k8s.io")
         self.namespaces_linger = False  # True: deleted namespaces stay Terminating ("stuck")
         self.url = ""
         self.port = 0
