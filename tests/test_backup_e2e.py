@@ -53,6 +53,9 @@ def test_full_backup_contents(seeded: tuple[ApiServer, Path], tmp_path: Path) ->
     assert src["kubernetesVersion"].startswith("v1.")
     assert src["runaiVersion"] == "2.16.79"
     assert "runaiconfig" in stdout and "complete" in stdout
+    # the summary shows each component's size, from the files it wrote
+    row = next(ln for ln in stdout.splitlines() if ln.strip().startswith("projects"))
+    assert "KiB" in row and " 0 B" not in row
 
     # RunaiConfig: the object cleaned, and the spec as kubectl's jsonpath prints it
     live = srv.get("run.ai/v1", "RunaiConfig", "runai", "runai")

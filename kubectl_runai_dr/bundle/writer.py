@@ -104,6 +104,7 @@ class BundleWriter:
         self.staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
                                              dir=target.parent))
         self.files: dict[str, dict[str, Any]] = {}
+        self.manifest: dict[str, Any] = {}
         self._tmp: Path | None = None
 
     def _path(self, relpath: str) -> Path:
@@ -156,6 +157,7 @@ class BundleWriter:
         manifest["format"] = FORMAT
         manifest["formatVersion"] = FORMAT_VERSION
         manifest["files"] = {k: self.files[k] for k in sorted(self.files)}
+        self.manifest = manifest  # as written: with format, version and the files table
         data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
         fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".partial",
                                    dir=self.target.parent)

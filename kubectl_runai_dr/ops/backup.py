@@ -116,6 +116,7 @@ def run_backup(kube: Kube, opts: BackupOptions, *, progress: Progress | None = N
                                  for r in results),
         )
         path = writer.finalize(manifest, mtime=now.timestamp())
+        manifest = writer.manifest
     except BaseException:
         writer.abort()
         raise
