@@ -421,3 +421,21 @@ def test_without_the_snapshot_api(seeded: tuple[ApiServer, Path]) -> None:
     assert problems(doc, "info") == [
         "volumes: the volume snapshot API (snapshot.storage.k8s.io) is not installed: "
         "volumes cannot be snapshotted"]
+
+
+def test_table_lists_only_permissions_not_granted_unless_verbose(seeded: tuple[ApiServer, Path],
+                                                                 tmp_path: Path) -> None:
+    srv, _ = seeded
+    srv.add_user("viewer-token", "viewer")
+    srv.deny(verb="create", resource="namespaces", user="viewer")
+    viewer = srv.write_kubeconfig(tmp_path / "viewer", token="viewer-token")
+    r = cli("status", "--kubeconfig", str(viewer), "--no-exec")
+    perms = r.stdout.split("Permissions")[1].split("Problems")[0]
+    rows = [ln for ln in perms.splitlines() if ln.strip().startswith(("backup", "restore"))]
+    assert rows and all(" create " in ln and "namespaces" in ln for ln in rows)
+    total = int(re.search(r"(\d+) of (\d+) granted", perms).group(2))  # type: ignore[union-attr]
+    assert f"{total - len(rows)} of {total} granted" in perms
+    r = cli("status", "--kubeconfig", str(viewer), "--no-exec", "-v")
+    perms = r.stdout.split("Permissions")[1].split("Problems")[0]
+    assert len([ln for ln in perms.splitlines()
+                if ln.strip().startswith(("backup", "restore"))]) >= total

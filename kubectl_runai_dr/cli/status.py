@@ -58,7 +58,7 @@ def status(
             from kubectl_runai_dr.cli.status_view import show_status
 
             out, _ = render.consoles(no_color)
-            show_status(out, doc)
+            show_status(out, doc, all_permissions=verbose > 0)
         else:
             render.emit(doc, output.value)
         code = plan.exit_code(problems)

@@ -36,7 +36,8 @@ def _degraded(out: Console, errors: list[dict[str, Any]]) -> None:
         out.print(f"  [yellow]could not read:[/] {_e(err['message'])}")
 
 
-def show_status(out: Console, doc: dict[str, Any]) -> None:
+def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = False) -> None:
+    """``all_permissions``: list every permission (-v), not only those not granted."""
     from kubectl_runai_dr import render
 
     c = doc["cluster"]
@@ -168,7 +169,11 @@ def show_status(out: Console, doc: dict[str, Any]) -> None:
     p = doc["permissions"]
     render.section(out, "Permissions (of the current user, per step)")
     rows = []
-    for chk in p["checks"]:
+    granted = sum(1 for chk in p["checks"] if chk["allowed"] is True)
+    shown = [chk for chk in p["checks"] if all_permissions or chk["allowed"] is not True]
+    out.print(f"{granted} of {len(p['checks'])} granted"
+              + ("" if all_permissions else "; listed: those not granted (-v lists all)"))
+    for chk in shown:
         if chk["allowed"] is None:
             allowed = (render.styled("n/a") if chk["reason"].startswith("not applicable")
                        else render.styled("unknown"))
@@ -178,8 +183,9 @@ def show_status(out: Console, doc: dict[str, Any]) -> None:
                 allowed = "[yellow]no[/] (optional step)"
         rows.append([_e(chk["command"]), _e(chk["step"]), _e(chk["verb"]),
                      _e(chk["resource"]), _e(chk["namespace"]), allowed])
-    out.print(render.table(None, ["COMMAND", "STEP", "VERB", "RESOURCE", "NAMESPACE",
-                                  "ALLOWED"], rows))
+    if rows:
+        out.print(render.table(None, ["COMMAND", "STEP", "VERB", "RESOURCE", "NAMESPACE",
+                                      "ALLOWED"], rows))
     _degraded(out, p["errors"])
 
     render.section(out, "Problems")
