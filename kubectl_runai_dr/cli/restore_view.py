@@ -76,10 +76,12 @@ def show_objects(out: Console, steps: list[StepResult], *, verbose: int) -> None
 def summary_table(steps: list[StepResult]) -> Any:
     from kubectl_runai_dr import render
 
+    all_counts = [s.counts() for s in steps]
+    # only the outcomes that happened, so the notes keep room to be read
+    outcomes = [o for o in _outcomes() if any(c.get(o, 0) for c in all_counts)]
     rows = []
-    for s in steps:
-        counts = s.counts()
-        cells = [str(counts.get(o, 0)) if counts.get(o, 0) else "-" for o in _outcomes()]
+    for s, counts in zip(steps, all_counts, strict=True):
+        cells = [str(counts.get(o, 0)) if counts.get(o, 0) else "-" for o in outcomes]
         note = s.why_not if not s.ran else s.error
         if s.error and s.hint:
             note += f" (hint: {s.hint})"
@@ -88,8 +90,8 @@ def summary_table(steps: list[StepResult]) -> Any:
         status = ("[dim]not run[/]" if not s.ran else "[bold red]failed[/]" if s.failed
                   else "[green]ok[/]")
         rows.append([render.escape(s.name), status, *cells, render.escape(note)])
-    return render.table("summary", ["STEP", "STATUS", *(c.upper() for c in COLUMNS), "NOTE"],
-                        rows)
+    return render.table("summary", ["STEP", "STATUS", *(o.value.upper() for o in outcomes),
+                                    "NOTE"], rows)
 
 
 def _outcomes() -> list[Any]:
