@@ -51,3 +51,18 @@ def test_non_status_body_is_quoted_not_crashed() -> None:
     assert "bad gateway" in err.message
     notfound = _err(404, b"", verb="get", resource="configmaps", namespace="runai", name="x")
     assert notfound.message.startswith('configmaps "x" in namespace "runai" not found')
+
+
+def test_requests_keep_the_server_path_prefix_and_proxies_use_the_pool_manager() -> None:
+    from kubernetes import client as k8s
+
+    from kubectl_runai_dr.kube.client import Kube
+
+    cfg = k8s.Configuration(host="https://rancher.example.com/k8s/clusters/c-m-1")
+    kube = Kube(k8s.ApiClient(cfg), context="c", server=cfg.host)
+    assert kube._direct is not None and kube._direct.host == "rancher.example.com"
+    assert kube._base_path == "/k8s/clusters/c-m-1"
+    proxied = k8s.Configuration(host="https://k8s.example.com:6443")
+    proxied.proxy = "http://proxy.example.com:3128"
+    kube = Kube(k8s.ApiClient(proxied), context="c", server=proxied.host)
+    assert kube._direct is None  # the proxy manager knows how to tunnel
