@@ -196,14 +196,12 @@ def read_releases(kube: Any, release: str, namespace: str) -> list[HelmRelease]:
     return out
 
 
-def backup_release(kube: Any, out: Any, release: str, namespace: str,
-                   result: ComponentResult) -> HelmRelease | None:
-    """Write release info, user values and computed values of the latest deployed revision."""
-    releases = read_releases(kube, release, namespace)
-    deployed, latest = pick_revision(releases)
+def deployed_revision(kube: Any, release: str, namespace: str
+                      ) -> tuple[HelmRelease, HelmRelease] | None:
+    """(latest deployed revision, latest revision) of ``release``; None when there is no
+    such release. A release with no deployed revision is an error (failed or pending)."""
+    deployed, latest = pick_revision(read_releases(kube, release, namespace))
     if latest is None:
-        result.status = Status.NOT_PRESENT
-        result.reason = f'no helm release "{release}" in namespace "{namespace}"'
         return None
     if deployed is None:
         raise ComponentError(
@@ -211,6 +209,18 @@ def backup_release(kube: Any, out: Any, release: str, namespace: str,
             f"{latest.revision}, {latest.status})",
             hint=f"fix the release first (`helm history {release} -n {namespace}`)",
         )
+    return deployed, latest
+
+
+def backup_release(kube: Any, out: Any, release: str, namespace: str,
+                   result: ComponentResult) -> HelmRelease | None:
+    """Write release info, user values and computed values of the latest deployed revision."""
+    found = deployed_revision(kube, release, namespace)
+    if found is None:
+        result.status = Status.NOT_PRESENT
+        result.reason = f'no helm release "{release}" in namespace "{namespace}"'
+        return None
+    deployed, latest = found
     if latest.revision != deployed.revision:
         result.warnings.append(
             f"latest revision {latest.revision} is {latest.status}; backed up revision "
@@ -244,15 +254,12 @@ def bundle_values(bundle: Any, release: str, *, computed: bool = False) -> str:
 
 def live_values(kube: Any, release: str, namespace: str, *, computed: bool = False) -> str:
     """The values of the latest deployed revision in the cluster, with no helm binary."""
-    deployed, latest = pick_revision(read_releases(kube, release, namespace))
-    if latest is None:
+    found = deployed_revision(kube, release, namespace)
+    if found is None:
         raise ComponentError(f'no helm release "{release}" in namespace "{namespace}"',
                              hint="check --release and the namespace (-n / "
                                   "--control-plane-namespace)")
-    if deployed is None:
-        raise ComponentError(f'helm release "{release}" has no deployed revision (latest is '
-                             f"revision {latest.revision}, {latest.status})",
-                             hint=f"`helm history {release} -n {namespace}`")
+    deployed = found[0]
     return dump_values(deployed.computed_values() if computed else deployed.config)
 
 
