@@ -303,3 +303,43 @@ def test_secrets_step_restores_and_never_shows_values(seeded: tuple[ApiServer, P
     assert r.code == 0, r.stderr
     for ns, name in project_creds:
         assert srv.get("v1", "Secret", name, ns) is not None
+
+
+def test_wiped_cluster_with_the_same_url_is_not_the_source(
+        seeded: tuple[ApiServer, Path, SeedInfo], tmp_path: Path) -> None:
+    """Same API server URL, but every Run:ai object gone: no same-cluster warning; the
+    preflight says what it found. Comma lists work for --skip (as kubectl users type)."""
+    srv, kc, info = seeded
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    wipe(srv, info)
+    for ns in ("runai", "runai-backend"):
+        srv.delete_object("v1", "Namespace", ns)
+        srv.finalize_namespace(ns)
+    deadline = time.monotonic() + 10
+    while srv.get("v1", "Namespace", "runai") or srv.get("v1", "Namespace", "runai-backend"):
+        assert time.monotonic() < deadline, "namespaces did not go away"
+        time.sleep(0.05)
+    r = cli("restore", str(bundle), "--dry-run", "--skip", "volumes,control-plane",
+            "--skip", "database", "--kubeconfig", str(kc), "-o", "json")
+    assert r.code == 0, r.stderr + r.stdout
+    report = json.loads(r.stdout)
+    pf = report["preflight"]
+    assert pf["sameCluster"] is False
+    assert not [w for w in pf["warnings"] if "came from" in w]
+    assert f"same API server URL ({srv.https_url})" in pf["detected"]
+    assert "Run:ai objects: none (an empty cluster)" in pf["detected"]
+    steps = {s["name"]: s for s in report["steps"]}
+    assert [n for n, s in steps.items() if not s["ran"]] == [
+        "volumes", "secrets", "control-plane", "database"]  # secrets: none in the bundle
+    assert "skipped (--skip)" in steps["control-plane"]["whyNot"]
+    # the cluster chart would create the namespace the templates and RunaiConfig go to
+    assert steps["templates"]["after"] == "cluster"
+    assert steps["templates"]["counts"] == {"create": len(info.templates)}
+    assert steps["runaiconfig"]["after"] == "cluster"
+    assert report["failed"] is False
+    # the table says the same in words
+    t = cli("restore", str(bundle), "--dry-run", "--skip", "volumes,control-plane,database",
+            "--kubeconfig", str(kc))
+    assert t.code == 0, t.stderr
+    assert "after cluster" in t.stdout and "none (an empty cluster)" in t.stdout
+    assert "came from" not in t.stderr

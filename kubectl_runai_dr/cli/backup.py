@@ -16,7 +16,8 @@ from kubectl_runai_dr.model import Names
 def backup(
     components: Annotated[list[str] | None, typer.Argument(
         help="Back up only these components (e.g. `database`); default: all.",
-        show_default=False)] = None,
+        show_default=False,
+        callback=o.comma_list)] = None,
     output_file: Annotated[Path | None, typer.Option(
         "--output", help="Bundle file (or directory for the default name). Default: "
         "./runai-dr-<context>-<UTC time>.tar.gz", rich_help_panel="Bundle")] = None,
@@ -26,7 +27,8 @@ def backup(
         "--include-secrets", help="Also back up TLS, CA and credential Secrets (the bundle "
         "then holds secrets).", rich_help_panel="Bundle")] = False,
     skip: Annotated[list[str] | None, typer.Option(
-        "--skip", help="Skip a component (repeatable).", rich_help_panel="Bundle")] = None,
+        "--skip", help="Skip a component (repeatable).", rich_help_panel="Bundle",
+        callback=o.comma_list)] = None,
     no_database: Annotated[bool, typer.Option(
         "--no-database", help="Leave the database out (same as --skip database).",
         rich_help_panel="Bundle")] = False,

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from kubectl_runai_dr.cli import options as o
+
 DB = "Database"
 
 DbMode = Annotated[str, typer.Option(
@@ -30,7 +32,8 @@ DbUser = Annotated[str | None, typer.Option(
     rich_help_panel=DB, show_default=False)]
 DbName = Annotated[list[str] | None, typer.Option(
     "--db-name", help="Only this database (repeatable; default: every Run:ai database on "
-    "the server).", rich_help_panel=DB, show_default=False)]
+    "the server).", rich_help_panel=DB, show_default=False,
+        callback=o.comma_list)]
 DbPasswordEnv = Annotated[str | None, typer.Option(
     "--db-password-env", help="Name of the environment variable holding an external "
     "database's password (default: PGPASSWORD, then the values' existingSecret). The password "

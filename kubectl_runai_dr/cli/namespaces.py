@@ -18,7 +18,8 @@ def namespaces(
         "--from-live", help="No bundle: create the namespace of every projects.run.ai object "
         "that lacks one (runai-<project>, label runai/queue=<project>).")] = False,
     project: Annotated[list[str] | None, typer.Option(
-        "--project", help="Only these projects (repeatable).")] = None,
+        "--project", help="Only these projects (repeatable).",
+        callback=o.comma_list)] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print create / unchanged / update per object; write nothing.")
     ] = False,

@@ -55,6 +55,24 @@ ControlPlaneRelease = Annotated[str, typer.Option(
     "--control-plane-release", help="Helm release of the control plane.",
     rich_help_panel=NAMES)]
 
+def split_list(values: list[str] | None) -> list[str]:
+    """A list-valued flag as users type it: repeated (``--skip a --skip b``), comma
+    separated (``--skip a,b``) or both; blanks dropped, order kept, duplicates once."""
+    out: list[str] = []
+    for value in values or ():
+        for part in value.split(","):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return out
+
+
+
+def comma_list(value: list[str] | None) -> list[str] | None:
+    """typer callback of every list-valued flag: ``--skip a,b --skip c``."""
+    return split_list(value) if value else value
+
+
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 

@@ -13,7 +13,8 @@ from kubectl_runai_dr.errors import ExitCode
 def protect(
     pvc: Annotated[list[str] | None, typer.Option(
         "--pvc", help="Another claim whose volume to protect (NAME or NAMESPACE/NAME); "
-        "repeatable.", show_default=False)] = None,
+        "repeatable.", show_default=False,
+        callback=o.comma_list)] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show the volumes that would change; change nothing.")] = False,
     control_plane_namespace: o.ControlPlaneNamespace = "runai-backend",

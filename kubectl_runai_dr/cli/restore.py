@@ -27,11 +27,13 @@ def restore(
         "--dry-run", help="Print the plan and, for every object, create / unchanged / update "
         "with a diff against the cluster; write nothing.", rich_help_panel=RESTORE)] = False,
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help="Run only this step (repeatable): volumes, secrets, control-plane, "
-        "database, cluster, runaiconfig, templates, namespaces.",
-        rich_help_panel=RESTORE)] = None,
+        "--only", help="Run only these steps (comma list or repeated): volumes, secrets, "
+        "control-plane, database, cluster, runaiconfig, templates, namespaces.",
+        rich_help_panel=RESTORE,
+        callback=o.comma_list)] = None,
     skip: Annotated[list[str] | None, typer.Option(
-        "--skip", help="Leave out this step (repeatable).", rich_help_panel=RESTORE)] = None,
+        "--skip", help="Leave out these steps (comma list or repeated).", rich_help_panel=RESTORE,
+        callback=o.comma_list)] = None,
     existing: Annotated[str, typer.Option(
         "--existing", help="Objects that already exist: `skip` leaves them alone and reports "
         "drift; `update` makes them match the bundle.", rich_help_panel=RESTORE)] = "skip",
@@ -40,7 +42,8 @@ def restore(
         rich_help_panel=RESTORE)] = False,
     project: Annotated[list[str] | None, typer.Option(
         "--project", help="Restore only these projects' namespaces (repeatable).",
-        rich_help_panel=RESTORE)] = None,
+        rich_help_panel=RESTORE,
+        callback=o.comma_list)] = None,
     workers: Annotated[int, typer.Option(
         "--workers", min=1, max=32, help="Parallel requests for namespaces and role bindings.",
         rich_help_panel=RESTORE)] = 8,
@@ -66,8 +69,10 @@ def restore(
     cluster_repo: Annotated[str | None, typer.Option(
         "--cluster-repo", help="Helm repository URL of the cluster chart.",
         rich_help_panel=HELM)] = None,
-    helm_timeout: Annotated[str, typer.Option(
-        "--helm-timeout", help='How long to wait for a release to be deployed, e.g. "15m".',
+    wait_timeout: Annotated[str, typer.Option(
+        "--wait-timeout", "--helm-timeout", help='How long to wait, after each helm step, for '
+        "a release to be deployed and for what the next steps need (the database pod Ready "
+        'and PostgreSQL answering, the chart\'s CRDs served), e.g. "15m".',
         rich_help_panel=HELM)] = "15m",
     namespace: o.ClusterNamespace = "runai",
     control_plane_namespace: o.ControlPlaneNamespace = "runai-backend",
@@ -122,7 +127,7 @@ def restore(
         settings = RestoreSettings(
             names=names, dry_run=dry_run, existing=policy, projects=tuple(project or ()),
             workers=workers, run_helm=run_helm,
-            helm_timeout=o.parse_duration(helm_timeout, flag="--helm-timeout") or 900.0,
+            wait_timeout=o.parse_duration(wait_timeout, flag="--wait-timeout") or 0.0,
             values_dir=values_dir, kubeconfig=kubeconfig, existing_claim=existing_claim,
             chart_overrides=charts, repo_overrides=repos)
         opts = RestoreOptions(bundle=Path(bundle), settings=settings, only=tuple(only_steps),
@@ -134,6 +139,8 @@ def restore(
             view.show_preflight(err, pf)
             for w in pf.warnings:
                 render.warn(err, w)
+            for n in pf.notes:
+                err.print(f"[dim]note:[/] {render.escape(n)}")
             if not sys.stdin.isatty():
                 raise UsageError("restore needs a confirmation and the input is not a terminal",
                                  hint="check the target above and pass --yes")
@@ -151,6 +158,8 @@ def restore(
                 view.show_preflight(out, outcome.preflight)
                 for w in outcome.preflight.warnings:
                     render.warn(err, w)
+                for n in outcome.preflight.notes:
+                    err.print(f"[dim]note:[/] {render.escape(n)}")
             view.show_outcome(out, outcome, verbose=verbose)
             if dry_run:
                 out.print("\n[bold]dry run[/]: nothing was written")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kubectl_runai_dr.plan.readiness import format_seconds
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -33,6 +35,7 @@ def show_preflight(out: Console, pf: Preflight) -> None:
         ("bundle from", render.escape(f"{src.get('context', '?')} ({src.get('server', '?')}), "
                                       f"{pf.created_at}")),
         ("run:ai version", render.escape(str(src.get("runaiVersion") or "unknown"))),
+        *(("target holds", render.escape(d)) for d in pf.detected),
     ]))
     rows = [[render.escape(p.name), "[green]run[/]" if p.run else "[dim]-[/]",
              render.escape(p.step.reason if p.run else p.why_not)] for p in pf.plan]
@@ -88,10 +91,15 @@ def summary_table(steps: list[StepResult]) -> Any:
         if s.warnings:
             note = "; ".join(filter(None, [note, *s.warnings]))
         status = ("[dim]not run[/]" if not s.ran else "[bold red]failed[/]" if s.failed
+                  else f"[cyan]after {render.escape(s.after)}[/]" if s.after
                   else "[green]ok[/]")
-        rows.append([render.escape(s.name), status, *cells, render.escape(note)])
+        took = ""
+        if (s.ran and s.name != "preflight") or s.seconds:
+            took = format_seconds(s.seconds) + (f" (waited {format_seconds(s.waited)})"
+                                                if s.waited >= 0.05 else "")
+        rows.append([render.escape(s.name), status, *cells, took, render.escape(note)])
     return render.table("summary", ["STEP", "STATUS", *(o.value.upper() for o in outcomes),
-                                    "NOTE"], rows)
+                                    "TIME", "NOTE"], rows)
 
 
 def _outcomes() -> list[Any]:
@@ -100,7 +108,19 @@ def _outcomes() -> list[Any]:
     return [Outcome(c) for c in COLUMNS]
 
 
+def recovery_time(outcome: RestoreOutcome) -> str:
+    """``recovery time 4m12s: control-plane 1m03s (waited 58s), database 2m10s, …``"""
+    parts = [f"{s.name} {format_seconds(s.seconds)}" for s in outcome.steps
+             if s.ran and s.seconds >= 0.05]
+    return f"recovery time {format_seconds(outcome.seconds)}" + (
+        f": {', '.join(parts)}" if parts else "")
+
+
 def show_outcome(out: Console, outcome: RestoreOutcome, *, verbose: int) -> None:
+    from kubectl_runai_dr import render
+
     show_objects(out, outcome.steps, verbose=verbose)
     out.print()
     out.print(summary_table(outcome.steps))
+    if not outcome.dry_run:
+        out.print(f"[bold]{render.escape(recovery_time(outcome))}[/]", soft_wrap=True)

@@ -29,7 +29,8 @@ snapshot_app = typer.Typer(
 Pvc = Annotated[list[str] | None, typer.Option(
     "--pvc", help="A claim to include, as NAME (control-plane namespace) or NAMESPACE/NAME; "
     "repeatable. Added to the documented claims (database, Thanos receive, redis queue) "
-    "unless --only-pvc.", rich_help_panel=SNAP, show_default=False)]
+    "unless --only-pvc.", rich_help_panel=SNAP, show_default=False,
+        callback=o.comma_list)]
 
 
 @snapshot_app.callback(invoke_without_command=True)

@@ -78,6 +78,9 @@ class StepResult:
     objects: list[ObjectResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    after: str = ""  # dry run: runs after this earlier step has created what it needs
+    seconds: float = 0.0  # wall time of the step, waits included
+    waited: float = 0.0  # of which waiting for what an earlier step brings
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, result: ObjectResult) -> ObjectResult:
@@ -101,13 +104,17 @@ class StepResult:
                                "failed": self.failed,
                                "counts": {k.value: v for k, v in self.counts().items()}}
         for key, value in (("whyNot", self.why_not), ("error", self.error),
-                           ("hint", self.hint)):
+                           ("hint", self.hint), ("after", self.after)):
             if value:
                 out[key] = value
         if self.warnings:
             out["warnings"] = list(self.warnings)
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.ran:
+            out["durationSeconds"] = round(self.seconds, 3)
+            if self.waited:
+                out["waitedSeconds"] = round(self.waited, 3)
         out["objects"] = [o.to_json() for o in self.objects]
         return out
 
@@ -122,7 +129,7 @@ class RestoreSettings:
     projects: tuple[str, ...] = ()  # --project filter for namespaces
     workers: int = 8
     run_helm: bool = False
-    helm_timeout: float = 900.0
+    wait_timeout: float = 900.0  # --wait-timeout: a release deployed, and each wait after it
     values_dir: Path | None = None  # where values files for helm are written
     kubeconfig: str | None = None  # passed to helm
     existing_claim: str | None = None  # database volume claim for the control plane
@@ -138,6 +145,12 @@ class RestoreContext:
     settings: RestoreSettings
     progress: Progress = field(default_factory=NullProgress)
     facts: dict[str, Any] = field(default_factory=dict)
+    # dry run: prerequisite key -> the earlier step that would create it (not there yet)
+    after: dict[str, str] = field(default_factory=dict)
+
+    def after_step(self, key: str) -> str:
+        """In a dry run: the earlier step that creates this prerequisite ("" if none)."""
+        return self.after.get(key, "") if self.settings.dry_run else ""
 
 
 def failure(exc: DrError) -> str:

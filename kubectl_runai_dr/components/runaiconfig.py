@@ -142,8 +142,13 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
                                            if len(overlap) > 12 else "")
         step.warn(f"the cluster chart also sets these RunaiConfig keys, so a helm upgrade of "
                   f"{names.cluster_release} overwrites them: {shown}; keep them in its values")
+    after = ctx.after_step("runaiconfig-crd") or ctx.after_step("cluster-namespace")
     try:
         res = kube.served(r.RUNAICONFIGS)
+        if after and (res is None or kube.get_or_none(r.NAMESPACES, label_ns) is None):
+            result(Outcome.WOULD_CREATE, f"after {after}: the saved spec is merged into the "
+                   "RunaiConfig once the cluster chart has installed its CRD")
+            return
         if res is None:
             result(Outcome.FAILED, "the RunaiConfig CRD (runaiconfigs.run.ai) is not installed;"
                    " re-install the cluster first (step cluster), then run again with "

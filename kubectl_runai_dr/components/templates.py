@@ -5,6 +5,8 @@ from __future__ import annotations
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components.base import BackupContext
 from kubectl_runai_dr.components.restore_base import (
+    ObjectResult,
+    Outcome,
     RestoreContext,
     StepResult,
     live_index,
@@ -47,6 +49,12 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
         step.why_not = "the bundle has no templates"
         return
     try:
+        if kube.get_or_none(r.NAMESPACES, ns) is None and ctx.after_step("cluster-namespace"):
+            for obj in objs:
+                step.add(ObjectResult(step.name, "ConfigMap", obj["metadata"]["name"], ns,
+                                      Outcome.WOULD_CREATE,
+                                      f"after {ctx.after_step('cluster-namespace')}"))
+            return
         if kube.get_or_none(r.NAMESPACES, ns) is None:
             step.error = f'namespace "{ns}" does not exist'
             step.hint = ("re-install the cluster first (step cluster), then run again with "

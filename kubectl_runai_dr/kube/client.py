@@ -373,6 +373,12 @@ class Kube:
             self._resources[key] = list(data.get("resources") or [])
         return self._resources[key]
 
+    def refresh_discovery(self) -> None:
+        """Forget what discovery said: after a step that may install CRDs (a chart's
+        ``crds/``), the API surface is read again on the next question."""
+        self._groups.clear()
+        self._resources.clear()
+
     def served(self, res: Resource) -> Resource | None:
         """``res`` at a version the server serves, or None when the server does not serve it.
 

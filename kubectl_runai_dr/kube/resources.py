@@ -59,6 +59,9 @@ ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True)
 STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False)
 SSAR = Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews",
                 "SelfSubjectAccessReview", False)
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                "CustomResourceDefinition", False)
+EVENTS = Resource("", "v1", "events", "Event", True)
 RUNAICONFIGS = Resource("run.ai", "v1", "runaiconfigs", "RunaiConfig", True)
 # projects.run.ai serves several versions; the version actually used comes from discovery.
 PROJECTS = Resource("run.ai", "v2", "projects", "Project", False)

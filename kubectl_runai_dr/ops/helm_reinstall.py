@@ -246,7 +246,7 @@ def reinstall_step(ctx: RestoreContext, step: StepResult, *, release: str, names
                    + " / ".join(tail))
             return
     try:
-        deployed = wait_deployed(ctx.kube, release, ns, timeout=s.helm_timeout,
+        deployed = wait_deployed(ctx.kube, release, ns, timeout=s.wait_timeout,
                                  min_revision=live.revision if live else 0)
     except DrError as exc:
         result(Outcome.FAILED, failure(exc))

@@ -8,6 +8,7 @@ hide the rest. Every step is idempotent: after a failure the same command finish
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +30,21 @@ from kubectl_runai_dr.components.restore_base import (
 from kubectl_runai_dr.errors import Aborted, BundleError, DrError, Forbidden
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.resources import Resource
+from kubectl_runai_dr.model import Names
+from kubectl_runai_dr.ops.waits import Waiter, probe_for
 from kubectl_runai_dr.plan import permissions
+from kubectl_runai_dr.plan.database import DbOptions
+from kubectl_runai_dr.plan.readiness import Probe, State
 from kubectl_runai_dr.plan.restore import (
     PREFLIGHT,
     PlannedStep,
     bundle_content,
     plan_restore,
+    providers_in_run,
     resume_hint,
 )
+
+clock = time.monotonic
 
 # step name -> "module:function(ctx, step)"; imported only when the step runs.
 REGISTRY: dict[str, str] = {
@@ -63,6 +71,7 @@ class RestoreOptions:
     skip: tuple[str, ...] = ()
     assume_yes: bool = False
     verify: bool = True
+    db_options: DbOptions | None = None  # --db-*: where the database step restores into
 
 
 @dataclass
@@ -77,6 +86,8 @@ class Preflight:
     plan: list[PlannedStep]
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # any problem stops the restore
+    notes: list[str] = field(default_factory=list)  # facts worth saying, not a concern
+    detected: list[str] = field(default_factory=list)  # what the target was found to hold
     same_cluster: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -85,7 +96,8 @@ class Preflight:
                 "bundleCreatedAt": self.created_at, "sameCluster": self.same_cluster,
                 "plan": [{"step": p.name, "run": p.run, "reason": p.step.reason,
                           **({"whyNot": p.why_not} if p.why_not else {})} for p in self.plan],
-                "warnings": self.warnings, "problems": self.problems}
+                "warnings": self.warnings, "problems": self.problems, "notes": self.notes,
+                "detected": self.detected}
 
 
 @dataclass
@@ -93,6 +105,7 @@ class RestoreOutcome:
     preflight: Preflight
     steps: list[StepResult]
     dry_run: bool
+    seconds: float = 0.0  # wall time from opening the bundle to the last step
 
     @property
     def failed_steps(self) -> list[str]:
@@ -116,6 +129,7 @@ class RestoreOutcome:
     def to_json(self) -> dict[str, Any]:
         return {"dryRun": self.dry_run, "preflight": self.preflight.to_json(),
                 "steps": [s.to_json() for s in self.steps], "totals": self.totals(),
+                "recoveryTimeSeconds": round(self.seconds, 3),
                 "failed": self.failed, **({"hint": self.hint} if self.failed else {})}
 
 
@@ -161,6 +175,26 @@ def same_cluster_reasons(source_server: str, target_server: str, source_uid: str
     return out
 
 
+def runai_objects(kube: Any, names: Names) -> list[str]:
+    """The Run:ai objects the target holds: the two releases, their namespaces, the
+    RunaiConfig. Empty on a new (or wiped) cluster."""
+    from kubectl_runai_dr.components import helm
+
+    found = []
+    for release, ns in ((names.control_plane_release, names.control_plane_namespace),
+                        (names.cluster_release, names.cluster_namespace)):
+        if helm.release_state(kube, release, ns) is not None:
+            found.append(f"release {release}")
+    for ns in (names.control_plane_namespace, names.cluster_namespace):
+        if kube.get_or_none(r.NAMESPACES, ns) is not None:
+            found.append(f"namespace {ns}")
+    res = kube.served(r.RUNAICONFIGS)
+    if res is not None and kube.get_or_none(res, names.runaiconfig_name,
+                                            names.cluster_namespace) is not None:
+        found.append(f"RunaiConfig {names.cluster_namespace}/{names.runaiconfig_name}")
+    return found
+
+
 def preflight(kube: Any, bundle: Bundle, plan: list[PlannedStep], settings: RestoreSettings,
               *, verify: bool = True) -> Preflight:
     m = bundle.manifest
@@ -181,12 +215,15 @@ def preflight(kube: Any, bundle: Bundle, plan: list[PlannedStep], settings: Rest
                            + ", ".join(m.get("failedComponents") or []) + ")")
     names = settings.names
     running = {p.name for p in plan if p.run}
-    # the source cluster?
+    # the source cluster? Only when Run:ai objects are there: a wiped cluster that kept
+    # its URL is an empty target, not the source.
     source_uid = target_uid = ""
+    found: list[str] = []
     try:
         rel = layout.helm_values(names.cluster_release)
         if bundle.has(rel):
             source_uid = _cluster_uid(yaml.safe_load(bundle.read_bytes(rel)))
+        found = runai_objects(kube, names)
         from kubectl_runai_dr.components import helm
 
         live = helm.release_state(kube, names.cluster_release, names.cluster_namespace)
@@ -196,16 +233,23 @@ def preflight(kube: Any, bundle: Bundle, plan: list[PlannedStep], settings: Rest
         pass
     reasons = same_cluster_reasons(str(source.get("server", "")), kube.server, source_uid,
                                    target_uid)
-    if reasons:
+    pf.detected = [*reasons, "Run:ai objects: " + (", ".join(found) if found else
+                                                   "none (an empty cluster)")]
+    if reasons and found:
         pf.same_cluster = True
         pf.warnings.append("the target is the cluster this bundle came from ("
-                           + "; ".join(reasons) + "): existing objects are compared, drift "
-                           "is reported, and only --existing update changes them")
+                           + "; ".join(reasons) + "; it holds " + ", ".join(found)
+                           + "): existing objects are compared, drift is reported, and only "
+                           "--existing update changes them")
     # CRDs the steps need
     if "runaiconfig" in running and kube.served(r.RUNAICONFIGS) is None:
         if "cluster" in running and settings.run_helm:
-            pf.warnings.append("the RunaiConfig CRD is not installed yet; the cluster step "
-                               "installs it before the runaiconfig step")
+            pf.notes.append("the RunaiConfig CRD is not installed yet: the cluster step "
+                            "installs it, and the runaiconfig step waits until it is served")
+        elif settings.dry_run and "cluster" in running:
+            pf.warnings.append("the RunaiConfig CRD is not installed and the cluster step only "
+                               "prints its helm commands: the real run needs --run-helm (or "
+                               "those commands run first)")
         elif settings.dry_run:
             pf.warnings.append("the RunaiConfig CRD (runaiconfigs.run.ai) is not installed: "
                                "the runaiconfig step would fail")
@@ -244,7 +288,8 @@ def _external_options(name: str, ctx: RestoreContext) -> Any:
         except ImportError:
             return None
         # the restore as a whole was confirmed (or --yes): replacing the data is part of it
-        return mod.DatabaseRestoreOptions(names=ctx.settings.names,
+        return mod.DatabaseRestoreOptions(db=ctx.facts.get("db_options") or DbOptions(),
+                                          names=ctx.settings.names,
                                           yes=bool(ctx.facts.get("confirmed")))
     return ctx.settings  # volumes read dry_run and names from it
 
@@ -301,11 +346,61 @@ def run_step(planned: PlannedStep, ctx: RestoreContext) -> StepResult:
     return step
 
 
+def _provided(result: StepResult | None) -> bool:
+    """Did the provider step bring something this run (created or updated)?"""
+    return result is not None and any(
+        o.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED)
+        for o in result.objects)
+
+
+def _prepare(planned: PlannedStep, ctx: RestoreContext, done: dict[str, StepResult],
+             plan: list[PlannedStep], waiter: Waiter) -> StepResult | None:
+    """Before a step: wait for what earlier steps bring it (or, in a dry run, note what
+    they would bring). A StepResult when the step cannot run; None to run it."""
+    providers = providers_in_run(plan)
+    for need in planned.step.needs:
+        provider = providers.get(need.key)
+        probe = probe_for(need, ctx.kube, ctx.settings.names, ctx.facts.get("db_options"))
+        if ctx.settings.dry_run:
+            if provider and not _safe_probe(probe).ready:
+                ctx.after[need.key] = provider
+            continue
+        result = done.get(provider) if provider else None
+        if provider and result is not None and result.failed:
+            return StepResult(planned.name, error=f"not attempted: it needs {need.title}, "
+                              f"and step {provider} did not finish",
+                              hint=f"fix step {provider} first")
+        expect = _provided(result)
+        later = [p.name for p in plan if p.run and p.name != PREFLIGHT]
+        rest = later[later.index(planned.name):]
+        ctx.progress.start(f"{planned.name}: waiting for {need.title}")
+        try:
+            waited = waiter.wait(need.title, probe, expect=expect, hint=(
+                f"see why (`kubectl describe` the object named above), fix it or raise "
+                f"--wait-timeout, then resume: `kubectl runai-dr restore BUNDLE --only "
+                f"{','.join(rest)}` with the same flags"))
+        except DrError as exc:
+            return StepResult(planned.name, error=exc.message, hint=exc.hint or "")
+        finally:
+            ctx.progress.finish()
+        ctx.facts.setdefault("waited", {})[planned.name] = \
+            ctx.facts.get("waited", {}).get(planned.name, 0.0) + waited
+    return None
+
+
+def _safe_probe(probe: Callable[[], Probe]) -> Probe:
+    try:
+        return probe()
+    except DrError as exc:
+        return Probe(State.PENDING, exc.message)
+
+
 def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = None,
                 progress: Progress | None = None) -> RestoreOutcome:
     """Preflight, confirmation (unless --yes or a dry run), then every planned step."""
     progress = progress or NullProgress()
     settings = opts.settings
+    started = clock()
     bundle = Bundle.open(opts.bundle)
     try:
         content = bundle_content(set(bundle.files), settings.names)
@@ -316,6 +411,7 @@ def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = No
 
             raise UsageError(str(exc)) from None
         pf = preflight(kube, bundle, plan, settings, verify=opts.verify)
+        pf_seconds = clock() - started
         if pf.problems:
             raise DrError("preflight found problems, nothing was written: "
                           + "; ".join(pf.problems),
@@ -325,16 +421,32 @@ def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = No
                 confirm is None or not confirm(pf)):
             raise Aborted("restore not confirmed; nothing was written",
                           hint="pass --yes to restore without asking (scripts)")
+        started = clock() - pf_seconds  # the time spent answering is not recovery time
         ctx = RestoreContext(kube=kube, bundle=bundle, settings=settings, progress=progress,
                              facts={"confirmed": not settings.dry_run})
-        steps: list[StepResult] = [StepResult(PREFLIGHT)]
+        if opts.db_options is not None:
+            ctx.facts["db_options"] = opts.db_options
+        waiter = Waiter(settings.wait_timeout, progress)
+        steps: list[StepResult] = [StepResult(PREFLIGHT, seconds=pf_seconds)]
+        done: dict[str, StepResult] = {}
         for planned in plan:
             if planned.name == PREFLIGHT:
                 continue
             if not planned.run:
                 steps.append(StepResult(planned.name, ran=False, why_not=planned.why_not))
                 continue
-            steps.append(run_step(planned, ctx))
-        return RestoreOutcome(pf, steps, settings.dry_run)
+            t0 = clock()
+            step = _prepare(planned, ctx, done, plan, waiter)
+            if step is None:
+                step = run_step(planned, ctx)
+                step.after = ", ".join(sorted({ctx.after[n.key] for n in planned.step.needs
+                                               if n.key in ctx.after}))
+                if planned.step.changes_api and not settings.dry_run:
+                    kube.refresh_discovery()
+            step.seconds = clock() - t0
+            step.waited = ctx.facts.get("waited", {}).get(planned.name, 0.0)
+            done[planned.name] = step
+            steps.append(step)
+        return RestoreOutcome(pf, steps, settings.dry_run, seconds=clock() - started)
     finally:
         bundle.close()

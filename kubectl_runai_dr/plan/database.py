@@ -222,6 +222,12 @@ def conn_args(database: str, *, host: str | None = None, port: int | None = None
     return [*args, f"--dbname={database}"]
 
 
+def pg_isready_argv(**conn: Any) -> list[str]:
+    """Is the server accepting connections? (exit 0; 1 rejecting, e.g. starting; 2 no
+    answer). Quiet, and bounded: it gives up after 5 seconds."""
+    return ["pg_isready", "-q", "-t", "5", *conn_args("postgres", **conn)]
+
+
 def psql_argv(database: str, **conn: Any) -> list[str]:
     """An interactive psql reading SQL on stdin: quiet, unaligned, tuples only."""
     return ["psql", "-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",

@@ -18,10 +18,32 @@ PREFLIGHT = "preflight"
 
 
 @dataclass(frozen=True)
+class Prerequisite:
+    """Something a step needs that an earlier step of the same restore brings: the restore
+    waits for it (or, in a dry run, models it as ``after <provider>``)."""
+
+    key: str
+    title: str  # what the restore waits for, in the administrator's words
+    provided_by: str  # the step that creates it
+
+
+DATABASE_READY = Prerequisite(
+    "database-ready", "the control plane's database (pod Ready and PostgreSQL answering)",
+    "control-plane")
+RUNAICONFIG_CRD = Prerequisite(
+    "runaiconfig-crd", "the RunaiConfig CRD (runaiconfigs.run.ai) Established and served",
+    "cluster")
+CLUSTER_NAMESPACE = Prerequisite(
+    "cluster-namespace", "the cluster namespace", "cluster")
+
+
+@dataclass(frozen=True)
 class RestoreStep:
     name: str
     title: str
     reason: str
+    needs: tuple[Prerequisite, ...] = ()
+    changes_api: bool = False  # may install CRDs: discovery is refreshed after it
 
 
 RESTORE_STEPS: tuple[RestoreStep, ...] = (
@@ -36,18 +58,20 @@ RESTORE_STEPS: tuple[RestoreStep, ...] = (
                 "--include-secrets) must exist before the charts that reference them"),
     RestoreStep("control-plane", "control plane (helm)",
                 "re-install the control plane with its saved values, on the restored "
-                "database volume"),
+                "database volume", changes_api=True),
     RestoreStep("database", "database",
                 "load the saved database into the control plane's PostgreSQL before the "
-                "cluster connects to it"),
+                "cluster connects to it", needs=(DATABASE_READY,)),
     RestoreStep("cluster", "cluster (helm)",
                 "re-install the cluster with its saved values: they hold its identity "
-                "(cluster.uid, clientSecret) and install the RunaiConfig CRD"),
+                "(cluster.uid, clientSecret) and install the RunaiConfig CRD",
+                changes_api=True),
     RestoreStep("runaiconfig", "RunaiConfig",
                 "exists once the cluster chart is installed; the saved spec is merged "
-                "into it"),
+                "into it", needs=(RUNAICONFIG_CRD, CLUSTER_NAMESPACE)),
     RestoreStep("templates", "templates",
-                "ConfigMaps in the cluster namespace, which the cluster install creates"),
+                "ConfigMaps in the cluster namespace, which the cluster install creates",
+                needs=(CLUSTER_NAMESPACE,)),
     RestoreStep("namespaces", "namespaces and role bindings",
                 "project namespaces first, then the RoleBindings inside them; they may not "
                 "sync back from the control plane"),
@@ -122,8 +146,17 @@ def resume_hint(failed_steps: Sequence[str], command: str = "kubectl runai-dr re
     """What to tell the user after a failure: every step is idempotent."""
     if not failed_steps:
         return ""
-    first = failed_steps[0]
     return (f"fix the cause and run the same command again (finished objects are reported "
-            f"unchanged), or resume from the failed step with `{command} BUNDLE --only "
-            f"{first}`" + (f" (failed: {', '.join(failed_steps)})" if len(failed_steps) > 1
-                           else ""))
+            f"unchanged), or resume with only the failed step(s): `{command} BUNDLE --only "
+            f"{','.join(failed_steps)}`")
+
+
+def providers_in_run(plan: Sequence[PlannedStep]) -> dict[str, str]:
+    """Prerequisite key -> the step of this run that provides it (pure)."""
+    running = {p.name for p in plan if p.run}
+    out: dict[str, str] = {}
+    for p in plan:
+        for need in p.step.needs:
+            if need.provided_by in running:
+                out[need.key] = need.provided_by
+    return out
