@@ -14,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kubectl_runai_dr.components.registry import PERMISSIONS  # noqa: E402
 from kubectl_runai_dr.plan.permissions import markdown_table  # noqa: E402
 
 BEGIN = "<!-- permissions:begin -->"
@@ -29,7 +30,7 @@ def replace_table(readme: str, table: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    table = markdown_table()
+    table = markdown_table(PERMISSIONS)
     if argv[1:] == ["--write"]:
         path = ROOT / "README.md"
         path.write_text(replace_table(path.read_text(), table))

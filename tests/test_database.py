@@ -306,7 +306,7 @@ def test_drill_reports_a_difference(env: tuple[ApiServer, Path], pg: PgServer,
     _srv, kc = env
     bundle = tmp_path / "b.tar.gz"
     assert backup(kc, bundle)[0] == 0
-    from kubectl_runai_dr.ops import restore_database as rd
+    from kubectl_runai_dr.components import database as rd
 
     real = rd.read_metadata
 

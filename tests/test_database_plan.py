@@ -138,7 +138,6 @@ def test_sql_quoting_and_options() -> None:
     assert p.drop_database_sql("x") == 'DROP DATABASE IF EXISTS "x" WITH (FORCE);\n'
     assert p.parse_json_line(b"\n[1, 2]\n") == [1, 2]
     with pytest.raises(ValueError, match="db-mode"):
-        p.DbOptions.from_component_options({"db_mode": "remote"})
-    o = p.DbOptions.from_component_options({"db_pod": "x", "db_port": "5433",
-                                            "db_names": ["backend"]})
+        p.DbOptions(mode="remote")
+    o = p.DbOptions(pod="x", port=5433, databases=("backend",))
     assert (o.pod, o.port, o.databases) == ("x", 5433, ("backend",))

@@ -5,16 +5,11 @@ from __future__ import annotations
 import pytest
 
 from kubectl_runai_dr.bundle import layout
+from kubectl_runai_dr.components.registry import RESTORABLE as SELECTABLE
+from kubectl_runai_dr.components.registry import RESTORE_STEPS, bundle_content
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.plan.diff import Action, changed_paths, decide, project, update_patch
-from kubectl_runai_dr.plan.restore import (
-    RESTORE_STEPS,
-    SELECTABLE,
-    bundle_content,
-    check_selection,
-    plan_restore,
-    resume_hint,
-)
+from kubectl_runai_dr.plan.restore import check_selection, plan_restore, resume_hint
 
 ALL = {s.name: True for s in RESTORE_STEPS}
 
@@ -28,22 +23,22 @@ def test_order_is_the_documented_recovery_order_with_reasons() -> None:
 
 
 def test_everything_runs_when_the_bundle_has_everything() -> None:
-    plan = plan_restore(ALL)
+    plan = plan_restore(RESTORE_STEPS, ALL)
     assert all(p.run for p in plan)
 
 
 def test_only_and_skip() -> None:
-    plan = {p.name: p for p in plan_restore(ALL, only=["namespaces", "templates"])}
+    plan = {p.name: p for p in plan_restore(RESTORE_STEPS, ALL, only=["namespaces", "templates"])}
     assert [n for n, p in plan.items() if p.run] == ["preflight", "templates", "namespaces"]
     assert plan["database"].why_not == "not chosen (--only)"
-    plan = {p.name: p for p in plan_restore(ALL, skip=["database"])}
+    plan = {p.name: p for p in plan_restore(RESTORE_STEPS, ALL, skip=["database"])}
     assert not plan["database"].run and plan["database"].why_not == "skipped (--skip)"
     assert plan["volumes"].run and plan["namespaces"].run
 
 
 def test_steps_without_data_do_not_run_even_when_chosen() -> None:
     content = {**ALL, "volumes": False, "database": False}
-    plan = {p.name: p for p in plan_restore(content, only=["database", "cluster"])}
+    plan = {p.name: p for p in plan_restore(RESTORE_STEPS, content, only=["database", "cluster"])}
     assert not plan["database"].run and "no data" in plan["database"].why_not
     assert plan["cluster"].run
 
@@ -53,7 +48,7 @@ def test_steps_without_data_do_not_run_even_when_chosen() -> None:
     (["cluster"], ["cluster"], "both chosen and skipped")])
 def test_bad_selection(only: list[str], skip: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        check_selection(only, skip)
+        check_selection(RESTORE_STEPS, only, skip)
 
 
 def test_bundle_content_from_file_table() -> None:

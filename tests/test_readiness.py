@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kubectl_runai_dr.cli.options import split_list
+from kubectl_runai_dr.components.registry import RESTORE_STEPS
 from kubectl_runai_dr.errors import ServerError
 from kubectl_runai_dr.ops.waits import Waiter, WaitTimeout
 from kubectl_runai_dr.plan.readiness import (
@@ -20,7 +21,6 @@ from kubectl_runai_dr.plan.readiness import (
 )
 from kubectl_runai_dr.plan.restore import (
     DATABASE_READY,
-    RESTORE_STEPS,
     RUNAICONFIG_CRD,
     plan_restore,
     providers_in_run,
@@ -149,11 +149,11 @@ def test_prerequisites_come_from_earlier_steps_only() -> None:
         for need in step.needs:
             assert names.index(need.provided_by) < names.index(step.name), (step.name, need)
     content = dict.fromkeys(names, True)
-    plan = plan_restore(content)
+    plan = plan_restore(RESTORE_STEPS, content)
     assert providers_in_run(plan) == {"database-ready": "control-plane",
                                       "runaiconfig-crd": "cluster",
                                       "cluster-namespace": "cluster"}
-    plan = plan_restore(content, skip=["cluster"])
+    plan = plan_restore(RESTORE_STEPS, content, skip=["cluster"])
     assert providers_in_run(plan) == {DATABASE_READY.key: "control-plane"}
     assert RUNAICONFIG_CRD.key not in providers_in_run(plan)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubectl_runai_dr.ops.helm_reinstall import (
+from kubectl_runai_dr.components.releases import (
     ChartSource,
     chart_source,
     reinstall_commands,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kubectl_runai_dr.components.registry import PERMISSIONS
 from kubectl_runai_dr.errors import ExitCode
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.plan import permissions as perm
@@ -275,31 +276,30 @@ def test_psql_command_carries_no_password() -> None:
 
 # -- the permission data -----------------------------------------------------------------------
 def test_permission_data_is_well_formed() -> None:
-    assert perm.COMMANDS == ("backup", "restore", "snapshot", "protect", "status")
+    assert perm.commands(PERMISSIONS) == ("backup", "restore", "snapshot", "protect", "status")
     seen = set()
-    for step in perm.PERMISSIONS:
+    for step in PERMISSIONS:
         assert step.needs, step
         assert (step.command, step.step) not in seen
         seen.add((step.command, step.step))
         for need in step.needs:
             assert need.scope in perm.SCOPES and need.verb and need.resource
-    from kubectl_runai_dr.plan.backup import BACKUP_COMPONENTS
-    from kubectl_runai_dr.plan.restore import STEP_NAMES
+    from kubectl_runai_dr.components.registry import NAMES, RESTORE_STEPS
 
-    assert {c.name for c in BACKUP_COMPONENTS} <= {s for c, s in seen if c == "backup"}
-    assert set(STEP_NAMES) == {s for c, s in seen if c == "restore"}
+    assert set(NAMES) <= {s for c, s in seen if c == "backup"}
+    assert {s.name for s in RESTORE_STEPS} == {s for c, s in seen if c == "restore"}
 
 
 def test_permission_checks_resolve_namespaces() -> None:
     names = Names(control_plane_namespace="cp", cluster_namespace="cl")
-    got = {(st.step, n.verb, n.resource, ns) for st, n, ns in perm.checks(["backup"], names)}
+    got = {(st.step, n.verb, n.resource, ns) for st, n, ns in perm.checks(PERMISSIONS, ["backup"], names)}
     assert ("database", "create", "pods/exec", "cp") in got
     assert ("runaiconfig", "get", "runaiconfigs", "cl") in got
-    assert ("projects", "list", "rolebindings", None) in got
+    assert ("namespaces", "list", "rolebindings", None) in got
     need = perm.Need("create", "", "pods/exec", perm.CONTROL_PLANE)
     assert (need.plural, need.subresource, need.group_resource) == ("pods", "exec", "pods/exec")
     with pytest.raises(ValueError, match="unknown command"):
-        perm.steps(["drill-everything"])
+        perm.steps(PERMISSIONS, ["drill-everything"])
 
 
 def _script() -> Any:
@@ -315,11 +315,11 @@ def test_readme_holds_exactly_the_generated_table() -> None:
     readme = (ROOT / "README.md").read_text()
     m = re.search(r"<!-- permissions:begin -->\n(.*?)<!-- permissions:end -->", readme, re.S)
     assert m, "README.md lacks the permission markers"
-    assert m.group(1) == perm.markdown_table(), \
+    assert m.group(1) == perm.markdown_table(PERMISSIONS), \
         "README permission table is stale: run scripts/permissions-table.py --write"
     assert readme.count("<!-- permissions:begin -->") == 1
     rows = [ln for ln in m.group(1).splitlines() if ln.startswith("| `")]
-    assert len(rows) == sum(len(st.needs) for st in perm.PERMISSIONS)
+    assert len(rows) == sum(len(st.needs) for st in PERMISSIONS)
 
 
 def test_script_replaces_only_between_markers() -> None:

@@ -79,12 +79,14 @@ def backup(
     common = o.Common(kubeconfig, context, request_timeout, fmt, no_color, verbose)
     with o.error_boundary(common):
         from kubectl_runai_dr import render
+        from kubectl_runai_dr.components import registry
         from kubectl_runai_dr.ops.backup import BackupOptions, run_backup
         from kubectl_runai_dr.plan.backup import plan_backup
 
         skip = [*(skip or []), *(["database"] if no_database else [])]
         try:
-            plan_backup(only=components or (), skip=skip)
+            plan_backup(registry.BACKUP_STEPS, only=components or (), skip=skip,
+                        aliases=registry.ALIASES)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         out, err = render.consoles(no_color)
@@ -97,16 +99,15 @@ def backup(
         opts = BackupOptions(output=output_file, force=force, include_secrets=include_secrets,
                              names=names, only=tuple(components or ()), skip=tuple(skip or ()),
                              record=not no_record, keep=keep,
-                             component_options=d.component_options(
-                                 db_mode, db_namespace, db_pod, db_container, db_host, db_port,
-                                 db_user, db_name, db_password_env))
-        if snapshots or "snapshots" in (components or ()):
+                             db=d.db_options(db_mode, db_namespace, db_pod, db_container,
+                                             db_host, db_port, db_user, db_name,
+                                             db_password_env))
+        if snapshots or {"snapshots", "volumes"} & set(components or ()):
             from kubectl_runai_dr.components.volumes import SnapshotOptions
 
-            opts.component_options.update(SnapshotOptions(
+            opts.snapshots = SnapshotOptions(
                 snapshot_class=snapshot_class,
-                timeout=o.parse_duration(snapshot_timeout, flag="--snapshot-timeout") or 600.0,
-            ).to_component_options())
+                timeout=o.parse_duration(snapshot_timeout, flag="--snapshot-timeout") or 600.0)
         kube = common.connect()
         progress = render.RichProgress(err)
         try:

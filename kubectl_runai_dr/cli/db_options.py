@@ -1,49 +1,87 @@
-"""The ``--db-*`` options shared by backup, restore-database and verify --drill."""
+"""The ``--db-*`` options (backup, restore, verify --drill): where the database is.
+
+Declared once; a verb gets them with ``@verb(db=True)`` and reads them as ``common.db``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import typer
+from kubectl_runai_dr.cli.options import comma_list, shared_option
+from kubectl_runai_dr.errors import UsageError
 
-from kubectl_runai_dr.cli import options as o
+if TYPE_CHECKING:
+    from kubectl_runai_dr.plan.database import DbOptions
 
 DB = "Database"
 
-DbMode = Annotated[str, typer.Option(
-    "--db-mode", help="pod: run psql/pg_dump/pg_restore inside the database pod (exec); "
-    "local: run this machine's PostgreSQL client (external database).", rich_help_panel=DB)]
-DbNamespace = Annotated[str | None, typer.Option(
-    "--db-namespace", help="Namespace of the database pod (default: the control plane's).",
-    rich_help_panel=DB, show_default=False)]
-DbPod = Annotated[str | None, typer.Option(
-    "--db-pod", help="The database pod (default: the Ready pod of StatefulSet "
-    "runai-backend-postgresql).", rich_help_panel=DB, show_default=False)]
-DbContainer = Annotated[str | None, typer.Option(
-    "--db-container", help="Its container (default: postgresql, else the first).",
-    rich_help_panel=DB, show_default=False)]
-DbHost = Annotated[str | None, typer.Option(
-    "--db-host", help="External database host (default: from the control plane's values).",
-    rich_help_panel=DB, show_default=False)]
-DbPort = Annotated[int | None, typer.Option(
-    "--db-port", help="External database port.", rich_help_panel=DB, show_default=False)]
-DbUser = Annotated[str | None, typer.Option(
-    "--db-user", help="Database user (default: postgres / from the values).",
-    rich_help_panel=DB, show_default=False)]
-DbName = Annotated[list[str] | None, typer.Option(
-    "--db-name", help="Only this database (repeatable; default: every Run:ai database on "
-    "the server).", rich_help_panel=DB, show_default=False,
-        callback=o.comma_list)]
-DbPasswordEnv = Annotated[str | None, typer.Option(
-    "--db-password-env", help="Name of the environment variable holding an external "
-    "database's password (default: PGPASSWORD, then the values' existingSecret). The password "
-    "itself is never a flag.", rich_help_panel=DB, show_default=False)]
+DB_OPTIONS = (
+    shared_option("db_mode", "pod", "--db-mode", type=str, metavar="pod|local", rich_help_panel=DB,
+            help="pod: run psql/pg_dump/pg_restore inside the database pod (exec); local: run "
+            "this machine's PostgreSQL client (external database)."),
+    shared_option("db_namespace", None, "--db-namespace", type=str | None, metavar="NAMESPACE",
+            rich_help_panel=DB,
+            help="Namespace of the database pod (default: the control plane's)."),
+    shared_option("db_pod", None, "--db-pod", type=str | None, metavar="NAME", rich_help_panel=DB,
+            help="The database pod (default: the Ready pod of StatefulSet "
+            "runai-backend-postgresql)."),
+    shared_option("db_container", None, "--db-container", type=str | None, metavar="NAME",
+            rich_help_panel=DB, help="Container of the database pod (default: postgresql, "
+            "else the pod's first container)."),
+    shared_option("db_host", None, "--db-host", type=str | None, metavar="HOST", rich_help_panel=DB,
+            help="External database host (default: from the control plane's values)."),
+    shared_option("db_port", None, "--db-port", type=int | None, metavar="PORT", rich_help_panel=DB,
+            help="External database port."),
+    shared_option("db_user", None, "--db-user", type=str | None, metavar="USER", rich_help_panel=DB,
+            help="Database user (default: postgres / from the values)."),
+    shared_option("db_name", None, "--db-name", type=list[str] | None, metavar="NAME,...",
+            rich_help_panel=DB, callback=comma_list,
+            help="Only these databases (comma list or repeated; default: every Run:ai "
+            "database on the server)."),
+    shared_option("db_password_env", None, "--db-password-env", type=str | None, metavar="VAR",
+            rich_help_panel=DB,
+            help="Name of the environment variable holding an external database's password "
+            "(default: PGPASSWORD, then the values' existingSecret). The password itself is "
+            "never a flag."),
+)
 
 
-def component_options(mode: str, namespace: str | None, pod: str | None,
-                      container: str | None, host: str | None, port: int | None,
-                      user: str | None, names: list[str] | None,
-                      password_env: str | None) -> dict[str, Any]:
-    return {"db_mode": mode, "db_namespace": namespace, "db_pod": pod,
-            "db_container": container, "db_host": host, "db_port": port, "db_user": user,
-            "db_names": list(names or []), "db_password_env": password_env}
+@dataclass(frozen=True)
+class DbFlags:
+    """The ``--db-*`` options as given."""
+
+    mode: str = "pod"
+    namespace: str | None = None
+    pod: str | None = None
+    container: str | None = None
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    names: tuple[str, ...] = ()
+    password_env: str | None = None
+
+    @classmethod
+    def from_flags(cls, flags: dict[str, Any]) -> DbFlags:
+        """Takes the ``db_*`` entries out of ``flags``."""
+        return cls(mode=flags.pop("db_mode"), namespace=flags.pop("db_namespace"),
+                   pod=flags.pop("db_pod"), container=flags.pop("db_container"),
+                   host=flags.pop("db_host"), port=flags.pop("db_port"),
+                   user=flags.pop("db_user"), names=tuple(flags.pop("db_name") or ()),
+                   password_env=flags.pop("db_password_env"))
+
+    def component_options(self) -> dict[str, Any]:
+        """As the database component reads them (backup)."""
+        return {"db_mode": self.mode, "db_namespace": self.namespace, "db_pod": self.pod,
+                "db_container": self.container, "db_host": self.host, "db_port": self.port,
+                "db_user": self.user, "db_names": list(self.names),
+                "db_password_env": self.password_env}
+
+    def options(self, **override: Any) -> DbOptions:
+        """As the database restore and drill read them; a bad value is a usage error."""
+        from kubectl_runai_dr.plan.database import DbOptions
+
+        try:
+            return DbOptions.from_component_options({**self.component_options(), **override})
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None

@@ -98,6 +98,7 @@ def restore(
     with o.error_boundary(common):
         from kubectl_runai_dr import render
         from kubectl_runai_dr.cli import restore_view as view
+        from kubectl_runai_dr.components import registry
         from kubectl_runai_dr.components.restore_base import Existing, RestoreSettings
         from kubectl_runai_dr.ops.restore import Preflight, RestoreOptions, run_restore
         from kubectl_runai_dr.plan.restore import check_selection
@@ -112,7 +113,8 @@ def restore(
         else:
             bundle = target
         try:
-            check_selection(only_steps, skip or ())
+            check_selection(registry.RESTORE_STEPS, registry.canonical(only_steps),
+                            registry.canonical(skip or ()))
             policy = Existing(existing)
         except ValueError as exc:
             raise UsageError(str(exc) if "step" in str(exc) else

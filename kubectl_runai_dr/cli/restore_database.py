@@ -10,7 +10,7 @@ import typer
 
 from kubectl_runai_dr.cli import db_options as d
 from kubectl_runai_dr.cli import options as o
-from kubectl_runai_dr.errors import ExitCode, UsageError
+from kubectl_runai_dr.errors import ExitCode
 
 
 def restore_database(
@@ -49,22 +49,17 @@ def restore_database(
     with o.error_boundary(common):
         from kubectl_runai_dr import render
         from kubectl_runai_dr.bundle.reader import Bundle
-        from kubectl_runai_dr.model import Names
-        from kubectl_runai_dr.ops.restore_database import (
+        from kubectl_runai_dr.components.database import (
             DatabaseRestoreOptions,
         )
-        from kubectl_runai_dr.ops.restore_database import (
+        from kubectl_runai_dr.components.database import (
             restore_database as run,
         )
-        from kubectl_runai_dr.plan.database import DbOptions
+        from kubectl_runai_dr.model import Names
 
         out, err = render.consoles(no_color)
-        try:
-            db = DbOptions.from_component_options(d.component_options(
-                db_mode, db_namespace, db_pod, db_container, db_host, db_port, db_user,
-                db_name, db_password_env))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        db = d.db_options(db_mode, db_namespace, db_pod, db_container, db_host, db_port,
+                          db_user, db_name, db_password_env)
 
         def confirm(replaced: dict[str, dict[str, int]]) -> bool:
             rows = [[render.escape(f"{db_}: {t}"), str(n)]

@@ -1,7 +1,15 @@
-"""Restore project namespaces and then their RoleBindings.
+"""Projects: ``projects.run.ai`` objects, project namespaces and their RoleBindings.
 
-From a bundle: the namespaces labelled ``runai/queue`` and every RoleBinding that was in
-them. From the live cluster: for each ``projects.run.ai`` object whose namespace is
+Backup: project namespaces are those labelled ``runai/queue``. Every RoleBinding in them
+is kept (their names changed across Run:ai versions, so none is hard-coded). RoleBindings
+are listed across all namespaces in pages and filtered, which is a few requests instead of
+one per namespace; without cluster-wide list permission it falls back to one list per
+namespace. The ``projects.run.ai`` objects are kept as records (they sync back from the
+control plane).
+
+Restore, namespaces first and then their RoleBindings. From a bundle: the namespaces
+labelled ``runai/queue`` and every RoleBinding that was in them. From the live cluster:
+for each ``projects.run.ai`` object whose namespace is
 missing, the namespace the Run:ai docs' manual procedure creates (``runai-<project>``,
 label ``runai/queue=<project>``).
 
@@ -13,14 +21,14 @@ per task. All workers share one client, whose 429/Retry-After back-off pauses th
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
-from kubectl_runai_dr.components.base import NullProgress, Progress
-from kubectl_runai_dr.components.projects import NAMESPACES_FILE, QUEUE_LABEL, ROLEBINDINGS_FILE
+from kubectl_runai_dr.components.base import BackupContext, Component, NullProgress, Progress
 from kubectl_runai_dr.components.restore_base import (
     ObjectResult,
     Outcome,
@@ -33,10 +41,75 @@ from kubectl_runai_dr.components.restore_base import (
 )
 from kubectl_runai_dr.errors import ComponentError, DrError, Forbidden
 from kubectl_runai_dr.kube import resources as r
-from kubectl_runai_dr.sanitize import Skip, clean_for_restore
+from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.plan import permissions as perm
+from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
 
 STEP = "namespaces"
 MAX_WORKERS = 32
+QUEUE_LABEL = "runai/queue"
+PROJECTS_FILE = layout.objects("run.ai", "projects")
+NAMESPACES_FILE = layout.objects("", "namespaces")
+ROLEBINDINGS_FILE = layout.objects("rbac.authorization.k8s.io", "rolebindings")
+
+
+# -- backup ------------------------------------------------------------------------------------
+def _rolebindings(ctx: BackupContext, namespaces: list[str]) -> Iterator[dict[str, Any]]:
+    wanted = set(namespaces)
+    try:
+        for rb in ctx.kube.list(r.ROLEBINDINGS):
+            if rb.get("metadata", {}).get("namespace") in wanted:
+                yield rb
+        return
+    except Forbidden:
+        pass  # no cluster-wide list: go namespace by namespace
+    for ns in namespaces:
+        yield from ctx.kube.list(r.ROLEBINDINGS, namespace=ns)
+
+
+def backup(ctx: BackupContext, result: ComponentResult) -> None:
+    kube, out = ctx.kube, ctx.out
+    counts = {"projects": 0, "namespaces": 0, "rolebindings": 0}
+    projects_res = kube.served(r.PROJECTS)
+    if projects_res is not None:
+        ctx.progress.start("projects")
+        with out.list_file(PROJECTS_FILE) as lw:
+            for obj in kube.list(projects_res):
+                lw.append(strip_managed_fields(obj))
+                ctx.progress.advance()
+        counts["projects"] = lw.count
+        result.files.append(PROJECTS_FILE)
+        result.details["projectsApiVersion"] = projects_res.api_version
+    else:
+        result.details["projectsApiVersion"] = None
+
+    ctx.progress.start("project namespaces")
+    names: list[str] = []
+    with out.list_file(NAMESPACES_FILE) as lw:
+        for ns in kube.list(r.NAMESPACES, label_selector=QUEUE_LABEL):
+            lw.append(strip_managed_fields(ns))
+            names.append(ns["metadata"]["name"])
+            ctx.progress.advance()
+    counts["namespaces"] = lw.count
+    result.files.append(NAMESPACES_FILE)
+
+    ctx.progress.start("role bindings")
+    with out.list_file(ROLEBINDINGS_FILE) as lw:
+        for rb in _rolebindings(ctx, names):
+            lw.append(strip_managed_fields(rb))
+            ctx.progress.advance()
+    counts["rolebindings"] = lw.count
+    result.files.append(ROLEBINDINGS_FILE)
+    ctx.progress.finish()
+
+    result.details.update(counts)
+    result.objects = sum(counts.values())
+    if projects_res is None and not names:
+        result.status = Status.NOT_PRESENT
+        result.reason = "no projects.run.ai CRD and no namespace labelled runai/queue"
+
+
+# -- restore -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -272,3 +345,29 @@ def run_namespaces(kube: Any, bundle_path: Any, settings: RestoreSettings, *,
     step.notes.extend(notes)
     restore_work(kube, work, settings, step, progress=progress, from_live=from_live)
     return step
+
+
+# -- the component -----------------------------------------------------------------------------
+def _holds(files: Collection[str], names: Names) -> bool:
+    return NAMESPACES_FILE in files
+
+
+_P = perm
+COMPONENT = Component(
+    name="namespaces", aliases=("projects",), title="namespaces and role bindings",
+    reason="project namespaces first, then the RoleBindings inside them; they may not sync "
+           "back from the control plane (projects.run.ai objects are kept as records: the "
+           "control plane re-syncs them)",
+    backup=backup, restore=restore, holds_data=_holds,
+    backup_needs=(_P.need("list", _P.RUNAI, "projects", _P.CLUSTER_SCOPED),
+                  _P.need("list", _P.CORE, "namespaces", _P.CLUSTER_SCOPED),
+                  _P.need("list", _P.RBAC, "rolebindings", _P.ALL)),
+    restore_needs=(_P.need("list", _P.RUNAI, "projects", _P.CLUSTER_SCOPED),
+                   _P.need("list", _P.CORE, "namespaces", _P.CLUSTER_SCOPED),
+                   _P.need("create", _P.CORE, "namespaces", _P.CLUSTER_SCOPED, _P.WRITE),
+                   _P.need("patch", _P.CORE, "namespaces", _P.CLUSTER_SCOPED, _P.UPDATE),
+                   _P.need("list", _P.RBAC, "rolebindings", _P.ALL),
+                   _P.need("create", _P.RBAC, "rolebindings", _P.ALL, _P.WRITE),
+                   _P.need("patch", _P.RBAC, "rolebindings", _P.ALL, _P.UPDATE),
+                   _P.need("list", _P.RBAC, "clusterroles", _P.CLUSTER_SCOPED)),
+)

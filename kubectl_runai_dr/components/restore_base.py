@@ -18,6 +18,7 @@ from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.errors import AlreadyExists, DrError
 from kubectl_runai_dr.kube.resources import Resource
 from kubectl_runai_dr.model import Names
+from kubectl_runai_dr.plan.database import DbOptions
 from kubectl_runai_dr.plan.diff import Action, decide, object_label, update_patch
 
 
@@ -135,7 +136,6 @@ class RestoreSettings:
     existing_claim: str | None = None  # database volume claim for the control plane
     chart_overrides: dict[str, str] = field(default_factory=dict)  # release -> chart ref
     repo_overrides: dict[str, str] = field(default_factory=dict)  # release -> repo URL
-    extra: dict[str, Any] = field(default_factory=dict)  # options for other engineers' steps
 
 
 @dataclass
@@ -144,7 +144,9 @@ class RestoreContext:
     bundle: Bundle
     settings: RestoreSettings
     progress: Progress = field(default_factory=NullProgress)
-    facts: dict[str, Any] = field(default_factory=dict)
+    db: DbOptions = field(default_factory=DbOptions)  # --db-*: where the database goes
+    confirmed: bool = False  # the restore was confirmed (or --yes): data may be replaced
+    database_claim: str = ""  # the database's claim, once the volumes step restored it
     # dry run: prerequisite key -> the earlier step that would create it (not there yet)
     after: dict[str, str] = field(default_factory=dict)
 

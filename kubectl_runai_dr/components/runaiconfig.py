@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Collection
 from typing import Any
 
 import yaml
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
-from kubectl_runai_dr.components.base import BackupContext
+from kubectl_runai_dr.components.base import BackupContext, Component
 from kubectl_runai_dr.components.restore_base import (
     ObjectResult,
     Outcome,
@@ -21,7 +22,9 @@ from kubectl_runai_dr.components.restore_base import (
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.plan.diff import changed_paths, unified
+from kubectl_runai_dr.plan.restore import CLUSTER_NAMESPACE, RUNAICONFIG_CRD
 from kubectl_runai_dr.sanitize import clean
 
 
@@ -182,3 +185,21 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
         result(Outcome.UPDATED, "merged " + ", ".join(changed), diff)
     except DrError as exc:
         result(Outcome.FAILED, failure(exc))
+
+
+def _holds(files: Collection[str], names: Names) -> bool:
+    return layout.RUNAICONFIG_OBJECT in files or layout.RUNAICONFIG_SPEC in files
+
+
+COMPONENT = Component(
+    name="runaiconfig", title="RunaiConfig",
+    reason="exists once the cluster chart is installed; the saved spec is always merged into "
+           "it (the chart's defaults are there by design, so this is not drift: "
+           "--existing does not apply)",
+    backup=backup, restore=restore, holds_data=_holds,
+    needs=(RUNAICONFIG_CRD, CLUSTER_NAMESPACE),
+    backup_needs=(perm.need("get", perm.RUNAI, "runaiconfigs", perm.CLUSTER),),
+    restore_needs=(perm.need("get", perm.RUNAI, "runaiconfigs", perm.CLUSTER),
+                   perm.need("create", perm.RUNAI, "runaiconfigs", perm.CLUSTER, perm.WRITE),
+                   perm.need("patch", perm.RUNAI, "runaiconfigs", perm.CLUSTER, perm.WRITE)),
+)

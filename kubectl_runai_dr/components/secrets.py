@@ -5,10 +5,11 @@ Only with ``--include-secrets``: the bundle then holds secret values (it is writ
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from kubectl_runai_dr.bundle import layout
-from kubectl_runai_dr.components.base import BackupContext
+from kubectl_runai_dr.components.base import BackupContext, Component
 from kubectl_runai_dr.components.restore_base import (
     ObjectResult,
     Outcome,
@@ -20,6 +21,7 @@ from kubectl_runai_dr.components.restore_base import (
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
 
 CLUSTER_WIDE_CREDENTIALS = "run.ai/cluster-wide-credentials=true"
@@ -115,3 +117,27 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
         step.add(restore_object(kube, r.SECRETS, obj, None, step=step.name, settings=settings,
                                 live_known=ns in planned))
     ctx.progress.finish()
+
+
+def _holds(files: Collection[str], names: Names) -> bool:
+    return layout.SECRETS in files
+
+
+_ns_get = perm.need("get", perm.CORE, "namespaces", perm.CLUSTER_SCOPED)
+COMPONENT = Component(
+    name="secrets", title="secrets", opt_in="--include-secrets",
+    reason="TLS, CA, registry and credential Secrets (bundles made with --include-secrets) "
+           "must exist before the charts that reference them",
+    backup=backup, restore=restore, holds_data=_holds,
+    backup_needs=(perm.need("get", perm.CORE, "secrets", perm.CLUSTER),
+                  perm.need("list", perm.CORE, "secrets", perm.CLUSTER),
+                  perm.need("list", perm.CORE, "secrets", perm.ALL)),
+    restore_needs=(_ns_get,
+                   perm.need("create", perm.CORE, "namespaces", perm.CLUSTER_SCOPED, perm.WRITE),
+                   perm.need("get", perm.CORE, "secrets", perm.CLUSTER),
+                   perm.need("create", perm.CORE, "secrets", perm.CLUSTER, perm.WRITE),
+                   perm.need("patch", perm.CORE, "secrets", perm.CLUSTER, perm.UPDATE),
+                   perm.need("get", perm.CORE, "secrets", perm.ALL),
+                   perm.need("create", perm.CORE, "secrets", perm.ALL, perm.WRITE)),
+    restore_note="only for bundles made with --include-secrets",
+)

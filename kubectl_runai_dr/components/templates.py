@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from kubectl_runai_dr.bundle import layout
-from kubectl_runai_dr.components.base import BackupContext
+from kubectl_runai_dr.components.base import BackupContext, Component
 from kubectl_runai_dr.components.restore_base import (
     ObjectResult,
     Outcome,
@@ -14,7 +16,9 @@ from kubectl_runai_dr.components.restore_base import (
 )
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
-from kubectl_runai_dr.model import ComponentResult, Status
+from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.plan import permissions as perm
+from kubectl_runai_dr.plan.restore import CLUSTER_NAMESPACE
 from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
 
 TEMPLATE_SELECTOR = "runai/template=true"
@@ -71,3 +75,19 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
                                 live_known=(ns, obj["metadata"]["name"]) in live))
         ctx.progress.advance()
     ctx.progress.finish()
+
+
+def _holds(files: Collection[str], names: Names) -> bool:
+    return FILE in files
+
+
+COMPONENT = Component(
+    name="templates", title="templates",
+    reason="ConfigMaps labelled runai/template=true (older versions) in the cluster "
+           "namespace, which the cluster install creates",
+    backup=backup, restore=restore, holds_data=_holds, needs=(CLUSTER_NAMESPACE,),
+    backup_needs=(perm.need("list", perm.CORE, "configmaps", perm.CLUSTER),),
+    restore_needs=(perm.need("list", perm.CORE, "configmaps", perm.CLUSTER),
+                   perm.need("create", perm.CORE, "configmaps", perm.CLUSTER, perm.WRITE),
+                   perm.need("patch", perm.CORE, "configmaps", perm.CLUSTER, perm.UPDATE)),
+)

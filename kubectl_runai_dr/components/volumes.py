@@ -5,33 +5,63 @@ checks everything before creating anything (snapshot CRDs served, each claim bou
 CSI volume, a VolumeSnapshotClass for each driver), runs ``CHECKPOINT`` in the database
 pod right before the database snapshot, creates the tool's labelled VolumeSnapshots and
 waits for ``readyToUse``. The records it returns go into the bundle
-(``volumes/snapshots.json``) through the ``snapshots`` backup component.
+(``volumes/snapshots.json``) through the ``volumes`` component, whose restore re-creates
+the claims from them.
+
+Restore, per recorded snapshot, decided from what the target cluster has:
+- the VolumeSnapshot still exists (the same cluster): the claim is created with its
+  original name and ``dataSource`` pointing at it;
+- it does not (a new cluster): a VolumeSnapshotContent is pre-provisioned from the
+  recorded ``snapshotHandle`` and driver (deletionPolicy Retain), a VolumeSnapshot of the
+  recorded name bound to it, then the claim.
+A claim that already exists is left alone. Then the step waits for the snapshots to be
+ready and the claims to bind; a claim whose storage class binds WaitForFirstConsumer stays
+Pending until the StatefulSet's pod is scheduled, which is expected, not a failure.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.manifest import utc_stamp
-from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
-from kubectl_runai_dr.errors import ComponentError, DrError, UsageError
+from kubectl_runai_dr.bundle.reader import Bundle
+from kubectl_runai_dr.components.base import BackupContext, Component, NullProgress, Progress
+from kubectl_runai_dr.components.restore_base import (
+    ObjectResult,
+    Outcome,
+    RestoreContext,
+    StepResult,
+    failure,
+)
+from kubectl_runai_dr.errors import (
+    AlreadyExists,
+    BundleError,
+    ComponentError,
+    DrError,
+    UsageError,
+)
 from kubectl_runai_dr.kube.resources import (
+    NAMESPACES,
     PODS,
     PVCS,
     PVS,
+    STORAGECLASSES,
     VOLUMESNAPSHOTCLASSES,
     VOLUMESNAPSHOTCONTENTS,
     VOLUMESNAPSHOTS,
+    Resource,
 )
 from kubectl_runai_dr.model import ComponentResult, Names, Status
 from kubectl_runai_dr.plan import database as db
+from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.plan import volumes as p
 
+STEP = "volumes"
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_POLL = 2.0
 
@@ -44,21 +74,6 @@ class SnapshotOptions:
     timeout: float = DEFAULT_TIMEOUT
     poll: float = DEFAULT_POLL
     checkpoint: bool = True
-
-    @classmethod
-    def from_component_options(cls, options: Mapping[str, Any]) -> SnapshotOptions:
-        return cls(pvcs=tuple(options.get("snapshot_pvcs") or ()),
-                   only_pvcs=bool(options.get("snapshot_only_pvcs")),
-                   snapshot_class=options.get("snapshot_class") or None,
-                   timeout=float(options.get("snapshot_timeout") or DEFAULT_TIMEOUT),
-                   poll=float(options.get("snapshot_poll") or DEFAULT_POLL),
-                   checkpoint=options.get("snapshot_checkpoint", True) is not False)
-
-    def to_component_options(self) -> dict[str, Any]:
-        return {"snapshots": True, "snapshot_pvcs": list(self.pvcs),
-                "snapshot_only_pvcs": self.only_pvcs, "snapshot_class": self.snapshot_class,
-                "snapshot_timeout": self.timeout, "snapshot_poll": self.poll,
-                "snapshot_checkpoint": self.checkpoint}
 
 
 @dataclass
@@ -283,15 +298,11 @@ def wait_ready(kube: Any, snapshots: Sequence[Mapping[str, Any]], *, timeout: fl
 
 # -- the backup component ------------------------------------------------------------------
 def backup(ctx: BackupContext, result: ComponentResult) -> None:
-    """Component ``snapshots``: skipped unless enabled (``backup --snapshots``)."""
-    if not ctx.options.get("snapshots"):
-        result.status = Status.SKIPPED
-        result.reason = "not selected (--snapshots takes CSI snapshots of the volumes)"
-        return
-    run = ctx.options.get("snapshot_run")
-    if not isinstance(run, SnapshotRun):
-        run = take_snapshots(ctx.kube, ctx.names,
-                             SnapshotOptions.from_component_options(ctx.options), ctx.progress)
+    """Component ``volumes`` (opt-in: ``backup --snapshots``): CSI snapshots, recorded."""
+    run = ctx.snapshot_run
+    if run is None:
+        run = take_snapshots(ctx.kube, ctx.names, ctx.snapshots or SnapshotOptions(),
+                             ctx.progress)
     result.warnings += run.warnings
     if not run.records:
         result.status = Status.NOT_PRESENT
@@ -307,6 +318,244 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
                        "claim": r["claim"]["name"], "restoreSize": r["restoreSize"],
                        "deletionPolicy": r["deletionPolicy"]} for r in run.records],
     }
+
+
+# -- restore -----------------------------------------------------------------------------------
+@dataclass
+class VolumeRestoreOptions:
+    dry_run: bool = False
+    names: Names = field(default_factory=Names)
+    storage_class: str | None = None  # use this class for every claim instead of the recorded
+    wait: bool = True
+    timeout: float = 600.0
+    poll: float = 2.0
+
+
+@dataclass
+class _Pending:
+    record: dict[str, Any]
+    vs: ObjectResult
+    pvc: ObjectResult
+    binding_mode: str | None
+    vs_done: bool = False
+    pvc_done: bool = False
+
+
+def restore_volumes(kube: Any, bundle: Bundle, o: VolumeRestoreOptions, out: StepResult,
+                    progress: Progress | None = None) -> str | None:
+    """Re-create the recorded claims from their snapshots (see the module docstring), each
+    object's outcome into ``out``. Returns the database's claim name, if recorded."""
+    progress = progress or NullProgress()
+    if not bundle.has(layout.SNAPSHOTS):
+        out.why_not = "the bundle holds no volume snapshots (backup --snapshots)"
+        return None
+    try:
+        records = p.records_of(bundle.read_json(layout.SNAPSHOTS))
+    except ValueError as exc:
+        raise BundleError(f"{bundle.path}: {layout.SNAPSHOTS}: {exc}") from exc
+    require_snapshot_api(kube)
+    pending: list[_Pending] = []
+    namespaces: set[str] = set()
+    for rec in records:
+        progress.update(description=f"volume {rec['namespace']}/{rec['claim']['name']}")
+        if rec["namespace"] not in namespaces:
+            namespaces.add(rec["namespace"])
+            if not _namespace(kube, rec["namespace"], o, out):
+                continue
+        item = _restore_one(kube, rec, o, out)
+        if item is not None:
+            pending.append(item)
+    if pending and o.wait and not o.dry_run:
+        _wait(kube, pending, o, progress)
+    db_rec = next((r for r in records if r.get("role") == "database"), None)
+    return str(db_rec["claim"]["name"]) if db_rec is not None else None
+
+
+def restore(ctx: RestoreContext, step: StepResult) -> None:
+    """The restore plan's ``volumes`` step."""
+    claim = restore_volumes(ctx.kube, ctx.bundle, VolumeRestoreOptions(
+        dry_run=ctx.settings.dry_run, names=ctx.settings.names), step, ctx.progress)
+    if claim:
+        ctx.database_claim = claim
+
+
+def _result(out: StepResult, res: Resource, name: str, namespace: str | None,
+            outcome: Outcome, message: str = "") -> ObjectResult:
+    r = out.add(ObjectResult(STEP, res.kind, name, namespace, outcome, message))
+    return r
+
+
+def _create(kube: Any, res: Resource, obj: dict[str, Any], o: VolumeRestoreOptions,
+            out: StepResult, message: str = "") -> ObjectResult:
+    name = str(obj["metadata"]["name"])
+    ns = obj["metadata"].get("namespace") if res.namespaced else None
+    if o.dry_run:
+        return _result(out, res, name, ns, Outcome.WOULD_CREATE, message)
+    try:
+        kube.create(res, obj, namespace=ns)
+    except AlreadyExists:
+        return _result(out, res, name, ns, Outcome.UNCHANGED, "exists (created meanwhile)")
+    except DrError as exc:
+        return _result(out, res, name, ns, Outcome.FAILED, failure(exc))
+    return _result(out, res, name, ns, Outcome.CREATED, message)
+
+
+def _namespace(kube: Any, ns: str, o: VolumeRestoreOptions, out: StepResult) -> bool:
+    """The claims' namespace (in a new cluster it precedes the helm install). False: failed."""
+    try:
+        live = kube.get_or_none(NAMESPACES, ns)
+    except DrError as exc:
+        _result(out, NAMESPACES, ns, None, Outcome.FAILED, failure(exc))
+        return False
+    if live is not None:
+        return True
+    obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+    r = _create(kube, NAMESPACES, obj, o, out, "for the restored claims")
+    return r.outcome is not Outcome.FAILED
+
+
+def _restore_one(kube: Any, rec: dict[str, Any], o: VolumeRestoreOptions,
+                 out: StepResult) -> _Pending | None:
+    ns = str(rec["namespace"])
+    claim = str(rec["claim"]["name"])
+    vs_name = str(rec["volumeSnapshotName"])
+    try:
+        return _restore_claim(kube, rec, o, out, ns, claim, vs_name)
+    except DrError as exc:  # a read failed: this claim fails, the others go on
+        _result(out, PVCS, claim, ns, Outcome.FAILED, failure(exc))
+        return None
+    except ValueError as exc:  # a record that cannot be turned into objects
+        _result(out, PVCS, claim, ns, Outcome.FAILED,
+                f"snapshot record {vs_name}: {exc}")
+        return None
+
+
+def _restore_claim(kube: Any, rec: dict[str, Any], o: VolumeRestoreOptions,
+                   out: StepResult, ns: str, claim: str,
+                   vs_name: str) -> _Pending | None:
+    live_pvc = kube.get_or_none(PVCS, claim, ns)
+    if live_pvc is not None:
+        if (live_pvc.get("metadata") or {}).get("deletionTimestamp"):
+            _result(out, PVCS, claim, ns, Outcome.FAILED,
+                    "is being deleted (Terminating); wait until it is gone and run again")
+        elif p.restored_from(live_pvc, rec):
+            _, msg = p.claim_binding(live_pvc, None)
+            _result(out, PVCS, claim, ns, Outcome.UNCHANGED,
+                    f"exists, restored from snapshot {vs_name} ({msg})")
+        else:
+            _result(out, PVCS, claim, ns, Outcome.UNCHANGED,
+                    "exists and was not created from the snapshot: left alone")
+            out.warn(
+                f"claim {ns}/{claim} already exists and holds other data than snapshot "
+                f"{vs_name}; to restore the snapshot, uninstall what uses it, delete the "
+                "claim, and run the volumes step again")
+        return None
+    cls_name = o.storage_class if o.storage_class is not None else rec["claim"].get(
+        "storageClassName")
+    binding_mode: str | None = None
+    if cls_name:
+        sc = kube.get_or_none(STORAGECLASSES, cls_name)
+        if sc is None:
+            _result(out, PVCS, claim, ns, Outcome.FAILED,
+                    f'storage class "{cls_name}" does not exist in this cluster: create it '
+                    f'(provisioner "{rec["driver"]}", the driver that made the snapshot) '
+                    "and run the volumes step again (`restore BUNDLE --only volumes`)")
+            return None
+        binding_mode = sc.get("volumeBindingMode")
+        if sc.get("provisioner") != rec["driver"]:
+            out.warn(
+                f'storage class "{cls_name}" provisions with "{sc.get("provisioner")}" but '
+                f'snapshot {vs_name} was taken by "{rec["driver"]}": a claim can only be '
+                "restored by the driver that made the snapshot")
+    live_vs = kube.get_or_none(VOLUMESNAPSHOTS, vs_name, ns)
+    if live_vs is None:
+        content = p.content_for_restore(rec)
+        live_vsc = kube.get_or_none(VOLUMESNAPSHOTCONTENTS, content["metadata"]["name"])
+        if live_vsc is None:
+            r = _create(kube, VOLUMESNAPSHOTCONTENTS, content, o, out,
+                        f'pre-provisioned from snapshotHandle "{rec["snapshotHandle"]}"')
+            if r.outcome is Outcome.FAILED:
+                return None
+        else:
+            handle = ((live_vsc.get("spec") or {}).get("source") or {}).get("snapshotHandle")
+            if handle != rec["snapshotHandle"]:
+                _result(out, VOLUMESNAPSHOTCONTENTS, content["metadata"]["name"], None,
+                        Outcome.FAILED, f'exists with snapshotHandle "{handle}", not the '
+                        f'recorded "{rec["snapshotHandle"]}"; delete it and run again')
+                return None
+            _result(out, VOLUMESNAPSHOTCONTENTS, content["metadata"]["name"], None,
+                    Outcome.UNCHANGED, "exists")
+        vs_result = _create(kube, VOLUMESNAPSHOTS, p.snapshot_for_restore(rec), o, out,
+                            "bound to the pre-provisioned content (new cluster)")
+        if vs_result.outcome is Outcome.FAILED:
+            return None
+    else:
+        state = p.snapshot_state(live_vs)
+        if state.error:
+            _result(out, VOLUMESNAPSHOTS, vs_name, ns, Outcome.FAILED,
+                    f"exists but failed: {state.error}")
+            return None
+        vs_result = _result(out, VOLUMESNAPSHOTS, vs_name, ns, Outcome.UNCHANGED,
+                            "exists (same cluster): the claim is restored from it")
+    pvc_result = _create(kube, PVCS, p.claim_for_restore(rec, storage_class=o.storage_class),
+                         o, out, f"from snapshot {vs_name}")
+    if pvc_result.outcome is Outcome.FAILED:
+        return None
+    return _Pending(rec, vs_result, pvc_result, binding_mode)
+
+
+def _wait(kube: Any, pending: list[_Pending], o: VolumeRestoreOptions,
+          progress: Progress) -> None:
+    """Snapshots ready, claims bound (or Pending under WaitForFirstConsumer)."""
+    deadline = time.monotonic() + o.timeout
+    delay = min(o.poll, 0.25)
+    total = len(pending)
+    progress.update(description=f"waiting for {total} claim(s)", completed=0, total=total)
+    while True:
+        for item in pending:
+            ns = item.record["namespace"]
+            if not item.vs_done:
+                vs = kube.get_or_none(VOLUMESNAPSHOTS, item.record["volumeSnapshotName"], ns)
+                state = p.snapshot_state(vs or {})
+                if vs is None:
+                    item.vs_done = item.pvc_done = True
+                    _fail(item.vs, "disappeared while waiting for it")
+                elif state.error:
+                    item.vs_done = item.pvc_done = True
+                    _fail(item.vs, f"failed: {state.error}")
+                    item.pvc.message += "; its snapshot failed, so it cannot be provisioned"
+                elif state.ready:
+                    item.vs_done = True
+                    item.vs.message = _join(item.vs.message, "readyToUse")
+            if item.vs_done and not item.pvc_done:
+                pvc = kube.get_or_none(PVCS, item.record["claim"]["name"], ns) or {}
+                state_, msg = p.claim_binding(pvc, item.binding_mode)
+                if state_ in ("bound", "waiting"):
+                    item.pvc_done = True
+                    item.pvc.message = _join(item.pvc.message, msg)
+        done = sum(1 for i in pending if i.vs_done and i.pvc_done)
+        progress.update(completed=done, description=f"claims ready: {done}/{total}")
+        if done == total or time.monotonic() >= deadline:
+            break
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(o.poll, delay * 2)
+    for item in pending:
+        if not item.vs_done:
+            _fail(item.vs, f"not readyToUse after {o.timeout:.0f}s: check the snapshot "
+                           f'controller and that CSI driver "{item.record["driver"]}" is '
+                           "installed and can reach the storage snapshot")
+        elif not item.pvc_done:
+            _fail(item.pvc, f"not bound after {o.timeout:.0f}s (see `kubectl describe pvc "
+                            f"-n {item.record['namespace']} {item.record['claim']['name']}`)")
+
+
+def _fail(r: ObjectResult, message: str) -> None:
+    r.outcome = Outcome.FAILED
+    r.message = _join(r.message, message)
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}; {b}" if a else b
 
 
 # -- list and prune ------------------------------------------------------------------------
@@ -403,3 +652,31 @@ def protect(kube: Any, names: Names, *, extra: Sequence[str] = (),
         except DrError as exc:
             out.errors.append(f'PersistentVolume "{v.volume}" (claim {v.claim}): {exc.message}')
     return out
+
+
+# -- the component -----------------------------------------------------------------------------
+
+def _holds(files: Collection[str], names: Names) -> bool:
+    return layout.SNAPSHOTS in files
+
+
+_P = perm
+COMPONENT = Component(
+    name="volumes", aliases=("snapshots",), title="volumes from snapshots",
+    reason="the database and metrics volumes must exist before the control plane that "
+           "mounts them is installed",
+    backup=backup, restore=restore, holds_data=_holds, opt_in="--snapshots",
+    control_plane=True, backup_needs=_P.SNAPSHOT_NEEDS,
+    restore_needs=(_P.need("get", _P.CORE, "namespaces", _P.CLUSTER_SCOPED),
+                   _P.need("create", _P.CORE, "namespaces", _P.CLUSTER_SCOPED, _P.WRITE),
+                   _P.need("get", _P.CORE, "persistentvolumeclaims", _P.CONTROL_PLANE),
+                   _P.need("create", _P.CORE, "persistentvolumeclaims", _P.CONTROL_PLANE,
+                           _P.WRITE),
+                   _P.need("get", "storage.k8s.io", "storageclasses", _P.CLUSTER_SCOPED),
+                   _P.need("get", _P.SNAPSHOT, "volumesnapshots", _P.CONTROL_PLANE),
+                   _P.need("create", _P.SNAPSHOT, "volumesnapshots", _P.CONTROL_PLANE,
+                           _P.WRITE),
+                   _P.need("get", _P.SNAPSHOT, "volumesnapshotcontents", _P.CLUSTER_SCOPED),
+                   _P.need("create", _P.SNAPSHOT, "volumesnapshotcontents",
+                           _P.CLUSTER_SCOPED, _P.WRITE)),
+)

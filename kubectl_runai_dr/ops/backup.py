@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,26 +10,16 @@ from typing import Any
 from kubectl_runai_dr._version import BUILD_COMMIT, __version__
 from kubectl_runai_dr.bundle.manifest import build_manifest, default_bundle_name, runai_version
 from kubectl_runai_dr.bundle.writer import BundleWriter
+from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
-from kubectl_runai_dr.errors import DrError
+from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
+from kubectl_runai_dr.errors import DrError, UsageError
 from kubectl_runai_dr.kube.client import Kube
 from kubectl_runai_dr.model import ComponentResult, Names, Status
 from kubectl_runai_dr.ops.record import write_record
 from kubectl_runai_dr.plan.backup import plan_backup
+from kubectl_runai_dr.plan.database import DbOptions
 from kubectl_runai_dr.plan.retention import bundles_to_delete
-
-# component name -> "module:function"; imported only when the component runs.
-REGISTRY: dict[str, str] = {
-    "runaiconfig": "kubectl_runai_dr.components.runaiconfig:backup",
-    "helm-control-plane": "kubectl_runai_dr.components.helm_values:backup_control_plane",
-    "helm-cluster": "kubectl_runai_dr.components.helm_values:backup_cluster",
-    "templates": "kubectl_runai_dr.components.templates:backup",
-    "projects": "kubectl_runai_dr.components.projects:backup",
-    "secrets": "kubectl_runai_dr.components.secrets:backup",
-    "database": "kubectl_runai_dr.components.database:backup",
-    # skipped unless enabled (backup --snapshots): it creates objects in the cluster
-    "snapshots": "kubectl_runai_dr.components.volumes:backup",
-}
 
 
 @dataclass
@@ -43,7 +32,9 @@ class BackupOptions:
     skip: tuple[str, ...] = ()
     record: bool = True
     keep: int | None = None  # after a complete backup, keep this many bundles of the context
-    component_options: dict[str, Any] = field(default_factory=dict)
+    db: DbOptions = field(default_factory=DbOptions)  # --db-*
+    snapshots: SnapshotOptions | None = None  # --snapshots: take CSI snapshots (volumes)
+    snapshot_run: SnapshotRun | None = None  # snapshots already taken (`snapshot`)
 
 
 @dataclass
@@ -59,11 +50,6 @@ class BackupOutcome:
         return any(r.status is Status.FAILED for r in self.results)
 
 
-def _resolve(ref: str) -> Any:
-    module, func = ref.split(":")
-    return getattr(importlib.import_module(module), func)
-
-
 def target_path(output: Path | None, context: str, now: datetime) -> Path:
     name = default_bundle_name(context, now)
     if output is None:
@@ -75,7 +61,14 @@ def run_backup(kube: Kube, opts: BackupOptions, *, progress: Progress | None = N
                now: datetime | None = None) -> BackupOutcome:
     now = now or datetime.now(timezone.utc)
     progress = progress or NullProgress()
-    steps = plan_backup(only=opts.only, skip=opts.skip, available=list(REGISTRY))
+    enabled = [n for n, on in (("secrets", opts.include_secrets),
+                               ("volumes", opts.snapshots is not None
+                                or opts.snapshot_run is not None)) if on]
+    try:
+        planned = plan_backup(registry.BACKUP_STEPS, only=opts.only, skip=opts.skip,
+                              aliases=registry.ALIASES, enabled=enabled)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     # Reach the cluster before creating anything on disk: an unreachable server or bad
     # credentials fail here with a clear error and leave nothing behind.
     version = kube.server_version()
@@ -84,19 +77,19 @@ def run_backup(kube: Kube, opts: BackupOptions, *, progress: Progress | None = N
     try:
         ctx = BackupContext(kube=kube, out=writer, names=opts.names,
                             include_secrets=opts.include_secrets, progress=progress,
-                            options=opts.component_options)
-        chosen = {step.name for step in steps}
-        for step in plan_backup(available=list(REGISTRY)):
+                            db=opts.db, snapshots=opts.snapshots,
+                            snapshot_run=opts.snapshot_run)
+        for step in planned:
             result = ComponentResult(step.name)
-            if step.name not in chosen:
+            if not step.run:
                 result.status = Status.SKIPPED
-                result.reason = "not selected (--skip or a component list)"
+                result.reason = step.why_not
                 results.append(result)
                 continue
             before = set(writer.files)
-            progress.start(step.title)
+            progress.start(step.step.title)
             try:
-                _resolve(REGISTRY[step.name])(ctx, result)
+                registry.BY_NAME[step.name].backup(ctx, result)
             except DrError as exc:
                 _fail(writer, result, before, exc.message)
             except Exception as exc:  # a bug must not cost the other components
@@ -105,7 +98,7 @@ def run_backup(kube: Kube, opts: BackupOptions, *, progress: Progress | None = N
             finally:
                 progress.finish()
             results.append(result)
-        releases = ctx.facts.get("releases", {})
+        releases = ctx.releases
         manifest = build_manifest(
             created=now, tool_version=__version__, tool_commit=BUILD_COMMIT,
             context=kube.context, server=kube.server,

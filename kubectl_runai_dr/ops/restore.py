@@ -7,7 +7,6 @@ hide the rest. Every step is idempotent: after a failure the same command finish
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +17,10 @@ import yaml
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
+from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.components.restore_base import (
     Existing,
-    ObjectResult,
     Outcome,
     RestoreContext,
     RestoreSettings,
@@ -38,30 +37,12 @@ from kubectl_runai_dr.plan.readiness import Probe, State
 from kubectl_runai_dr.plan.restore import (
     PREFLIGHT,
     PlannedStep,
-    bundle_content,
     plan_restore,
     providers_in_run,
     resume_hint,
 )
 
 clock = time.monotonic
-
-# step name -> "module:function(ctx, step)"; imported only when the step runs.
-REGISTRY: dict[str, str] = {
-    "control-plane": "kubectl_runai_dr.ops.helm_reinstall:restore_control_plane",
-    "cluster": "kubectl_runai_dr.ops.helm_reinstall:restore_cluster",
-    "secrets": "kubectl_runai_dr.components.secrets:restore",
-    "runaiconfig": "kubectl_runai_dr.components.runaiconfig:restore",
-    "templates": "kubectl_runai_dr.components.templates:restore",
-    "namespaces": "kubectl_runai_dr.components.namespaces:restore",
-}
-# Steps provided by other parts of the tool: (candidate modules, function name).
-# Signature: fn(kube, bundle, opts, progress).
-EXTERNAL: dict[str, tuple[tuple[str, ...], str]] = {
-    "database": (("kubectl_runai_dr.ops.restore_database",), "restore_database"),
-    "volumes": (("kubectl_runai_dr.ops.volumes",), "restore_volumes"),
-}
-
 
 @dataclass
 class RestoreOptions:
@@ -134,25 +115,6 @@ class RestoreOutcome:
 
 
 Confirm = Callable[[Preflight], bool]
-
-
-def _resolve(ref: str) -> Any:
-    module, func = ref.split(":")
-    return getattr(importlib.import_module(module), func)
-
-
-def external_step(name: str) -> Callable[..., Any] | None:
-    """The other engineers' restore function for ``name``, when this build has it."""
-    modules, func = EXTERNAL[name]
-    for module in modules:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        fn = getattr(mod, func, None)
-        if callable(fn):
-            return fn
-    return None
 
 
 # -- preflight --------------------------------------------------------------------------------
@@ -262,7 +224,7 @@ def preflight(kube: Any, bundle: Bundle, plan: list[PlannedStep], settings: Rest
         if not step.run or step.name == PREFLIGHT:
             continue
         for need, ns in permissions.step_needs(
-                "restore", step.name, names, dry_run=settings.dry_run,
+                registry.PERMISSIONS, "restore", step.name, names, dry_run=settings.dry_run,
                 update=settings.existing is Existing.update, run_helm=settings.run_helm):
             res = Resource(need.group, "v1", need.plural, "", ns is not None)
             try:
@@ -277,65 +239,13 @@ def preflight(kube: Any, bundle: Bundle, plan: list[PlannedStep], settings: Rest
 
 
 # -- running -----------------------------------------------------------------------------------
-def _external_options(name: str, ctx: RestoreContext) -> Any:
-    """Options for another engineer's step: given ones, else built from the settings."""
-    given = ctx.settings.extra.get(name)
-    if given is not None:
-        return given
-    if name == "database":
-        try:
-            mod = importlib.import_module("kubectl_runai_dr.ops.restore_database")
-        except ImportError:
-            return None
-        # the restore as a whole was confirmed (or --yes): replacing the data is part of it
-        return mod.DatabaseRestoreOptions(db=ctx.facts.get("db_options") or DbOptions(),
-                                          names=ctx.settings.names,
-                                          yes=bool(ctx.facts.get("confirmed")))
-    return ctx.settings  # volumes read dry_run and names from it
-
-
-def _run_external(name: str, ctx: RestoreContext, step: StepResult) -> None:
-    fn = external_step(name)
-    if fn is None:
-        step.error = f"{name} restore is not available in this build"
-        step.hint = "use a build of kubectl runai-dr that has it, or --skip " + name
-        return
-    if name == "database" and ctx.settings.dry_run:
-        step.add(ObjectResult(name, "Database", "(from the bundle)",
-                              ctx.settings.names.control_plane_namespace,
-                              Outcome.WOULD_UPDATE, "pg_restore of the saved dump into the "
-                              "control plane's PostgreSQL (not simulated in a dry run)"))
-        return
-    out = fn(ctx.kube, ctx.bundle, _external_options(name, ctx), ctx.progress)
-    for obj in getattr(out, "objects", None) or []:
-        if isinstance(obj, ObjectResult):
-            step.add(obj)
-    status = getattr(out, "status", None)
-    if status is not None and getattr(status, "value", status) == "failed" \
-            and not step.failed:
-        step.error = str(getattr(out, "reason", "") or f"{name} restore failed")
-    for w in getattr(out, "warnings", None) or []:
-        step.warn(str(w))
-    details = getattr(out, "details", None)
-    if isinstance(details, dict) and details.get("claim"):
-        ctx.facts["database_claim"] = str(details["claim"])
-    if name == "database" and not step.error:
-        for db in getattr(out, "databases", None) or []:
-            step.add(ObjectResult(name, "Database", str(db.name),
-                                  ctx.settings.names.control_plane_namespace, Outcome.UPDATED
-                                  if db.action == "replaced" else Outcome.CREATED,
-                                  f"{db.comparison.tables} tables, {db.comparison.rows} rows "
-                                  "verified"))
-
-
 def run_step(planned: PlannedStep, ctx: RestoreContext) -> StepResult:
     step = StepResult(planned.name)
     ctx.progress.start(planned.step.title)
+    restore = registry.BY_NAME[planned.name].restore
+    assert restore is not None  # the plan holds restorable components only
     try:
-        if planned.name in EXTERNAL:
-            _run_external(planned.name, ctx, step)
-        else:
-            _resolve(REGISTRY[planned.name])(ctx, step)
+        restore(ctx, step)
     except DrError as exc:
         step.error, step.hint = exc.message, exc.hint or ""
     except Exception as exc:  # a bug in one step must not cost the others
@@ -354,13 +264,14 @@ def _provided(result: StepResult | None) -> bool:
 
 
 def _prepare(planned: PlannedStep, ctx: RestoreContext, done: dict[str, StepResult],
-             plan: list[PlannedStep], waiter: Waiter) -> StepResult | None:
+             plan: list[PlannedStep], waiter: Waiter,
+             waited: dict[str, float]) -> StepResult | None:
     """Before a step: wait for what earlier steps bring it (or, in a dry run, note what
     they would bring). A StepResult when the step cannot run; None to run it."""
     providers = providers_in_run(plan)
     for need in planned.step.needs:
         provider = providers.get(need.key)
-        probe = probe_for(need, ctx.kube, ctx.settings.names, ctx.facts.get("db_options"))
+        probe = probe_for(need, ctx.kube, ctx.settings.names, ctx.db)
         if ctx.settings.dry_run:
             if provider and not _safe_probe(probe).ready:
                 ctx.after[need.key] = provider
@@ -375,7 +286,7 @@ def _prepare(planned: PlannedStep, ctx: RestoreContext, done: dict[str, StepResu
         rest = later[later.index(planned.name):]
         ctx.progress.start(f"{planned.name}: waiting for {need.title}")
         try:
-            waited = waiter.wait(need.title, probe, expect=expect, hint=(
+            seconds = waiter.wait(need.title, probe, expect=expect, hint=(
                 f"see why (`kubectl describe` the object named above), fix it or raise "
                 f"--wait-timeout, then resume: `kubectl runai-dr restore BUNDLE --only "
                 f"{','.join(rest)}` with the same flags"))
@@ -383,8 +294,7 @@ def _prepare(planned: PlannedStep, ctx: RestoreContext, done: dict[str, StepResu
             return StepResult(planned.name, error=exc.message, hint=exc.hint or "")
         finally:
             ctx.progress.finish()
-        ctx.facts.setdefault("waited", {})[planned.name] = \
-            ctx.facts.get("waited", {}).get(planned.name, 0.0) + waited
+        waited[planned.name] = waited.get(planned.name, 0.0) + seconds
     return None
 
 
@@ -403,9 +313,11 @@ def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = No
     started = clock()
     bundle = Bundle.open(opts.bundle)
     try:
-        content = bundle_content(set(bundle.files), settings.names)
+        content = registry.bundle_content(set(bundle.files), settings.names)
         try:
-            plan = plan_restore(content, only=opts.only, skip=opts.skip)
+            plan = plan_restore(registry.RESTORE_STEPS, content,
+                                only=registry.canonical(opts.only),
+                                skip=registry.canonical(opts.skip))
         except ValueError as exc:
             from kubectl_runai_dr.errors import UsageError
 
@@ -423,9 +335,9 @@ def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = No
                           hint="pass --yes to restore without asking (scripts)")
         started = clock() - pf_seconds  # the time spent answering is not recovery time
         ctx = RestoreContext(kube=kube, bundle=bundle, settings=settings, progress=progress,
-                             facts={"confirmed": not settings.dry_run})
-        if opts.db_options is not None:
-            ctx.facts["db_options"] = opts.db_options
+                             db=opts.db_options or DbOptions(),
+                             confirmed=not settings.dry_run)
+        waited: dict[str, float] = {}
         waiter = Waiter(settings.wait_timeout, progress)
         steps: list[StepResult] = [StepResult(PREFLIGHT, seconds=pf_seconds)]
         done: dict[str, StepResult] = {}
@@ -436,7 +348,7 @@ def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = No
                 steps.append(StepResult(planned.name, ran=False, why_not=planned.why_not))
                 continue
             t0 = clock()
-            step = _prepare(planned, ctx, done, plan, waiter)
+            step = _prepare(planned, ctx, done, plan, waiter, waited)
             if step is None:
                 step = run_step(planned, ctx)
                 step.after = ", ".join(sorted({ctx.after[n.key] for n in planned.step.needs
@@ -444,7 +356,7 @@ def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = No
                 if planned.step.changes_api and not settings.dry_run:
                     kube.refresh_discovery()
             step.seconds = clock() - t0
-            step.waited = ctx.facts.get("waited", {}).get(planned.name, 0.0)
+            step.waited = waited.get(planned.name, 0.0)
             done[planned.name] = step
             steps.append(step)
         return RestoreOutcome(pf, steps, settings.dry_run, seconds=clock() - started)

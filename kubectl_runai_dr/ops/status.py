@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from kubectl_runai_dr.components import helm
+from kubectl_runai_dr.components import helm, registry
 from kubectl_runai_dr.errors import (
     ConfigError,
     DrError,
@@ -335,7 +335,7 @@ class _Collector:
             names = dataclasses.replace(names,
                                         control_plane_namespace=names.cluster_namespace)
         answers: dict[tuple[str, str, str, str | None], tuple[bool | None, str]] = {}
-        for step, need, ns in perm.checks(self.permission_commands, names):
+        for step, need, ns in perm.checks(registry.PERMISSIONS, self.permission_commands, names):
             check = s.PermissionCheck(command=step.command, step=step.step, verb=need.verb,
                                       resource=need.group_resource,
                                       namespace=perm.scope_text(need.scope, names),

@@ -1,8 +1,12 @@
-"""Which backup components run, in which order, and why (pure)."""
+"""Which backup components run, and why the others do not (pure).
+
+The components and their order come from ``components/registry.py``; this module only
+selects among them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -11,37 +15,47 @@ class ComponentStep:
     name: str
     title: str
     reason: str
+    opt_in: str = ""  # the flag without which it is left out
 
 
-# Order matters only for the reader of the summary and for consistency: the small,
-# fast configuration first (it is what a restore needs first), bulk data last.
-BACKUP_COMPONENTS: tuple[ComponentStep, ...] = (
-    ComponentStep("runaiconfig", "RunaiConfig",
-                  "the cluster's configuration; restored right after the cluster chart"),
-    ComponentStep("helm-control-plane", "control-plane helm values",
-                  "values to re-install the control plane (helm release runai-backend)"),
-    ComponentStep("helm-cluster", "cluster helm values",
-                  "values to re-install the cluster (its identity: cluster.uid, clientSecret)"),
-    ComponentStep("templates", "templates",
-                  "ConfigMaps labelled runai/template=true (older versions)"),
-    ComponentStep("projects", "projects, namespaces, role bindings",
-                  "project namespaces and bindings may not sync back after a re-install"),
-    ComponentStep("secrets", "secrets", "TLS, CA and credentials (only with --include-secrets)"),
-    ComponentStep("database", "database", "the control plane's PostgreSQL (pg_dump)"),
-    ComponentStep("snapshots", "volume snapshots",
-                  "CSI snapshots of the database and metrics volumes (with --snapshots)"),
-)
+@dataclass(frozen=True)
+class PlannedComponent:
+    step: ComponentStep
+    run: bool
+    why_not: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.step.name
 
 
-def plan_backup(*, only: Sequence[str] = (), skip: Sequence[str] = (),
-                available: Sequence[str] | None = None) -> list[ComponentStep]:
-    """The components to run. ``available``: those implemented/enabled in this build."""
-    known = {c.name for c in BACKUP_COMPONENTS}
-    unknown = sorted((set(only) | set(skip)) - known)
+def plan_backup(steps: Sequence[ComponentStep], *, only: Sequence[str] = (),
+                skip: Sequence[str] = (), aliases: Mapping[str, str] | None = None,
+                enabled: Sequence[str] = ()) -> list[PlannedComponent]:
+    """Every component in order, marked to run or not and why not.
+
+    ``aliases``: earlier component names and what they are called now. ``enabled``: the
+    opt-in components whose flag was given (``--snapshots``, ``--include-secrets``).
+    """
+    aliases = aliases or {}
+    only = [aliases.get(n, n) for n in only]
+    skip = [aliases.get(n, n) for n in skip]
+    known = [c.name for c in steps]
+    unknown = sorted((set(only) | set(skip)) - set(known))
     if unknown:
         raise ValueError(f"unknown component(s): {', '.join(unknown)} "
-                         f"(known: {', '.join(c.name for c in BACKUP_COMPONENTS)})")
-    steps = [c for c in BACKUP_COMPONENTS if (not only or c.name in only) and c.name not in skip]
-    if available is not None:
-        steps = [c for c in steps if c.name in available]
-    return steps
+                         f"(known: {', '.join(known)})")
+    both = sorted(set(only) & set(skip))
+    if both:
+        raise ValueError(f"component(s) both chosen and skipped: {', '.join(both)}")
+    out = []
+    for c in steps:
+        if only and c.name not in only:
+            out.append(PlannedComponent(c, False, "not selected (a component list)"))
+        elif c.name in skip:
+            out.append(PlannedComponent(c, False, "skipped (--skip)"))
+        elif c.opt_in and c.name not in enabled:
+            out.append(PlannedComponent(c, False, f"only with {c.opt_in}"))
+        else:
+            out.append(PlannedComponent(c, True))
+    return out

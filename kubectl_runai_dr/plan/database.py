@@ -39,28 +39,9 @@ class DbOptions:
     databases: tuple[str, ...] = ()  # default: every database on the server but the system ones
     password_env: str | None = None  # local mode: the variable holding the password
 
-    @classmethod
-    def from_component_options(cls, options: Mapping[str, Any]) -> DbOptions:
-        mode = str(options.get("db_mode") or "pod")
-        if mode not in MODES:
-            raise ValueError(f'--db-mode must be one of {", ".join(MODES)}, not "{mode}"')
-        port = options.get("db_port")
-        return cls(mode=mode, namespace=options.get("db_namespace") or None,
-                   statefulset=options.get("db_statefulset") or None,
-                   pod=options.get("db_pod") or None,
-                   container=options.get("db_container") or None,
-                   host=options.get("db_host") or None,
-                   port=int(port) if port else None,
-                   user=options.get("db_user") or None,
-                   databases=tuple(options.get("db_names") or ()),
-                   password_env=options.get("db_password_env") or None)
-
-    def to_component_options(self) -> dict[str, Any]:
-        return {"db_mode": self.mode, "db_namespace": self.namespace,
-                "db_statefulset": self.statefulset, "db_pod": self.pod,
-                "db_container": self.container, "db_host": self.host, "db_port": self.port,
-                "db_user": self.user, "db_names": list(self.databases),
-                "db_password_env": self.password_env}
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f'--db-mode must be one of {", ".join(MODES)}, not "{self.mode}"')
 
 
 # -- where the database is -------------------------------------------------------------------

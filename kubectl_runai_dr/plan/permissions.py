@@ -1,6 +1,8 @@
 """What each command and step needs from the API server, as data (pure).
 
-One table serves two readers: `status` asks the API server about every entry
+The table is assembled from the components (``components/registry.py``: each carries
+its backup and restore needs) and the verbs' own entries below. One table serves two
+readers: `status` asks the API server about every entry
 (SelfSubjectAccessReview) so a missing permission shows up before a disaster, and
 ``scripts/permissions-table.py`` prints the README's permission table from it.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from kubectl_runai_dr.model import Names
 
@@ -76,7 +79,7 @@ class StepPermissions:
     control_plane: bool = False  # only where the control plane is installed
 
 
-def _n(verb: str, group: str, resource: str, scope: str, when: str = ALWAYS) -> Need:
+def need(verb: str, group: str, resource: str, scope: str, when: str = ALWAYS) -> Need:
     if scope not in SCOPES:
         raise ValueError(scope)
     if when not in CONDITION_TEXT:
@@ -84,7 +87,10 @@ def _n(verb: str, group: str, resource: str, scope: str, when: str = ALWAYS) -> 
     return Need(verb, group, resource, scope, when)
 
 
-def _helm_storage(scope: str, *, write: bool) -> tuple[Need, ...]:
+_n = need
+
+
+def helm_storage(scope: str, *, write: bool) -> tuple[Need, ...]:
     """helm 3 keeps each release revision in a Secret (default) or a ConfigMap."""
     needs = [_n("list", CORE, "secrets", scope), _n("list", CORE, "configmaps", scope)]
     if write:
@@ -92,95 +98,53 @@ def _helm_storage(scope: str, *, write: bool) -> tuple[Need, ...]:
     return tuple(needs)
 
 
-_DATABASE_POD = (_n("get", APPS, "statefulsets", CONTROL_PLANE),
-                 _n("list", CORE, "pods", CONTROL_PLANE),
-                 _n("create", CORE, "pods/exec", CONTROL_PLANE))
+DATABASE_POD = (_n("get", APPS, "statefulsets", CONTROL_PLANE),
+                _n("list", CORE, "pods", CONTROL_PLANE),
+                _n("create", CORE, "pods/exec", CONTROL_PLANE))
 
 # CSI snapshots of the control plane's claims, after a CHECKPOINT in the database pod.
-_SNAPSHOT = (_n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
-             _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
-             _n("list", SNAPSHOT, "volumesnapshotclasses", CLUSTER_SCOPED),
-             _n("list", CORE, "pods", CONTROL_PLANE),
-             _n("create", CORE, "pods/exec", CONTROL_PLANE),
-             _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
-             _n("get", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
-             _n("get", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED))
+SNAPSHOT_NEEDS = (_n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
+                  _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
+                  _n("list", SNAPSHOT, "volumesnapshotclasses", CLUSTER_SCOPED),
+                  _n("list", CORE, "pods", CONTROL_PLANE),
+                  _n("create", CORE, "pods/exec", CONTROL_PLANE),
+                  _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
+                  _n("get", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
+                  _n("get", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED))
 
-PERMISSIONS: tuple[StepPermissions, ...] = (
-    # -- backup: reads, plus exec for pg_dump and the last-backup record -----------------------
-    StepPermissions("backup", "runaiconfig", (_n("get", RUNAI, "runaiconfigs", CLUSTER),)),
-    StepPermissions("backup", "helm-control-plane", _helm_storage(CONTROL_PLANE, write=False),
-                    control_plane=True),
-    StepPermissions("backup", "helm-cluster", _helm_storage(CLUSTER, write=False)),
-    StepPermissions("backup", "templates", (_n("list", CORE, "configmaps", CLUSTER),)),
-    StepPermissions("backup", "projects", (
-        _n("list", RUNAI, "projects", CLUSTER_SCOPED),
-        _n("list", CORE, "namespaces", CLUSTER_SCOPED),
-        _n("list", RBAC, "rolebindings", ALL))),
-    StepPermissions("backup", "secrets", (
-        _n("get", CORE, "secrets", CLUSTER),
-        _n("list", CORE, "secrets", CLUSTER),
-        _n("list", CORE, "secrets", ALL)), note="only with --include-secrets", optional=True),
-    StepPermissions("backup", "database", _DATABASE_POD, control_plane=True),
-    StepPermissions("backup", "snapshots", _SNAPSHOT, note="only with --snapshots",
-                    optional=True, control_plane=True),
-    StepPermissions("backup", "record", (
-        _n("get", CORE, "namespaces", CLUSTER_SCOPED),
-        _n("patch", CORE, "configmaps", CONTROL_PLANE),
-        _n("create", CORE, "configmaps", CONTROL_PLANE)),
-        note="on a SaaS cluster: in the cluster namespace; skipped with --no-record"),
-    # -- restore: reads always, writes unless --dry-run ----------------------------------------
-    StepPermissions("restore", "preflight", (
-        _n("create", "authorization.k8s.io", "selfsubjectaccessreviews", CLUSTER_SCOPED),
-        _n("get", CORE, "namespaces", CLUSTER_SCOPED))),
-    StepPermissions("restore", "volumes", (
-        _n("get", CORE, "namespaces", CLUSTER_SCOPED),
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED, WRITE),
-        _n("get", CORE, "persistentvolumeclaims", CONTROL_PLANE),
-        _n("create", CORE, "persistentvolumeclaims", CONTROL_PLANE, WRITE),
-        _n("get", "storage.k8s.io", "storageclasses", CLUSTER_SCOPED),
-        _n("get", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
-        _n("create", SNAPSHOT, "volumesnapshots", CONTROL_PLANE, WRITE),
-        _n("get", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED),
-        _n("create", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED, WRITE)),
-        control_plane=True),
-    StepPermissions("restore", "secrets", (
-        _n("get", CORE, "namespaces", CLUSTER_SCOPED),
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED, WRITE),
-        _n("get", CORE, "secrets", CLUSTER),
-        _n("create", CORE, "secrets", CLUSTER, WRITE),
-        _n("patch", CORE, "secrets", CLUSTER, UPDATE),
-        _n("get", CORE, "secrets", ALL),
-        _n("create", CORE, "secrets", ALL, WRITE)),
-        note="only for bundles made with --include-secrets", optional=True),
-    StepPermissions("restore", "control-plane", (
-        *_helm_storage(CONTROL_PLANE, write=True),
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED, RUN_HELM)),
-        note="helm install also creates every object of the chart", control_plane=True),
-    StepPermissions("restore", "database", _DATABASE_POD, control_plane=True),
-    StepPermissions("restore", "cluster", (
-        *_helm_storage(CLUSTER, write=True),
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED, RUN_HELM)),
-        note="helm install also creates every object of the chart"),
-    StepPermissions("restore", "runaiconfig", (
-        _n("get", RUNAI, "runaiconfigs", CLUSTER),
-        _n("create", RUNAI, "runaiconfigs", CLUSTER, WRITE),
-        _n("patch", RUNAI, "runaiconfigs", CLUSTER, WRITE))),
-    StepPermissions("restore", "templates", (
-        _n("list", CORE, "configmaps", CLUSTER),
-        _n("create", CORE, "configmaps", CLUSTER, WRITE),
-        _n("patch", CORE, "configmaps", CLUSTER, UPDATE))),
-    StepPermissions("restore", "namespaces", (
-        _n("list", RUNAI, "projects", CLUSTER_SCOPED),
-        _n("list", CORE, "namespaces", CLUSTER_SCOPED),
-        _n("create", CORE, "namespaces", CLUSTER_SCOPED, WRITE),
-        _n("patch", CORE, "namespaces", CLUSTER_SCOPED, UPDATE),
-        _n("list", RBAC, "rolebindings", ALL),
-        _n("create", RBAC, "rolebindings", ALL, WRITE),
-        _n("patch", RBAC, "rolebindings", ALL, UPDATE),
-        _n("list", RBAC, "clusterroles", CLUSTER_SCOPED))),
-    # -- volume commands ---------------------------------------------------------------------
-    StepPermissions("snapshot", "snapshot", _SNAPSHOT, control_plane=True),
+
+class ComponentNeeds(Protocol):
+    """What the table reads from a component (``components.base.Component``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def backup_needs(self) -> tuple[Need, ...]: ...
+    @property
+    def restore_needs(self) -> tuple[Need, ...]: ...
+    @property
+    def backup_note(self) -> str: ...
+    @property
+    def restore_note(self) -> str: ...
+    @property
+    def opt_in(self) -> str: ...
+    @property
+    def control_plane(self) -> bool: ...
+    @property
+    def record_only(self) -> str: ...
+
+
+# What the verbs need beyond their components' steps.
+RECORD = StepPermissions("backup", "record", (
+    _n("get", CORE, "namespaces", CLUSTER_SCOPED),
+    _n("patch", CORE, "configmaps", CONTROL_PLANE),
+    _n("create", CORE, "configmaps", CONTROL_PLANE)),
+    note="on a SaaS cluster: in the cluster namespace; skipped with --no-record")
+PREFLIGHT = StepPermissions("restore", "preflight", (
+    _n("create", "authorization.k8s.io", "selfsubjectaccessreviews", CLUSTER_SCOPED),
+    _n("get", CORE, "namespaces", CLUSTER_SCOPED)))
+VERBS: tuple[StepPermissions, ...] = (
+    StepPermissions("snapshot", "snapshot", SNAPSHOT_NEEDS, control_plane=True),
     StepPermissions("snapshot", "list", (_n("list", SNAPSHOT, "volumesnapshots", ALL),)),
     StepPermissions("snapshot", "prune", (_n("list", SNAPSHOT, "volumesnapshots", ALL),
                                           _n("delete", SNAPSHOT, "volumesnapshots", ALL))),
@@ -188,12 +152,12 @@ PERMISSIONS: tuple[StepPermissions, ...] = (
         _n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
         _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
         _n("patch", CORE, "persistentvolumes", CLUSTER_SCOPED)), control_plane=True),
-    # -- status: reads only (and exec for the database's version and sizes) ----------------------
+    # status: reads only (and exec for the database's version and sizes)
     StepPermissions("status", "status", (
         _n("list", CORE, "namespaces", CLUSTER_SCOPED),
         _n("list", CORE, "secrets", CONTROL_PLANE),
         _n("list", CORE, "secrets", CLUSTER),
-        *_DATABASE_POD,
+        *DATABASE_POD,
         _n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
         _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
         _n("list", SNAPSHOT, "volumesnapshotclasses", CLUSTER_SCOPED),
@@ -204,15 +168,32 @@ PERMISSIONS: tuple[StepPermissions, ...] = (
         _n("list", CORE, "configmaps", CLUSTER),
         _n("get", CORE, "configmaps", CONTROL_PLANE))),
 )
-COMMANDS: tuple[str, ...] = tuple(dict.fromkeys(s.command for s in PERMISSIONS))
 
 
-def steps(commands: Sequence[str] = ()) -> list[StepPermissions]:
-    """The entries of ``commands`` (all when empty), in table order."""
-    unknown = sorted(set(commands) - set(COMMANDS))
+def assemble(components: Sequence[ComponentNeeds]) -> tuple[StepPermissions, ...]:
+    """The whole table: each component's backup step, the record, the restore preflight
+    and each restorable component's step, then the other verbs."""
+    backup = [StepPermissions("backup", c.name, c.backup_needs, note=c.backup_note or (
+        f"only with {c.opt_in}" if c.opt_in else ""), optional=bool(c.opt_in),
+        control_plane=c.control_plane) for c in components]
+    restore = [StepPermissions("restore", c.name, c.restore_needs, note=c.restore_note,
+                               optional=bool(c.opt_in),
+                               control_plane=c.control_plane)
+               for c in components if not c.record_only]
+    return (*backup, RECORD, PREFLIGHT, *restore, *VERBS)
+
+
+def commands(table: Sequence[StepPermissions]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s.command for s in table))
+
+
+def steps(table: Sequence[StepPermissions],
+          commands_: Sequence[str] = ()) -> list[StepPermissions]:
+    """The entries of ``commands_`` (all when empty), in table order."""
+    unknown = sorted(set(commands_) - set(commands(table)))
     if unknown:
         raise ValueError(f"unknown command(s): {', '.join(unknown)}")
-    return [s for s in PERMISSIONS if not commands or s.command in commands]
+    return [s for s in table if not commands_ or s.command in commands_]
 
 
 def namespace_of(scope: str, names: Names) -> str | None:
@@ -234,10 +215,10 @@ def scope_text(scope: str, names: Names) -> str:
     return "(all namespaces)" if scope == ALL else "(cluster)"
 
 
-def checks(commands: Sequence[str], names: Names) -> Iterator[tuple[StepPermissions, Need,
-                                                                    str | None]]:
-    """Every (step, need, namespace) to ask about, for ``commands``."""
-    for step in steps(commands):
+def checks(table: Sequence[StepPermissions], commands_: Sequence[str],
+           names: Names) -> Iterator[tuple[StepPermissions, Need, str | None]]:
+    """Every (step, need, namespace) to ask about, for ``commands_``."""
+    for step in steps(table, commands_):
         for need in step.needs:
             yield step, need, namespace_of(need.scope, names)
 
@@ -252,21 +233,22 @@ def applies(need: Need, *, dry_run: bool, update: bool, run_helm: bool) -> bool:
             or (need.when == RUN_HELM and run_helm))
 
 
-def step_needs(command: str, step: str, names: Names, *, dry_run: bool = False,
-               update: bool = False, run_helm: bool = False) -> list[tuple[Need, str | None]]:
+def step_needs(table: Sequence[StepPermissions], command: str, step: str, names: Names, *,
+               dry_run: bool = False, update: bool = False,
+               run_helm: bool = False) -> list[tuple[Need, str | None]]:
     """(need, namespace) of one step for a run with these flags."""
     return [(need, namespace_of(need.scope, names))
-            for entry in PERMISSIONS if entry.command == command and entry.step == step
+            for entry in table if entry.command == command and entry.step == step
             for need in entry.needs
             if applies(need, dry_run=dry_run, update=update, run_helm=run_helm)]
 
 
-def markdown_table(names: Names | None = None) -> str:
+def markdown_table(table: Sequence[StepPermissions], names: Names | None = None) -> str:
     """The README's table: one row per command, step and permission."""
     names = names or Names()
     lines = ["| command | step | verb | resource | namespace | note |",
              "|---|---|---|---|---|---|"]
-    for step in PERMISSIONS:
+    for step in table:
         for i, need in enumerate(step.needs):
             note = step.note if i == 0 else ""
             verb = need.verb + CONDITION_TEXT[need.when]

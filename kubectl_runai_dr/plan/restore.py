@@ -1,5 +1,8 @@
 """The restore plan: the documented recovery order as data, one reason per step (pure).
 
+The steps themselves are the components' (``components/registry.py``), in their order,
+after a preflight; this module plans over them without knowing what they do.
+
 The order is the one in Run:ai's disaster-recovery procedure: volumes before the control
 plane that mounts them, the control plane before its database is loaded, the cluster
 (which holds the cluster's identity and installs the RunaiConfig CRD) before the
@@ -8,11 +11,8 @@ RunaiConfig, and namespaces before the RoleBindings inside them.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from kubectl_runai_dr.bundle import layout
-from kubectl_runai_dr.model import Names
 
 PREFLIGHT = "preflight"
 
@@ -46,38 +46,9 @@ class RestoreStep:
     changes_api: bool = False  # may install CRDs: discovery is refreshed after it
 
 
-RESTORE_STEPS: tuple[RestoreStep, ...] = (
-    RestoreStep(PREFLIGHT, "preflight",
-                "verify the bundle's checksums, the target cluster, CRDs and permissions "
-                "before anything is written"),
-    RestoreStep("volumes", "volumes from snapshots",
-                "the database and metrics volumes must exist before the control plane "
-                "that mounts them is installed"),
-    RestoreStep("secrets", "secrets",
-                "TLS, CA, registry and credential Secrets (bundles made with "
-                "--include-secrets) must exist before the charts that reference them"),
-    RestoreStep("control-plane", "control plane (helm)",
-                "re-install the control plane with its saved values, on the restored "
-                "database volume", changes_api=True),
-    RestoreStep("database", "database",
-                "load the saved database into the control plane's PostgreSQL before the "
-                "cluster connects to it", needs=(DATABASE_READY,)),
-    RestoreStep("cluster", "cluster (helm)",
-                "re-install the cluster with its saved values: they hold its identity "
-                "(cluster.uid, clientSecret) and install the RunaiConfig CRD",
-                changes_api=True),
-    RestoreStep("runaiconfig", "RunaiConfig",
-                "exists once the cluster chart is installed; the saved spec is merged "
-                "into it", needs=(RUNAICONFIG_CRD, CLUSTER_NAMESPACE)),
-    RestoreStep("templates", "templates",
-                "ConfigMaps in the cluster namespace, which the cluster install creates",
-                needs=(CLUSTER_NAMESPACE,)),
-    RestoreStep("namespaces", "namespaces and role bindings",
-                "project namespaces first, then the RoleBindings inside them; they may not "
-                "sync back from the control plane"),
-)
-STEP_NAMES: tuple[str, ...] = tuple(s.name for s in RESTORE_STEPS)
-SELECTABLE: tuple[str, ...] = tuple(n for n in STEP_NAMES if n != PREFLIGHT)
+PREFLIGHT_STEP = RestoreStep(
+    PREFLIGHT, "preflight", "verify the bundle's checksums, the target cluster, CRDs and "
+    "permissions before anything is written")
 
 
 @dataclass(frozen=True)
@@ -91,44 +62,37 @@ class PlannedStep:
         return self.step.name
 
 
-def bundle_content(files: Collection[str], names: Names) -> dict[str, bool]:
-    """For each step: does the bundle hold data for it? (from the manifest's file table)."""
-    return {
-        PREFLIGHT: True,
-        "volumes": layout.SNAPSHOTS in files,
-        "secrets": layout.SECRETS in files,
-        "control-plane": layout.helm_values(names.control_plane_release) in files,
-        "database": any(f.startswith(layout.DATABASE_DIR + "/") for f in files),
-        "cluster": layout.helm_values(names.cluster_release) in files,
-        "runaiconfig": layout.RUNAICONFIG_OBJECT in files or layout.RUNAICONFIG_SPEC in files,
-        "templates": layout.TEMPLATES in files,
-        "namespaces": layout.objects("", "namespaces") in files,
-    }
+def resolve(names: Sequence[str], aliases: Mapping[str, str]) -> list[str]:
+    """Step names as typed, earlier names (``aliases``) replaced by today's."""
+    return list(dict.fromkeys(aliases.get(n, n) for n in names))
 
 
-def check_selection(only: Sequence[str], skip: Sequence[str]) -> None:
+def check_selection(steps: Sequence[RestoreStep], only: Sequence[str],
+                    skip: Sequence[str]) -> None:
     """Raise ValueError for unknown step names or an impossible selection."""
-    unknown = sorted((set(only) | set(skip)) - set(STEP_NAMES))
+    selectable = [s.name for s in steps if s.name != PREFLIGHT]
+    unknown = sorted((set(only) | set(skip)) - {s.name for s in steps})
     if unknown:
         raise ValueError(f"unknown step(s): {', '.join(unknown)} "
-                         f"(steps: {', '.join(SELECTABLE)})")
+                         f"(steps: {', '.join(selectable)})")
     if PREFLIGHT in skip or PREFLIGHT in only:
-        raise ValueError("preflight always runs; choose among: " + ", ".join(SELECTABLE))
+        raise ValueError("preflight always runs; choose among: " + ", ".join(selectable))
     both = sorted(set(only) & set(skip))
     if both:
         raise ValueError(f"step(s) both chosen and skipped: {', '.join(both)}")
 
 
-def plan_restore(content: dict[str, bool], *, only: Sequence[str] = (),
-                 skip: Sequence[str] = ()) -> list[PlannedStep]:
-    """Every step in order, each marked to run or not and why not.
+def plan_restore(steps: Sequence[RestoreStep], content: Mapping[str, bool], *,
+                 only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[PlannedStep]:
+    """Every step in order (``steps``: preflight, then the components' restore steps),
+    each marked to run or not and why not.
 
-    ``content``: :func:`bundle_content`. Preflight always runs; a step the bundle has no
-    data for is left out even when chosen with ``--only``.
+    ``content``: for each step, does the bundle hold data for it. Preflight always runs; a
+    step the bundle has no data for is left out even when chosen with ``--only``.
     """
-    check_selection(only, skip)
+    check_selection(steps, only, skip)
     planned: list[PlannedStep] = []
-    for step in RESTORE_STEPS:
+    for step in steps:
         if step.name == PREFLIGHT:
             planned.append(PlannedStep(step, True))
         elif only and step.name not in only:

@@ -1,11 +1,14 @@
-"""Re-install a Run:ai helm release from a bundle: the exact commands, and running them.
+"""The two helm releases, control plane and cluster: their values backed up through the
+helm storage bridge, and the releases re-installed from them.
 
-The commands are argument lists built by pure functions (tested without helm): the chart's
+Backup reads helm's own release storage (no helm binary needed) and keeps what
+``helm get values`` and ``helm get values --all`` print. Restore builds the exact
+commands as argument lists with pure functions (tested without helm): the chart's
 repository, chart, version, namespace, the saved values file and, for the control plane on
 a restored database volume, ``--set postgresql.primary.persistence.existingClaim=<claim>``.
-No value from the values file is ever put on a command line (they hold secrets).
-With ``--run-helm`` and helm on PATH they are run; then the release storage is polled
-through the helm bridge until the release is deployed.
+No value from the values file is ever put on a command line (they hold secrets). With
+``--run-helm`` and helm on PATH they are run; then the release storage is polled through
+the helm bridge until the release is deployed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ import yaml
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components import helm
+from kubectl_runai_dr.components.base import BackupContext, Component
 from kubectl_runai_dr.components.restore_base import (
     ObjectResult,
     Outcome,
@@ -32,7 +36,26 @@ from kubectl_runai_dr.components.restore_base import (
     failure,
 )
 from kubectl_runai_dr.errors import DrError
+from kubectl_runai_dr.model import ComponentResult, Names
+from kubectl_runai_dr.plan import permissions as perm
 
+
+# -- backup ------------------------------------------------------------------------------------
+def _backup(ctx: BackupContext, result: ComponentResult, release: str, namespace: str) -> None:
+    rel = helm.backup_release(ctx.kube, ctx.out, release, namespace, result)
+    if rel is not None:
+        ctx.releases[release] = rel.info()
+
+
+def backup_control_plane(ctx: BackupContext, result: ComponentResult) -> None:
+    _backup(ctx, result, ctx.names.control_plane_release, ctx.names.control_plane_namespace)
+
+
+def backup_cluster(ctx: BackupContext, result: ComponentResult) -> None:
+    _backup(ctx, result, ctx.names.cluster_release, ctx.names.cluster_namespace)
+
+
+# -- restore -----------------------------------------------------------------------------------
 EXISTING_CLAIM_KEY = "postgresql.primary.persistence.existingClaim"
 
 
@@ -258,7 +281,7 @@ def reinstall_step(ctx: RestoreContext, step: StepResult, *, release: str, names
 
 def restore_control_plane(ctx: RestoreContext, step: StepResult) -> None:
     names = ctx.settings.names
-    claim = ctx.settings.existing_claim or ctx.facts.get("database_claim")
+    claim = ctx.settings.existing_claim or ctx.database_claim
     reinstall_step(ctx, step, release=names.control_plane_release,
                    namespace=names.control_plane_namespace, existing_claim=claim)
 
@@ -266,3 +289,38 @@ def restore_control_plane(ctx: RestoreContext, step: StepResult) -> None:
 def restore_cluster(ctx: RestoreContext, step: StepResult) -> None:
     names = ctx.settings.names
     reinstall_step(ctx, step, release=names.cluster_release, namespace=names.cluster_namespace)
+
+
+# -- the components ----------------------------------------------------------------------------
+def _holds_control_plane(files: Collection[str], names: Names) -> bool:
+    return layout.helm_values(names.control_plane_release) in files
+
+
+def _holds_cluster(files: Collection[str], names: Names) -> bool:
+    return layout.helm_values(names.cluster_release) in files
+
+
+CONTROL_PLANE = Component(
+    name="control-plane", aliases=("helm-control-plane",), title="control plane (helm)",
+    reason="re-install the control plane with its saved values, on the restored database "
+           "volume",
+    backup=backup_control_plane, restore=restore_control_plane,
+    holds_data=_holds_control_plane, control_plane=True, changes_api=True,
+    backup_needs=perm.helm_storage(perm.CONTROL_PLANE, write=False),
+    restore_needs=(*perm.helm_storage(perm.CONTROL_PLANE, write=True),
+                   perm.need("create", perm.CORE, "namespaces", perm.CLUSTER_SCOPED,
+                             perm.RUN_HELM)),
+    restore_note="helm install also creates every object of the chart",
+)
+CLUSTER = Component(
+    name="cluster", aliases=("helm-cluster",), title="cluster (helm)",
+    reason="re-install the cluster with its saved values: they hold its identity "
+           "(cluster.uid, clientSecret) and install the RunaiConfig CRD",
+    backup=backup_cluster, restore=restore_cluster, holds_data=_holds_cluster,
+    changes_api=True,
+    backup_needs=perm.helm_storage(perm.CLUSTER, write=False),
+    restore_needs=(*perm.helm_storage(perm.CLUSTER, write=True),
+                   perm.need("create", perm.CORE, "namespaces", perm.CLUSTER_SCOPED,
+                             perm.RUN_HELM)),
+    restore_note="helm install also creates every object of the chart",
+)
