@@ -43,18 +43,19 @@ def test_full_backup_contents(seeded: tuple[ApiServer, Path], tmp_path: Path) ->
     comps = components(m)
     assert m["status"] == "complete" and m["failedComponents"] == []
     assert {n: c["status"] for n, c in comps.items()} == {
-        "runaiconfig": "ok", "helm-control-plane": "ok", "helm-cluster": "ok",
-        "templates": "ok", "projects": "ok", "secrets": "skipped", "database": "skipped",
-        **{n: comps[n]["status"] for n in comps if n == "snapshots"},
+        "runaiconfig": "ok", "control-plane": "ok", "cluster": "ok",
+        "templates": "ok", "namespaces": "ok", "secrets": "skipped", "database": "skipped",
+        "volumes": "skipped", "scheduling": "ok",
     }
-    assert comps["database"]["reason"].startswith("not selected")
+    assert comps["database"]["reason"] == "skipped (--skip)"
+    assert comps["volumes"]["reason"] == "only with --snapshots"
     src = m["source"]
     assert src["server"] == srv.https_url and src["context"] == "loopback"
     assert src["kubernetesVersion"].startswith("v1.")
     assert src["runaiVersion"] == "2.16.79"
     assert "runaiconfig" in stdout and "complete" in stdout
     # the summary shows each component's size, from the files it wrote
-    row = next(ln for ln in stdout.splitlines() if ln.strip().startswith("projects"))
+    row = next(ln for ln in stdout.splitlines() if ln.strip().startswith("namespaces"))
     assert "KiB" in row and " 0 B" not in row
 
     # RunaiConfig: the object cleaned, and the spec as kubectl's jsonpath prints it
@@ -126,9 +127,9 @@ def test_saas_cluster_has_no_control_plane(apiserver: ApiServer, tmp_path: Path)
     code, _, stderr, bundle = _backup(kc, tmp_path / "b.tar.gz")
     assert code == 0, stderr
     comps = components(manifest_of(bundle))
-    assert comps["helm-control-plane"]["status"] == "not present"
-    assert "runai-backend" in comps["helm-control-plane"]["reason"]
-    assert comps["helm-cluster"]["status"] == "ok"
+    assert comps["control-plane"]["status"] == "not present"
+    assert "runai-backend" in comps["control-plane"]["reason"]
+    assert comps["cluster"]["status"] == "ok"
 
 
 def test_forbidden_component_gives_partial_bundle(seeded: tuple[ApiServer, Path],
@@ -145,7 +146,7 @@ def test_forbidden_component_gives_partial_bundle(seeded: tuple[ApiServer, Path]
     t = components(m)["templates"]
     assert t["files"] == [] and "not allowed to list configmaps" in t["reason"]
     assert "objects/templates.configmaps.json" not in m["files"]
-    assert components(m)["projects"]["status"] == "ok"
+    assert components(m)["namespaces"]["status"] == "ok"
     assert cli("verify", str(bundle)).code == 0  # valid, but partial
     assert "PARTIAL" in cli("verify", str(bundle)).stderr
 
@@ -160,7 +161,7 @@ def test_rolebindings_fall_back_to_per_namespace_lists(seeded: tuple[ApiServer, 
     srv.clear_requests()
     code, _, stderr, bundle = _backup(kc2, tmp_path / "b.tar.gz")
     assert code == 0, stderr
-    assert components(manifest_of(bundle))["projects"]["details"]["rolebindings"] == 12 * 7
+    assert components(manifest_of(bundle))["namespaces"]["details"]["rolebindings"] == 12 * 7
     rb = [r for r in srv.requests if r.path.endswith("/rolebindings")]
     assert [r.status for r in rb if "/namespaces/" not in r.path] == [403]
     assert len([r for r in rb if "/namespaces/" in r.path and r.status == 200]) == 12
@@ -356,7 +357,7 @@ def test_in_cluster_service_account_is_the_fallback(seeded: tuple[ApiServer, Pat
     out = json.loads(r.stdout)  # -o json: stdout holds exactly the document
     assert out["bundle"] == str(tmp_path / "b.tar.gz")
     assert out["manifest"]["source"]["context"] == "in-cluster"
-    assert components(out["manifest"])["projects"]["status"] == "ok"
+    assert components(out["manifest"])["namespaces"]["status"] == "ok"
     # without the pod environment there is nothing to fall back to: a clear error
     r = cli("backup", env={"KUBECONFIG": str(tmp_path / "absent"),
                            "KUBERNETES_SERVICE_HOST": ""})

@@ -103,7 +103,7 @@ def test_history_made_by_real_helm(apiserver: ApiServer, tmp_path: Path, binary:
     r = cli("backup", "--kubeconfig", str(kc), "--output", str(tmp_path / "a.tar.gz"),
             "--skip", "database")
     assert r.code == 0, r.stderr
-    c = components(manifest_of(tmp_path / "a.tar.gz"))["helm-cluster"]
+    c = components(manifest_of(tmp_path / "a.tar.gz"))["cluster"]
     assert c["details"]["revision"] == 2
     assert any("revision 3 is failed" in w for w in c.get("warnings", []))
     assert yaml.safe_load(member(tmp_path / "a.tar.gz", "helm/runai-cluster/values.yaml")) == \
@@ -130,7 +130,7 @@ def test_configmap_driver(apiserver: ApiServer, tmp_path: Path) -> None:
             "--skip", "database")
     assert r.code == 0, r.stderr
     c = components(manifest_of(tmp_path / "b.tar.gz"))
-    assert c["helm-cluster"]["details"]["driver"] == "configmap"
+    assert c["cluster"]["details"]["driver"] == "configmap"
     env_kc = str(kc)
     p = subprocess.run([str(ROOT / ".tools/bin" / HELMS[0]), "--kubeconfig", env_kc, "get",
                         "values", "runai-cluster", "-n", "runai", "-o", "json"],

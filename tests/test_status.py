@@ -41,7 +41,7 @@ def record_backup(srv: ApiServer, kc: Path, tmp_path: Path) -> None:
     last-backup record exists, written the way backup writes it."""
     kube = connect(ConnectOptions(kubeconfig=str(kc)))
     out = run_backup(kube, BackupOptions(output=tmp_path / "b.tar.gz",
-                                         skip=("database", "snapshots")))
+                                         skip=("database", "volumes")))
     assert out.manifest["status"] == "complete" and not out.warnings
 
 
@@ -183,8 +183,8 @@ def test_saas_cluster(apiserver: ApiServer, tmp_path: Path) -> None:
     assert doc["backup"]["namespace"] == CLUSTER_NS
     perms = doc["permissions"]["checks"]
     na = {(p["command"], p["step"]) for p in perms if p["allowed"] is None}
-    assert na == {("backup", "helm-control-plane"), ("backup", "database"),
-                  ("backup", "snapshots"), ("restore", "volumes"),
+    assert na == {("backup", "control-plane"), ("backup", "database"),
+                  ("backup", "volumes"), ("restore", "volumes"),
                   ("restore", "control-plane"), ("restore", "database")}
     record = [p for p in perms if p["step"] == "record" and p["verb"] == "create"]
     assert record[0]["namespace"] == CLUSTER_NS and record[0]["allowed"] is True
@@ -224,10 +224,10 @@ def test_missing_permissions_degrade_sections(seeded: tuple[ApiServer, Path],
     denied = {(p["command"], p["step"], p["verb"], p["resource"], p["namespace"])
               for p in doc["permissions"]["checks"] if p["allowed"] is False}
     assert denied == {
-        ("backup", "helm-control-plane", "list", "secrets", BACKEND_NS),
+        ("backup", "control-plane", "list", "secrets", BACKEND_NS),
         ("backup", "database", "create", "pods/exec", BACKEND_NS),
-        ("backup", "snapshots", "create", "pods/exec", BACKEND_NS),  # CHECKPOINT
-        ("backup", "projects", "list", f"rolebindings.{rbac}", "(all namespaces)"),
+        ("backup", "volumes", "create", "pods/exec", BACKEND_NS),  # CHECKPOINT
+        ("backup", "namespaces", "list", f"rolebindings.{rbac}", "(all namespaces)"),
         ("restore", "control-plane", "list", "secrets", BACKEND_NS),
         ("restore", "volumes", "create", "namespaces", "(cluster)"),
         ("restore", "secrets", "create", "namespaces", "(cluster)"),
@@ -240,7 +240,7 @@ def test_missing_permissions_degrade_sections(seeded: tuple[ApiServer, Path],
     crit = problems(doc, "critical")
     assert any(p.startswith("permissions: backup step database: you may not create pods/exec")
                for p in crit)
-    assert any("backup step helm-control-plane" in p for p in crit)
+    assert any("backup step control-plane" in p for p in crit)
     assert any(p.startswith("permissions: restore step") for p in problems(doc, "warning"))
     assert any(p.startswith("helm: ") and "forbidden" in p for p in problems(doc, "warning"))
     # the viewer's requests: nothing written either

@@ -17,7 +17,7 @@ import pytest
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components import volumes as comp
-from kubectl_runai_dr.components.restore_base import Outcome, RestoreSettings
+from kubectl_runai_dr.components.restore_base import Outcome, RestoreSettings, StepResult
 from kubectl_runai_dr.kube.client import ConnectOptions, Kube, connect
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.ops import volumes as ops
@@ -117,8 +117,8 @@ def test_snapshot_cli_records_match_objects_and_checkpoint_runs(
     records = p.records_of(doc)
     assert {rec["claim"]["name"] for rec in records} == CLAIMS
     m = manifest_of(out)
-    assert components(m)["snapshots"]["status"] == "ok" and m["status"] == "complete"
-    assert {c["name"] for c in m["components"] if c["status"] != "skipped"} == {"snapshots"}
+    assert components(m)["volumes"]["status"] == "ok" and m["status"] == "complete"
+    assert {c["name"] for c in m["components"] if c["status"] != "skipped"} == {"volumes"}
     assert set(m["files"]) == {layout.SNAPSHOTS}
     assert not Bundle.open(out).verify()
     for rec in records:
@@ -172,7 +172,7 @@ def test_backup_with_snapshots_flag(srv: ApiServer, kc: Path, tmp_path: Path) ->
     out = tmp_path / "plain.tar.gz"
     r = cli("backup", "--kubeconfig", str(kc), "--output", str(out), "--skip", "database")
     assert r.code == 0, r.stderr
-    snap = components(manifest_of(out))["snapshots"]
+    snap = components(manifest_of(out))["volumes"]
     assert snap["status"] == "skipped" and "--snapshots" in snap["reason"]
     assert _tool_snapshots(srv) == []
 
@@ -182,7 +182,7 @@ def test_backup_with_snapshots_flag(srv: ApiServer, kc: Path, tmp_path: Path) ->
                 "--snapshots", "--snapshot-timeout", "20s")
     assert r.code == 0, r.stderr
     m = manifest_of(out)
-    snap = components(m)["snapshots"]
+    snap = components(m)["volumes"]
     assert snap["status"] == "ok" and snap["objects"] == 3
     assert layout.SNAPSHOTS in snap["files"]
     assert any("deletionPolicy Delete" in w for w in snap["warnings"])
@@ -212,8 +212,8 @@ def test_backup_component_fails_alone(srv: ApiServer, kc: Path, tmp_path: Path) 
                 "--snapshots")
     assert r.code == 3
     m = manifest_of(out)
-    assert m["failedComponents"] == ["snapshots"]
-    assert "failed: boom" in components(m)["snapshots"]["reason"]
+    assert m["failedComponents"] == ["volumes"]
+    assert "failed: boom" in components(m)["volumes"]["reason"]
     assert layout.SNAPSHOTS not in m["files"]
 
 
@@ -363,6 +363,18 @@ def _snapshot_bundle(srv: ApiServer, kube: Kube, tmp_path: Path) -> Path:
     return outcome.bundle
 
 
+class _Restored:
+    """A volumes restore's step and the database claim it reports."""
+
+    def __init__(self, kube: Kube, b: Bundle, **opts: Any) -> None:
+        self.step = StepResult("volumes")
+        self.claim = comp.restore_volumes(kube, b, comp.VolumeRestoreOptions(**opts), self.step)
+        self.objects = self.step.objects
+        self.warnings = self.step.warnings
+        self.reason = "; ".join(f"{o.label}: {o.message}" for o in self.objects
+                                if o.outcome is Outcome.FAILED)
+
+
 def _force_delete_claim(srv: ApiServer, name: str) -> None:
     pvc = srv.get("v1", "PersistentVolumeClaim", name, NS)
     assert pvc is not None
@@ -378,8 +390,8 @@ def test_restore_same_cluster(srv: ApiServer, kube: Kube, tmp_path: Path) -> Non
         _force_delete_claim(srv, name)
     srv.clear_requests()
     with CsiController(srv).running(), closing(Bundle.open(bundle)) as b:
-        result = ops.restore_volumes(kube, b, ops.VolumeRestoreOptions(poll=0.02, timeout=5))
-    assert result.status.value == "ok", result.reason
+        result = _Restored(kube, b, poll=0.02, timeout=5)
+    assert not result.step.failed, result.reason
     by = {(o.kind, o.name): o for o in result.objects}
     for rec in records:
         name = rec["claim"]["name"]
@@ -402,7 +414,7 @@ def test_restore_same_cluster(srv: ApiServer, kube: Kube, tmp_path: Path) -> Non
     posts = [x.path for x in srv.requests if x.method == "POST"]
     assert sorted(posts) == [f"/api/v1/namespaces/{NS}/persistentvolumeclaims"] * 2
     assert any("already exists" in w for w in result.warnings)
-    assert result.details["claim"] == DB_CLAIM
+    assert result.claim == DB_CLAIM
 
 
 def _new_cluster(tmp_path: Path, *, binding: str = "Immediate") -> ApiServer:
@@ -432,8 +444,7 @@ def test_restore_new_cluster_through_the_restore_plan(srv: ApiServer, kube: Kube
         assert not [x for x in new.requests if x.method in ("POST", "PUT", "PATCH", "DELETE")
                     and "selfsubjectaccessreviews" not in x.path]
 
-        settings = RestoreSettings(extra={"volumes": ops.VolumeRestoreOptions(
-            poll=0.02, timeout=10)})
+        settings = RestoreSettings(poll=0.02, wait_timeout=10)
         with CsiController(new, pre_provisioned_size="20Gi").running():
             outcome = run_restore(nk, RestoreOptions(bundle=bundle, only=("volumes",),
                                                      assume_yes=True, settings=settings))
@@ -490,8 +501,8 @@ def test_restore_new_cluster_failures(srv: ApiServer, kube: Kube, tmp_path: Path
         nk = connect(ConnectOptions(kubeconfig=str(new.write_kubeconfig(tmp_path / "new"))))
         new.delete_object("storage.k8s.io/v1", "StorageClass", "gp3-csi")
         with closing(Bundle.open(bundle)) as b:
-            result = ops.restore_volumes(nk, b, ops.VolumeRestoreOptions(poll=0.02, timeout=2))
-        assert result.status.value == "failed"
+            result = _Restored(nk, b, poll=0.02, timeout=2)
+        assert result.step.failed
         assert 'storage class "gp3-csi" does not exist' in result.reason
         assert 'provisioner "ebs.csi.aws.com"' in result.reason and "--only volumes" in result.reason
         new.seed({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
@@ -499,7 +510,7 @@ def test_restore_new_cluster_failures(srv: ApiServer, kube: Kube, tmp_path: Path
                   "volumeBindingMode": "WaitForFirstConsumer"})
         with CsiController(new, unknown_handles={db["snapshotHandle"]}).running(), \
                 closing(Bundle.open(bundle)) as b:
-            result = ops.restore_volumes(nk, b, ops.VolumeRestoreOptions(poll=0.02, timeout=5))
+            result = _Restored(nk, b, poll=0.02, timeout=5)
         failed = [o for o in result.objects if o.outcome is Outcome.FAILED]
         assert [(o.kind, o.name) for o in failed] == [("VolumeSnapshot",
                                                         db["volumeSnapshotName"])]

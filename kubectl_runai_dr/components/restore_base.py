@@ -130,7 +130,8 @@ class RestoreSettings:
     projects: tuple[str, ...] = ()  # --project filter for namespaces
     workers: int = 8
     run_helm: bool = False
-    wait_timeout: float = 900.0  # --wait-timeout: a release deployed, and each wait after it
+    wait_timeout: float = 900.0
+    poll: float = 2.0  # how often the waits for snapshots and claims look again  # --wait-timeout: a release deployed, and each wait after it
     values_dir: Path | None = None  # where values files for helm are written
     kubeconfig: str | None = None  # passed to helm
     existing_claim: str | None = None  # database volume claim for the control plane

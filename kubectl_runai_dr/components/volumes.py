@@ -373,8 +373,10 @@ def restore_volumes(kube: Any, bundle: Bundle, o: VolumeRestoreOptions, out: Ste
 
 def restore(ctx: RestoreContext, step: StepResult) -> None:
     """The restore plan's ``volumes`` step."""
+    s = ctx.settings
     claim = restore_volumes(ctx.kube, ctx.bundle, VolumeRestoreOptions(
-        dry_run=ctx.settings.dry_run, names=ctx.settings.names), step, ctx.progress)
+        dry_run=s.dry_run, names=s.names, timeout=s.wait_timeout or DEFAULT_TIMEOUT,
+        poll=s.poll), step, ctx.progress)
     if claim:
         ctx.database_claim = claim
 
