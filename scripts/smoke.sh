@@ -205,7 +205,7 @@ fi
 [ -s "$bundle" ] || fail "backup wrote no bundle"
 ok "backup: $(tail -n1 "$tmp/backup.out")"
 out=$(as_user kubectl runai-dr inspect "$bundle" 2>&1) || fail "inspect: $out"
-for word in runaiconfig helm-control-plane helm-cluster projects database; do
+for word in runaiconfig control-plane cluster namespaces database; do
   grep -Eq "^ *$word +[│|] +ok" <<<"$out" || fail "inspect: component $word is not ok: $out"
 done
 ok "inspect: runaiconfig, helm values, projects and database ok"
