@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kubectl_runai_dr.bundle.writer import BundleWriter
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import ComponentResult, Names
 from kubectl_runai_dr.plan.database import DbOptions
 from kubectl_runai_dr.plan.permissions import Need
@@ -52,7 +53,7 @@ class NullProgress:
 
 @dataclass
 class BackupContext:
-    kube: Any  # kubectl_runai_dr.kube.client.Kube (kept as Any: no kubernetes import here)
+    kube: KubeApi
     out: BundleWriter
     names: Names
     include_secrets: bool = False

@@ -36,6 +36,7 @@ from kubectl_runai_dr.components.restore_base import (
     StepResult,
 )
 from kubectl_runai_dr.errors import Aborted, BundleError, ComponentError, UsageError
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import ComponentResult, Names, Status
 from kubectl_runai_dr.plan import database as p
 from kubectl_runai_dr.plan import permissions as perm
@@ -242,7 +243,7 @@ def verified_chunks(fh: IO[bytes], expected_sha256: str, name: str) -> Iterator[
         yield held
 
 
-def _runner(kube: Any, opts: DatabaseRestoreOptions) -> Runner:
+def _runner(kube: KubeApi, opts: DatabaseRestoreOptions) -> Runner:
     located = locate(kube, opts.names, opts.db)
     if located.runner is None:
         raise ComponentError(f"no database to restore into: {located.reason}",
@@ -310,7 +311,8 @@ def replace_plan(runner: Runner, meta: dict[str, Any]) -> dict[str, dict[str, in
     return plan
 
 
-def restore_database(kube: Any, bundle: Bundle | Path, opts: DatabaseRestoreOptions | None = None,
+def restore_database(kube: KubeApi, bundle: Bundle | Path,
+                     opts: DatabaseRestoreOptions | None = None,
                      progress: Progress | None = None) -> DatabaseRestoreResult:
     """Restore every database of the bundle into the target server and verify it.
 
@@ -364,7 +366,7 @@ def _restore_roles(runner: Runner, bundle: Bundle, result: DatabaseRestoreResult
             result.warnings.append(f"roles: {line.strip()}")
 
 
-def drill(kube: Any, bundle: Bundle, opts: DatabaseRestoreOptions | None = None,
+def drill(kube: KubeApi, bundle: Bundle, opts: DatabaseRestoreOptions | None = None,
           progress: Progress | None = None) -> DatabaseRestoreResult:
     """Restore each dump into a scratch database, compare, drop it. Changes nothing else:
     no roles, no ownership (``--no-owner --no-acl``)."""

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from kubectl_runai_dr.components import helm
 from kubectl_runai_dr.errors import ComponentError, DrError, NotFound
 from kubectl_runai_dr.kube import exec as kexec
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.exec import ExecResult
 from kubectl_runai_dr.kube.resources import PODS, SECRETS, STATEFULSETS
 from kubectl_runai_dr.model import Names
@@ -81,7 +82,7 @@ class PodRunner:
     """The tools inside the database pod, through the exec API. The password comes from
     the container's environment (``password=None``) or is sent as the first stdin line."""
 
-    def __init__(self, kube: Any, namespace: str, pod: str, container: str, *,
+    def __init__(self, kube: KubeApi, namespace: str, pod: str, container: str, *,
                  conn: dict[str, Any] | None = None, password: str | None = None) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -260,7 +261,7 @@ class Located:
     details: dict[str, Any] | None = None
 
 
-def control_plane_values(kube: Any, names: Names) -> dict[str, Any] | None:
+def control_plane_values(kube: KubeApi, names: Names) -> dict[str, Any] | None:
     try:
         releases = helm.read_releases(kube, names.control_plane_release,
                                       names.control_plane_namespace)
@@ -271,7 +272,7 @@ def control_plane_values(kube: Any, names: Names) -> dict[str, Any] | None:
     return rel.computed_values() if rel is not None else None
 
 
-def locate(kube: Any, names: Names, opts: p.DbOptions,
+def locate(kube: KubeApi, names: Names, opts: p.DbOptions,
            environ: Mapping[str, str] | None = None) -> Located:
     """The runner for the control plane's database, following the flags.
 
@@ -300,7 +301,7 @@ def locate(kube: Any, names: Names, opts: p.DbOptions,
                 hint="use --db-mode local (pg_dump on this machine), or --db-pod POD for a "
                      "pod that has the PostgreSQL client and reaches the server")
     if opts.pod:
-        pod = kube.get_or_none(PODS, opts.pod, ns)
+        pod: Mapping[str, Any] | None = kube.get_or_none(PODS, opts.pod, ns)
         if pod is None:
             raise ComponentError(f'database pod "{opts.pod}" not found in namespace "{ns}"',
                                  hint="check --db-pod and --db-namespace "
@@ -351,7 +352,7 @@ def locate(kube: Any, names: Names, opts: p.DbOptions,
                    details={"mode": "pod", "namespace": ns, "pod": name, "container": container})
 
 
-def _password(kube: Any, ns: str, opts: p.DbOptions, ext: p.ExternalDb | None,
+def _password(kube: KubeApi, ns: str, opts: p.DbOptions, ext: p.ExternalDb | None,
               env: Mapping[str, str]) -> str | None:
     """An external database's password: --db-password-env VAR, PGPASSWORD, or the values'
     existingSecret (key ``password``, else ``postgres-password``). Never from a flag."""

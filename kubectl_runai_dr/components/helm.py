@@ -21,6 +21,7 @@ import yaml
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.errors import ComponentError
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import ComponentResult, Status
 
 _GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -174,7 +175,7 @@ def dump_values(values: dict[str, Any]) -> str:
 
 
 # -- reading from the cluster ------------------------------------------------------------
-def read_releases(kube: Any, release: str, namespace: str) -> list[HelmRelease]:
+def read_releases(kube: KubeApi, release: str, namespace: str) -> list[HelmRelease]:
     """Every stored revision of ``release`` (secret driver first, then configmap)."""
     from kubectl_runai_dr.kube import resources as r
 
@@ -196,7 +197,7 @@ def read_releases(kube: Any, release: str, namespace: str) -> list[HelmRelease]:
     return out
 
 
-def deployed_revision(kube: Any, release: str, namespace: str
+def deployed_revision(kube: KubeApi, release: str, namespace: str
                       ) -> tuple[HelmRelease, HelmRelease] | None:
     """(latest deployed revision, latest revision) of ``release``; None when there is no
     such release. A release with no deployed revision is an error (failed or pending)."""
@@ -212,7 +213,7 @@ def deployed_revision(kube: Any, release: str, namespace: str
     return deployed, latest
 
 
-def backup_release(kube: Any, out: Any, release: str, namespace: str,
+def backup_release(kube: KubeApi, out: Any, release: str, namespace: str,
                    result: ComponentResult) -> HelmRelease | None:
     """Write release info, user values and computed values of the latest deployed revision."""
     found = deployed_revision(kube, release, namespace)
@@ -252,7 +253,7 @@ def bundle_values(bundle: Any, release: str, *, computed: bool = False) -> str:
     return data.decode()
 
 
-def live_values(kube: Any, release: str, namespace: str, *, computed: bool = False) -> str:
+def live_values(kube: KubeApi, release: str, namespace: str, *, computed: bool = False) -> str:
     """The values of the latest deployed revision in the cluster, with no helm binary."""
     found = deployed_revision(kube, release, namespace)
     if found is None:
@@ -263,6 +264,6 @@ def live_values(kube: Any, release: str, namespace: str, *, computed: bool = Fal
     return dump_values(deployed.computed_values() if computed else deployed.config)
 
 
-def release_state(kube: Any, release: str, namespace: str) -> HelmRelease | None:
+def release_state(kube: KubeApi, release: str, namespace: str) -> HelmRelease | None:
     """The latest revision of ``release`` in the cluster (any status), or None."""
     return pick_revision(read_releases(kube, release, namespace))[1]

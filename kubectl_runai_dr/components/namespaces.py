@@ -41,6 +41,7 @@ from kubectl_runai_dr.components.restore_base import (
 )
 from kubectl_runai_dr.errors import ComponentError, DrError, Forbidden
 from kubectl_runai_dr.kube import resources as r
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import ComponentResult, Names, Status
 from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
@@ -194,7 +195,7 @@ def work_from_bundle(bundle: Bundle, projects: Sequence[str] = ()
     return select_work(namespaces, rolebindings, projects)
 
 
-def work_from_live(kube: Any, projects: Sequence[str] = ()) -> tuple[list[NamespaceWork],
+def work_from_live(kube: KubeApi, projects: Sequence[str] = ()) -> tuple[list[NamespaceWork],
                                                                        list[str]]:
     res = kube.served(r.PROJECTS)
     if res is None:
@@ -211,7 +212,7 @@ def work_from_live(kube: Any, projects: Sequence[str] = ()) -> tuple[list[Namesp
     return sorted(work, key=lambda w: w.name), notes
 
 
-def _roles_present(kube: Any, work: list[NamespaceWork]
+def _roles_present(kube: KubeApi, work: list[NamespaceWork]
                    ) -> tuple[set[str] | None, set[tuple[str, str]] | None]:
     """Names of existing ClusterRoles and (namespace, Role) pairs the bindings refer to."""
     refs = [rb.get("roleRef") or {} for w in work for rb in w.rolebindings]
@@ -231,7 +232,7 @@ def _roles_present(kube: Any, work: list[NamespaceWork]
     return cluster_roles, roles
 
 
-def _live_state(kube: Any, work: list[NamespaceWork], from_live: bool
+def _live_state(kube: KubeApi, work: list[NamespaceWork], from_live: bool
                 ) -> tuple[dict[tuple[str, str], dict[str, Any]],
                            dict[tuple[str, str], dict[str, Any]] | None]:
     """Live namespaces (all of them) and live RoleBindings (cluster-wide, or None when the
@@ -248,7 +249,7 @@ def _live_state(kube: Any, work: list[NamespaceWork], from_live: bool
 
 
 # -- the write path --------------------------------------------------------------------------
-def _restore_one(kube: Any, w: NamespaceWork, live_ns: dict[tuple[str, str], dict[str, Any]],
+def _restore_one(kube: KubeApi, w: NamespaceWork, live_ns: dict[tuple[str, str], dict[str, Any]],
                  live_rb: dict[tuple[str, str], dict[str, Any]] | None,
                  settings: RestoreSettings, step: StepResult, progress: Progress) -> None:
     ns_result = step.add(restore_object(kube, r.NAMESPACES, w.namespace,
@@ -279,7 +280,7 @@ def _restore_one(kube: Any, w: NamespaceWork, live_ns: dict[tuple[str, str], dic
         progress.advance()
 
 
-def restore_work(kube: Any, work: list[NamespaceWork], settings: RestoreSettings,
+def restore_work(kube: KubeApi, work: list[NamespaceWork], settings: RestoreSettings,
                  step: StepResult, *, progress: Progress | None = None,
                  from_live: bool = False) -> None:
     """Restore every namespace and then its bindings; results go into ``step``."""
@@ -326,7 +327,7 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
     restore_work(ctx.kube, work, ctx.settings, step, progress=ctx.progress)
 
 
-def run_namespaces(kube: Any, bundle_path: Any, settings: RestoreSettings, *,
+def run_namespaces(kube: KubeApi, bundle_path: Any, settings: RestoreSettings, *,
                    from_live: bool = False, progress: Progress | None = None) -> StepResult:
     """`kubectl runai-dr namespaces`: from a bundle, or from the live projects."""
     step = StepResult(STEP)

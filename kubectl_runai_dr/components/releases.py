@@ -36,6 +36,7 @@ from kubectl_runai_dr.components.restore_base import (
     failure,
 )
 from kubectl_runai_dr.errors import DrError
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import ComponentResult, Names
 from kubectl_runai_dr.plan import permissions as perm
 
@@ -157,7 +158,7 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)
 
 
-def wait_deployed(kube: Any, release: str, namespace: str, *, timeout: float,
+def wait_deployed(kube: KubeApi, release: str, namespace: str, *, timeout: float,
                   interval: float = 1.0, min_revision: int = 0) -> helm.HelmRelease:
     """Poll the release storage until the latest revision (newer than ``min_revision``)
     is deployed. Raises DrError when it fails or the time runs out."""

@@ -16,6 +16,7 @@ from typing import Any
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.errors import AlreadyExists, DrError
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.resources import Resource
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.plan.database import DbOptions
@@ -130,8 +131,8 @@ class RestoreSettings:
     projects: tuple[str, ...] = ()  # --project filter for namespaces
     workers: int = 8
     run_helm: bool = False
-    wait_timeout: float = 900.0
-    poll: float = 2.0  # how often the waits for snapshots and claims look again  # --wait-timeout: a release deployed, and each wait after it
+    wait_timeout: float = 900.0  # --wait-timeout: a release deployed, and each wait after it
+    poll: float = 2.0  # how often the waits for snapshots and claims look again
     values_dir: Path | None = None  # where values files for helm are written
     kubeconfig: str | None = None  # passed to helm
     existing_claim: str | None = None  # database volume claim for the control plane
@@ -141,7 +142,7 @@ class RestoreSettings:
 
 @dataclass
 class RestoreContext:
-    kube: Any  # kubectl_runai_dr.kube.client.Kube
+    kube: KubeApi
     bundle: Bundle
     settings: RestoreSettings
     progress: Progress = field(default_factory=NullProgress)
@@ -160,7 +161,7 @@ def failure(exc: DrError) -> str:
     return f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
 
 
-def restore_object(kube: Any, res: Resource, desired: dict[str, Any],
+def restore_object(kube: KubeApi, res: Resource, desired: dict[str, Any],
                    live: dict[str, Any] | None, *, step: str, settings: RestoreSettings,
                    live_known: bool = True) -> ObjectResult:
     """Create, compare or update one cleaned object; never raises a DrError.

@@ -45,6 +45,7 @@ from kubectl_runai_dr.errors import (
     DrError,
     UsageError,
 )
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.resources import (
     NAMESPACES,
     PODS,
@@ -97,7 +98,7 @@ class SnapshotRun:
 
 
 # -- preflight -----------------------------------------------------------------------------------
-def require_snapshot_api(kube: Any) -> None:
+def require_snapshot_api(kube: KubeApi) -> None:
     """The three snapshot.storage.k8s.io/v1 resources must be served."""
     missing = []
     versions = kube.group_versions(p.SNAPSHOT_GROUP)
@@ -113,7 +114,7 @@ def require_snapshot_api(kube: Any) -> None:
             hint=p.INSTALL_SNAPSHOTTER_HINT)
 
 
-def find_claims(kube: Any, names: Names, opts: SnapshotOptions) -> list[p.Claim]:
+def find_claims(kube: KubeApi, names: Names, opts: SnapshotOptions) -> list[p.Claim]:
     """The claims to snapshot, each with its bound volume's driver and reclaim policy."""
     ns = names.control_plane_namespace
     listed = {str(c["metadata"]["name"]): c for c in kube.list(PVCS, namespace=ns)}
@@ -134,7 +135,7 @@ def find_claims(kube: Any, names: Names, opts: SnapshotOptions) -> list[p.Claim]
     return claims
 
 
-def snapshot_classes(kube: Any) -> list[p.SnapshotClass]:
+def snapshot_classes(kube: KubeApi) -> list[p.SnapshotClass]:
     return [p.SnapshotClass.of(c) for c in kube.list(VOLUMESNAPSHOTCLASSES)]
 
 
@@ -165,7 +166,7 @@ def plan_classes(claims: Sequence[p.Claim], classes: Sequence[p.SnapshotClass],
 
 
 # -- CHECKPOINT ------------------------------------------------------------------------------
-def checkpoint(kube: Any, claim: p.Claim) -> tuple[bool, str]:
+def checkpoint(kube: KubeApi, claim: p.Claim) -> tuple[bool, str]:
     """Run CHECKPOINT in the pod that mounts the database claim. (done, what happened);
     a failure is reported, not raised: the snapshot stays crash-consistent without it."""
     from kubectl_runai_dr.kube import exec as kexec
@@ -193,7 +194,7 @@ def checkpoint(kube: Any, claim: p.Claim) -> tuple[bool, str]:
 
 
 # -- snapshots -----------------------------------------------------------------------------
-def take_snapshots(kube: Any, names: Names, opts: SnapshotOptions,
+def take_snapshots(kube: KubeApi, names: Names, opts: SnapshotOptions,
                    progress: Progress | None = None, *,
                    now: datetime | None = None) -> SnapshotRun:
     progress = progress or NullProgress()
@@ -250,7 +251,7 @@ def _duration(seconds: float) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def wait_ready(kube: Any, snapshots: Sequence[Mapping[str, Any]], *, timeout: float,
+def wait_ready(kube: KubeApi, snapshots: Sequence[Mapping[str, Any]], *, timeout: float,
                poll: float = DEFAULT_POLL, progress: Progress | None = None,
                ) -> dict[tuple[str, str], dict[str, Any]]:
     """Wait until every VolumeSnapshot is readyToUse. A ``status.error`` or the timeout is
@@ -341,7 +342,7 @@ class _Pending:
     pvc_done: bool = False
 
 
-def restore_volumes(kube: Any, bundle: Bundle, o: VolumeRestoreOptions, out: StepResult,
+def restore_volumes(kube: KubeApi, bundle: Bundle, o: VolumeRestoreOptions, out: StepResult,
                     progress: Progress | None = None) -> str | None:
     """Re-create the recorded claims from their snapshots (see the module docstring), each
     object's outcome into ``out``. Returns the database's claim name, if recorded."""
@@ -387,7 +388,7 @@ def _result(out: StepResult, res: Resource, name: str, namespace: str | None,
     return r
 
 
-def _create(kube: Any, res: Resource, obj: dict[str, Any], o: VolumeRestoreOptions,
+def _create(kube: KubeApi, res: Resource, obj: dict[str, Any], o: VolumeRestoreOptions,
             out: StepResult, message: str = "") -> ObjectResult:
     name = str(obj["metadata"]["name"])
     ns = obj["metadata"].get("namespace") if res.namespaced else None
@@ -402,7 +403,7 @@ def _create(kube: Any, res: Resource, obj: dict[str, Any], o: VolumeRestoreOptio
     return _result(out, res, name, ns, Outcome.CREATED, message)
 
 
-def _namespace(kube: Any, ns: str, o: VolumeRestoreOptions, out: StepResult) -> bool:
+def _namespace(kube: KubeApi, ns: str, o: VolumeRestoreOptions, out: StepResult) -> bool:
     """The claims' namespace (in a new cluster it precedes the helm install). False: failed."""
     try:
         live = kube.get_or_none(NAMESPACES, ns)
@@ -416,7 +417,7 @@ def _namespace(kube: Any, ns: str, o: VolumeRestoreOptions, out: StepResult) -> 
     return r.outcome is not Outcome.FAILED
 
 
-def _restore_one(kube: Any, rec: dict[str, Any], o: VolumeRestoreOptions,
+def _restore_one(kube: KubeApi, rec: dict[str, Any], o: VolumeRestoreOptions,
                  out: StepResult) -> _Pending | None:
     ns = str(rec["namespace"])
     claim = str(rec["claim"]["name"])
@@ -432,7 +433,7 @@ def _restore_one(kube: Any, rec: dict[str, Any], o: VolumeRestoreOptions,
         return None
 
 
-def _restore_claim(kube: Any, rec: dict[str, Any], o: VolumeRestoreOptions,
+def _restore_claim(kube: KubeApi, rec: dict[str, Any], o: VolumeRestoreOptions,
                    out: StepResult, ns: str, claim: str,
                    vs_name: str) -> _Pending | None:
     live_pvc = kube.get_or_none(PVCS, claim, ns)
@@ -506,7 +507,7 @@ def _restore_claim(kube: Any, rec: dict[str, Any], o: VolumeRestoreOptions,
     return _Pending(rec, vs_result, pvc_result, binding_mode)
 
 
-def _wait(kube: Any, pending: list[_Pending], o: VolumeRestoreOptions,
+def _wait(kube: KubeApi, pending: list[_Pending], o: VolumeRestoreOptions,
           progress: Progress) -> None:
     """Snapshots ready, claims bound (or Pending under WaitForFirstConsumer)."""
     deadline = time.monotonic() + o.timeout
@@ -561,7 +562,7 @@ def _join(a: str, b: str) -> str:
 
 
 # -- list and prune ------------------------------------------------------------------------
-def list_snapshots(kube: Any) -> list[p.Listed]:
+def list_snapshots(kube: KubeApi) -> list[p.Listed]:
     """The tool's VolumeSnapshots in every namespace, oldest first."""
     require_snapshot_api(kube)
     items = [p.listed(vs) for vs in kube.list(VOLUMESNAPSHOTS, label_selector=p.TOOL_SELECTOR)
@@ -584,7 +585,7 @@ class PruneOutcome:
                 "errors": list(self.errors)}
 
 
-def prune(kube: Any, keep: int, *, dry_run: bool = False) -> PruneOutcome:
+def prune(kube: KubeApi, keep: int, *, dry_run: bool = False) -> PruneOutcome:
     """Delete the oldest of the tool's snapshots, keeping ``keep`` ready ones per claim.
     What happens to the storage snapshot follows each content's deletionPolicy."""
     try:
@@ -619,7 +620,7 @@ class ProtectOutcome:
                 "patched": list(self.patched), "errors": list(self.errors)}
 
 
-def protect(kube: Any, names: Names, *, extra: Sequence[str] = (),
+def protect(kube: KubeApi, names: Names, *, extra: Sequence[str] = (),
             dry_run: bool = False) -> ProtectOutcome:
     """Set persistentVolumeReclaimPolicy Retain on the volumes of the control plane's
     claims (every claim in its namespace, plus ``--pvc``) that have Delete."""

@@ -14,7 +14,7 @@ from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
 from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
 from kubectl_runai_dr.errors import DrError, UsageError
-from kubectl_runai_dr.kube.client import Kube
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import ComponentResult, Names, Status
 from kubectl_runai_dr.ops.record import write_record
 from kubectl_runai_dr.plan.backup import plan_backup
@@ -57,7 +57,7 @@ def target_path(output: Path | None, context: str, now: datetime) -> Path:
     return output / name if output.is_dir() else output
 
 
-def run_backup(kube: Kube, opts: BackupOptions, *, progress: Progress | None = None,
+def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None = None,
                now: datetime | None = None) -> BackupOutcome:
     now = now or datetime.now(timezone.utc)
     progress = progress or NullProgress()

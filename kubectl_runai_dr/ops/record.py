@@ -11,21 +11,21 @@ from typing import Any
 
 from kubectl_runai_dr.errors import DrError, NotFound
 from kubectl_runai_dr.kube import resources as r
-from kubectl_runai_dr.kube.client import Kube
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import Names
 
 RECORD_NAME = "runai-dr-last-backup"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kubectl-runai-dr"}
 
 
-def record_namespace(kube: Kube, names: Names) -> str | None:
+def record_namespace(kube: KubeApi, names: Names) -> str | None:
     for ns in (names.control_plane_namespace, names.cluster_namespace):
         if kube.get_or_none(r.NAMESPACES, ns) is not None:
             return ns
     return None
 
 
-def write_record(kube: Kube, names: Names, info: dict[str, Any]) -> str | None:
+def write_record(kube: KubeApi, names: Names, info: dict[str, Any]) -> str | None:
     """Create or update the record. Returns a warning instead of failing the backup."""
     try:
         ns = record_namespace(kube, names)
@@ -45,7 +45,7 @@ def write_record(kube: Kube, names: Names, info: dict[str, Any]) -> str | None:
     return None
 
 
-def read_record(kube: Kube, names: Names) -> dict[str, str] | None:
+def read_record(kube: KubeApi, names: Names) -> dict[str, str] | None:
     for ns in (names.control_plane_namespace, names.cluster_namespace):
         obj = kube.get_or_none(r.CONFIGMAPS, RECORD_NAME, ns)
         if obj is not None:

@@ -28,6 +28,7 @@ from kubectl_runai_dr.components.restore_base import (
 )
 from kubectl_runai_dr.errors import Aborted, BundleError, DrError, Forbidden
 from kubectl_runai_dr.kube import resources as r
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.resources import Resource
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.ops.waits import Waiter, probe_for
@@ -137,7 +138,7 @@ def same_cluster_reasons(source_server: str, target_server: str, source_uid: str
     return out
 
 
-def runai_objects(kube: Any, names: Names) -> list[str]:
+def runai_objects(kube: KubeApi, names: Names) -> list[str]:
     """The Run:ai objects the target holds: the two releases, their namespaces, the
     RunaiConfig. Empty on a new (or wiped) cluster."""
     from kubectl_runai_dr.components import helm
@@ -157,7 +158,7 @@ def runai_objects(kube: Any, names: Names) -> list[str]:
     return found
 
 
-def preflight(kube: Any, bundle: Bundle, plan: list[PlannedStep], settings: RestoreSettings,
+def preflight(kube: KubeApi, bundle: Bundle, plan: list[PlannedStep], settings: RestoreSettings,
               *, verify: bool = True) -> Preflight:
     m = bundle.manifest
     if verify:
@@ -305,7 +306,7 @@ def _safe_probe(probe: Callable[[], Probe]) -> Probe:
         return Probe(State.PENDING, exc.message)
 
 
-def run_restore(kube: Any, opts: RestoreOptions, *, confirm: Confirm | None = None,
+def run_restore(kube: KubeApi, opts: RestoreOptions, *, confirm: Confirm | None = None,
                 progress: Progress | None = None) -> RestoreOutcome:
     """Preflight, confirmation (unless --yes or a dry run), then every planned step."""
     progress = progress or NullProgress()

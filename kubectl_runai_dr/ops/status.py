@@ -25,7 +25,7 @@ from kubectl_runai_dr.errors import (
     Unreachable,
 )
 from kubectl_runai_dr.kube import resources as r
-from kubectl_runai_dr.kube.client import Kube
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.ops.record import MANAGED_BY, read_record
 from kubectl_runai_dr.plan import database as db
@@ -56,7 +56,7 @@ def section_error(exc: DrError) -> s.SectionError:
 
 
 class _Collector:
-    def __init__(self, kube: Kube, names: Names, *, exec_database: bool,
+    def __init__(self, kube: KubeApi, names: Names, *, exec_database: bool,
                  permission_commands: tuple[str, ...]) -> None:
         self.kube = kube
         self.names = names
@@ -379,7 +379,7 @@ def _json_list(text: str) -> list[str]:
     return [str(x) for x in value] if isinstance(value, list) else [str(value)]
 
 
-def collect_status(kube: Kube, names: Names, *, exec_database: bool = True,
+def collect_status(kube: KubeApi, names: Names, *, exec_database: bool = True,
                    permission_commands: tuple[str, ...] = ("backup", "restore"),
                    ) -> s.StatusFacts:
     """Read everything `status` shows. Raises only when the server cannot be used."""

@@ -11,6 +11,7 @@ from typing import Any
 from kubectl_runai_dr.components import volumes as comp
 from kubectl_runai_dr.components.base import Progress
 from kubectl_runai_dr.errors import BundleExistsError
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import Names
 
 STEP = "volumes"
@@ -26,7 +27,7 @@ class SnapshotOutcome:
         return {**self.run.to_json(), "bundle": str(self.bundle) if self.bundle else None}
 
 
-def run_snapshot(kube: Any, names: Names, opts: comp.SnapshotOptions, *,
+def run_snapshot(kube: KubeApi, names: Names, opts: comp.SnapshotOptions, *,
                  output: Path | None = None, write_bundle: bool = True, force: bool = False,
                  progress: Progress | None = None,
                  now: datetime | None = None) -> SnapshotOutcome:

@@ -10,7 +10,7 @@ waited for, that last state (the pod's conditions and events) and how to go on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.components.dbrun import control_plane_values, locate
 from kubectl_runai_dr.errors import DrError, Forbidden, ServerError, TooManyRequests, Unreachable
 from kubectl_runai_dr.kube import resources as r
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.plan import database as p
 from kubectl_runai_dr.plan.readiness import (
@@ -76,7 +77,7 @@ class Waiter:
             delay = min(delay * 1.5, self.max_interval)
 
 
-def _events(kube: Any, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+def _events(kube: KubeApi, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
     """The object's events, newest last; [] when they cannot be read (best effort)."""
     try:
         return list(kube.list(r.EVENTS, namespace=namespace, field_selector=(
@@ -85,13 +86,13 @@ def _events(kube: Any, namespace: str, kind: str, name: str) -> list[dict[str, A
         return []
 
 
-def database_probe(kube: Any, names: Names, db: p.DbOptions) -> Probe:
+def database_probe(kube: KubeApi, names: Names, db: p.DbOptions) -> Probe:
     """The control plane's PostgreSQL: its StatefulSet's pod Ready, then ``pg_isready``
     through exec. An external database (values ``postgresql.enabled: false``) has
     nothing to wait for."""
     ns = db.namespace or names.control_plane_namespace
     if db.pod:
-        pod = kube.get_or_none(r.PODS, db.pod, ns)
+        pod: Mapping[str, Any] | None = kube.get_or_none(r.PODS, db.pod, ns)
         pod_name = db.pod
     else:
         sts_name = db.statefulset or names.database_statefulset
@@ -133,7 +134,7 @@ def database_probe(kube: Any, names: Names, db: p.DbOptions) -> Probe:
     return Probe(State.PENDING, f'pod "{pod_name}" is Ready, PostgreSQL is not: {why}')
 
 
-def crd_served_probe(kube: Any, res: r.Resource) -> Probe:
+def crd_served_probe(kube: KubeApi, res: r.Resource) -> Probe:
     """The CRD Established, and its resource in (refreshed) discovery."""
     name = res.group_resource
     try:
@@ -148,7 +149,7 @@ def crd_served_probe(kube: Any, res: r.Resource) -> Probe:
     return Probe(State.READY, f"CRD {name} served")
 
 
-def probe_for(need: Prerequisite, kube: Any, names: Names,
+def probe_for(need: Prerequisite, kube: KubeApi, names: Names,
               db: p.DbOptions | None = None) -> Callable[[], Probe]:
     """How to tell whether a prerequisite is there."""
     if need is DATABASE_READY:
