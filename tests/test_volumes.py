@@ -17,9 +17,9 @@ import pytest
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components import volumes as comp
-from kubectl_runai_dr.components.restore_base import Outcome, RestoreSettings, StepResult
+from kubectl_runai_dr.components.restore_base import RestoreSettings
 from kubectl_runai_dr.kube.client import ConnectOptions, Kube, connect
-from kubectl_runai_dr.model import Names
+from kubectl_runai_dr.model import Names, Outcome, Result
 from kubectl_runai_dr.ops import volumes as ops
 from kubectl_runai_dr.ops.restore import RestoreOptions, run_restore
 from kubectl_runai_dr.plan import volumes as p
@@ -90,7 +90,7 @@ def test_snapshot_cli_records_match_objects_and_checkpoint_runs(
     srv.clear_requests()
     out = tmp_path / "snap.tar.gz"
     with CsiController(srv, delay_steps=2).running():
-        r = cli("snapshot", "--kubeconfig", str(kc), "--output", str(out), "-o", "json")
+        r = cli("snapshot", "--kubeconfig", str(kc), "--to", str(out), "-o", "json")
     assert r.code == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["bundle"] == str(out) and summary["checkpoint"] == "ok"
@@ -170,7 +170,7 @@ def test_old_claim_names_and_extra_pvc(srv: ApiServer, kube: Kube) -> None:
 
 def test_backup_with_snapshots_flag(srv: ApiServer, kc: Path, tmp_path: Path) -> None:
     out = tmp_path / "plain.tar.gz"
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(out), "--skip", "database")
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(out), "--skip", "database")
     assert r.code == 0, r.stderr
     snap = components(manifest_of(out))["volumes"]
     assert snap["status"] == "skipped" and "--snapshots" in snap["reason"]
@@ -178,7 +178,7 @@ def test_backup_with_snapshots_flag(srv: ApiServer, kc: Path, tmp_path: Path) ->
 
     out = tmp_path / "with.tar.gz"
     with CsiController(srv).running():
-        r = cli("backup", "--kubeconfig", str(kc), "--output", str(out), "--skip", "database",
+        r = cli("backup", "--kubeconfig", str(kc), "--to", str(out), "--skip", "database",
                 "--snapshots", "--snapshot-timeout", "20s")
     assert r.code == 0, r.stderr
     m = manifest_of(out)
@@ -195,7 +195,7 @@ def test_snapshot_error_is_a_clear_failure(srv: ApiServer, kc: Path, tmp_path: P
     msg = "rpc error: code = ResourceExhausted desc = SnapshotLimitExceeded"
     with CsiController(srv, fail={"data-runai-backend-thanos-receive-0": msg}).running():
         r = cli("snapshot", "--kubeconfig", str(kc), "--no-checkpoint",
-                "--output", str(tmp_path / "x.tar.gz"))
+                "--to", str(tmp_path / "x.tar.gz"))
     assert r.code == 1
     err = " ".join(r.stderr.split())
     name = next(v["metadata"]["name"] for v in _tool_snapshots(srv)
@@ -208,7 +208,7 @@ def test_snapshot_error_is_a_clear_failure(srv: ApiServer, kc: Path, tmp_path: P
 def test_backup_component_fails_alone(srv: ApiServer, kc: Path, tmp_path: Path) -> None:
     out = tmp_path / "b.tar.gz"
     with CsiController(srv, fail={DB_CLAIM: "boom"}).running():
-        r = cli("backup", "--kubeconfig", str(kc), "--output", str(out), "--skip", "database",
+        r = cli("backup", "--kubeconfig", str(kc), "--to", str(out), "--skip", "database",
                 "--snapshots")
     assert r.code == 3
     m = manifest_of(out)
@@ -367,7 +367,7 @@ class _Restored:
     """A volumes restore's step and the database claim it reports."""
 
     def __init__(self, kube: Kube, b: Bundle, **opts: Any) -> None:
-        self.step = StepResult("volumes")
+        self.step = Result("volumes")
         self.claim = comp.restore_volumes(kube, b, comp.VolumeRestoreOptions(**opts), self.step)
         self.objects = self.step.objects
         self.warnings = self.step.warnings

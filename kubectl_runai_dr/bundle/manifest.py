@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.model import Names, Result, Status
 
 
 def utc_stamp(now: datetime) -> str:
@@ -34,7 +34,7 @@ def build_manifest(
     kubernetes_version: str,
     runai_version: str,
     names: Names,
-    results: list[ComponentResult],
+    results: list[Result],
     contains_secrets: bool,
 ) -> dict[str, Any]:
     failed = [r.name for r in results if r.status is Status.FAILED]
@@ -54,7 +54,7 @@ def build_manifest(
             "clusterRelease": names.cluster_release,
         },
         "containsSecrets": contains_secrets,
-        "components": [r.to_json() for r in results],
+        "components": [r.to_manifest() for r in results],
     }
 
 

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kubectl_runai_dr.bundle.writer import BundleWriter
 from kubectl_runai_dr.kube.api import KubeApi
-from kubectl_runai_dr.model import ComponentResult, Names
+from kubectl_runai_dr.model import Names, Result
 from kubectl_runai_dr.plan.database import DbOptions
 from kubectl_runai_dr.plan.permissions import Need
 from kubectl_runai_dr.plan.restore import Prerequisite
 
 if TYPE_CHECKING:
-    from kubectl_runai_dr.components.restore_base import RestoreContext, StepResult
+    from kubectl_runai_dr.components.restore_base import RestoreContext
     from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
 
 
@@ -65,8 +65,8 @@ class BackupContext:
     releases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-BackupFn = Callable[[BackupContext, ComponentResult], None]
-RestoreFn = Callable[["RestoreContext", "StepResult"], None]
+BackupFn = Callable[[BackupContext, Result], None]
+RestoreFn = Callable[["RestoreContext", "Result"], None]
 HoldsData = Callable[[Collection[str], Names], bool]
 
 

@@ -29,15 +29,10 @@ from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.base import BackupContext, Component, NullProgress, Progress
 from kubectl_runai_dr.components.dbrun import Runner, failure, locate
-from kubectl_runai_dr.components.restore_base import (
-    ObjectResult,
-    Outcome,
-    RestoreContext,
-    StepResult,
-)
+from kubectl_runai_dr.components.restore_base import RestoreContext
 from kubectl_runai_dr.errors import Aborted, BundleError, ComponentError, UsageError
 from kubectl_runai_dr.kube.api import KubeApi
-from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result, Status
 from kubectl_runai_dr.plan import database as p
 from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.plan.restore import DATABASE_READY
@@ -58,7 +53,7 @@ class _Head:
         self.out.write(data)
 
 
-def backup(ctx: BackupContext, result: ComponentResult) -> None:
+def backup(ctx: BackupContext, result: Result) -> None:
     opts = ctx.db
     located = locate(ctx.kube, ctx.names, opts)
     if located.runner is None:
@@ -71,7 +66,7 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
     result.files.append(layout.DATABASE_METADATA)
 
 
-def dump(runner: Runner, ctx: BackupContext, result: ComponentResult,
+def dump(runner: Runner, ctx: BackupContext, result: Result,
          opts: p.DbOptions) -> dict[str, Any]:
     admin = runner.session("postgres")
     try:
@@ -109,7 +104,7 @@ def dump(runner: Runner, ctx: BackupContext, result: ComponentResult,
         result.files.append(entry["file"])
         tables += len(entry["tables"])
         rows += sum(t["rows"] for t in entry["tables"])
-    result.objects = tables
+    result.count = tables
     result.details = {
         "serverVersion": server["version"],
         "databases": {d["name"]: {"tables": len(d["tables"]), "dumpBytes": d["size"],
@@ -392,7 +387,7 @@ def drill(kube: KubeApi, bundle: Bundle, opts: DatabaseRestoreOptions | None = N
     return result
 
 
-def restore(ctx: RestoreContext, step: StepResult) -> None:
+def restore(ctx: RestoreContext, step: Result) -> None:
     """The restore plan's ``database`` step. The restore as a whole was confirmed (or
     --yes): replacing the data is part of it."""
     ns = ctx.settings.names.control_plane_namespace

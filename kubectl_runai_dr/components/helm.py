@@ -22,7 +22,7 @@ import yaml
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.errors import ComponentError
 from kubectl_runai_dr.kube.api import KubeApi
-from kubectl_runai_dr.model import ComponentResult, Status
+from kubectl_runai_dr.model import Result, Status
 
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 
@@ -214,7 +214,7 @@ def deployed_revision(kube: KubeApi, release: str, namespace: str
 
 
 def backup_release(kube: KubeApi, out: Any, release: str, namespace: str,
-                   result: ComponentResult) -> HelmRelease | None:
+                   result: Result) -> HelmRelease | None:
     """Write release info, user values and computed values of the latest deployed revision."""
     found = deployed_revision(kube, release, namespace)
     if found is None:
@@ -231,7 +231,7 @@ def backup_release(kube: KubeApi, out: Any, release: str, namespace: str,
     out.write_text(layout.helm_values_all(release), dump_values(deployed.computed_values()))
     result.files += [layout.helm_release_info(release), layout.helm_values(release),
                      layout.helm_values_all(release)]
-    result.objects = 1
+    result.count = 1
     result.details = {"revision": deployed.revision, "chart": deployed.chart,
                       "chartVersion": deployed.chart_version,
                       "appVersion": deployed.app_version, "status": deployed.status,

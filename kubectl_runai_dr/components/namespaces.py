@@ -30,11 +30,8 @@ from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.base import BackupContext, Component, NullProgress, Progress
 from kubectl_runai_dr.components.restore_base import (
-    ObjectResult,
-    Outcome,
     RestoreContext,
     RestoreSettings,
-    StepResult,
     failure,
     live_index,
     restore_object,
@@ -42,7 +39,7 @@ from kubectl_runai_dr.components.restore_base import (
 from kubectl_runai_dr.errors import ComponentError, DrError, Forbidden
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
-from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result, Status
 from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
 
@@ -68,7 +65,7 @@ def _rolebindings(ctx: BackupContext, namespaces: list[str]) -> Iterator[dict[st
         yield from ctx.kube.list(r.ROLEBINDINGS, namespace=ns)
 
 
-def backup(ctx: BackupContext, result: ComponentResult) -> None:
+def backup(ctx: BackupContext, result: Result) -> None:
     kube, out = ctx.kube, ctx.out
     counts = {"projects": 0, "namespaces": 0, "rolebindings": 0}
     projects_res = kube.served(r.PROJECTS)
@@ -104,7 +101,7 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
     ctx.progress.finish()
 
     result.details.update(counts)
-    result.objects = sum(counts.values())
+    result.count = sum(counts.values())
     if projects_res is None and not names:
         result.status = Status.NOT_PRESENT
         result.reason = "no projects.run.ai CRD and no namespace labelled runai/queue"
@@ -251,7 +248,7 @@ def _live_state(kube: KubeApi, work: list[NamespaceWork], from_live: bool
 # -- the write path --------------------------------------------------------------------------
 def _restore_one(kube: KubeApi, w: NamespaceWork, live_ns: dict[tuple[str, str], dict[str, Any]],
                  live_rb: dict[tuple[str, str], dict[str, Any]] | None,
-                 settings: RestoreSettings, step: StepResult, progress: Progress) -> None:
+                 settings: RestoreSettings, step: Result, progress: Progress) -> None:
     ns_result = step.add(restore_object(kube, r.NAMESPACES, w.namespace,
                                         live_ns.get(("", w.name)), step=STEP,
                                         settings=settings))
@@ -281,7 +278,7 @@ def _restore_one(kube: KubeApi, w: NamespaceWork, live_ns: dict[tuple[str, str],
 
 
 def restore_work(kube: KubeApi, work: list[NamespaceWork], settings: RestoreSettings,
-                 step: StepResult, *, progress: Progress | None = None,
+                 step: Result, *, progress: Progress | None = None,
                  from_live: bool = False) -> None:
     """Restore every namespace and then its bindings; results go into ``step``."""
     progress = progress or NullProgress()
@@ -310,7 +307,7 @@ def restore_work(kube: KubeApi, work: list[NamespaceWork], settings: RestoreSett
     _sort(step)
 
 
-def _sort(step: StepResult) -> None:
+def _sort(step: Result) -> None:
     """Results in a stable order (namespace, then its bindings), whatever thread wrote them."""
     per_ns: dict[str, list[ObjectResult]] = defaultdict(list)
     for o in step.objects:
@@ -320,7 +317,7 @@ def _sort(step: StepResult) -> None:
 
 
 # -- the restore step ----------------------------------------------------------------------
-def restore(ctx: RestoreContext, step: StepResult) -> None:
+def restore(ctx: RestoreContext, step: Result) -> None:
     """The plan's ``namespaces`` step: from the bundle."""
     work, notes = work_from_bundle(ctx.bundle, ctx.settings.projects)
     step.notes.extend(notes)
@@ -328,9 +325,9 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
 
 
 def run_namespaces(kube: KubeApi, bundle_path: Any, settings: RestoreSettings, *,
-                   from_live: bool = False, progress: Progress | None = None) -> StepResult:
+                   from_live: bool = False, progress: Progress | None = None) -> Result:
     """`kubectl runai-dr namespaces`: from a bundle, or from the live projects."""
-    step = StepResult(STEP)
+    step = Result(STEP)
     if from_live:
         work, notes = work_from_live(kube, settings.projects)
     else:

@@ -28,31 +28,25 @@ import yaml
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components import helm
 from kubectl_runai_dr.components.base import BackupContext, Component
-from kubectl_runai_dr.components.restore_base import (
-    ObjectResult,
-    Outcome,
-    RestoreContext,
-    StepResult,
-    failure,
-)
+from kubectl_runai_dr.components.restore_base import RestoreContext, failure
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube.api import KubeApi
-from kubectl_runai_dr.model import ComponentResult, Names
+from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result
 from kubectl_runai_dr.plan import permissions as perm
 
 
 # -- backup ------------------------------------------------------------------------------------
-def _backup(ctx: BackupContext, result: ComponentResult, release: str, namespace: str) -> None:
+def _backup(ctx: BackupContext, result: Result, release: str, namespace: str) -> None:
     rel = helm.backup_release(ctx.kube, ctx.out, release, namespace, result)
     if rel is not None:
         ctx.releases[release] = rel.info()
 
 
-def backup_control_plane(ctx: BackupContext, result: ComponentResult) -> None:
+def backup_control_plane(ctx: BackupContext, result: Result) -> None:
     _backup(ctx, result, ctx.names.control_plane_release, ctx.names.control_plane_namespace)
 
 
-def backup_cluster(ctx: BackupContext, result: ComponentResult) -> None:
+def backup_cluster(ctx: BackupContext, result: Result) -> None:
     _backup(ctx, result, ctx.names.cluster_release, ctx.names.cluster_namespace)
 
 
@@ -212,7 +206,7 @@ def write_values_file(directory: Path, release: str, text: str) -> Path:
     return path
 
 
-def reinstall_step(ctx: RestoreContext, step: StepResult, *, release: str, namespace: str,
+def reinstall_step(ctx: RestoreContext, step: Result, *, release: str, namespace: str,
                    existing_claim: str | None = None, runner: Runner = _run) -> None:
     """The plan's ``control-plane`` / ``cluster`` step."""
     s = ctx.settings
@@ -280,14 +274,14 @@ def reinstall_step(ctx: RestoreContext, step: StepResult, *, release: str, names
            f"{deployed.chart_version})")
 
 
-def restore_control_plane(ctx: RestoreContext, step: StepResult) -> None:
+def restore_control_plane(ctx: RestoreContext, step: Result) -> None:
     names = ctx.settings.names
     claim = ctx.settings.existing_claim or ctx.database_claim
     reinstall_step(ctx, step, release=names.control_plane_release,
                    namespace=names.control_plane_namespace, existing_claim=claim)
 
 
-def restore_cluster(ctx: RestoreContext, step: StepResult) -> None:
+def restore_cluster(ctx: RestoreContext, step: Result) -> None:
     names = ctx.settings.names
     reinstall_step(ctx, step, release=names.cluster_release, namespace=names.cluster_namespace)
 

@@ -6,8 +6,6 @@ the step goes on with the next one (as Velero's per-namespace results).
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -18,21 +16,9 @@ from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.errors import AlreadyExists, DrError
 from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.resources import Resource
-from kubectl_runai_dr.model import Names
+from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result
 from kubectl_runai_dr.plan.database import DbOptions
 from kubectl_runai_dr.plan.diff import Action, decide, object_label, update_patch
-
-
-class Outcome(str, Enum):
-    CREATED = "created"
-    UNCHANGED = "unchanged"
-    UPDATED = "updated"
-    DRIFT = "drift"  # exists and differs; left alone (--existing skip)
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    WOULD_CREATE = "create"  # --dry-run
-    WOULD_UPDATE = "update"  # --dry-run with --existing update
-
 
 
 class Existing(str, Enum):
@@ -40,85 +26,8 @@ class Existing(str, Enum):
     update = "update"
 
 
-@dataclass
-class ObjectResult:
-    step: str
-    kind: str
-    name: str
-    namespace: str | None
-    outcome: Outcome
-    message: str = ""
-    diff: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace \
-            else f"{self.kind}/{self.name}"
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"step": self.step, "kind": self.kind, "name": self.name,
-                               "outcome": self.outcome.value}
-        if self.namespace:
-            out["namespace"] = self.namespace
-        if self.message:
-            out["message"] = self.message
-        if self.diff:
-            out["diff"] = self.diff
-        return out
-
-
-@dataclass
-class StepResult:
-    """One step: its objects' results, its own failure (if the step as a whole failed),
-    warnings and notes (e.g. commands to run)."""
-
-    name: str
-    ran: bool = True
-    why_not: str = ""
-    error: str = ""
-    hint: str = ""
-    objects: list[ObjectResult] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    after: str = ""  # dry run: runs after this earlier step has created what it needs
-    seconds: float = 0.0  # wall time of the step, waits included
-    waited: float = 0.0  # of which waiting for what an earlier step brings
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, result: ObjectResult) -> ObjectResult:
-        with self._lock:
-            self.objects.append(result)
-        return result
-
-    def warn(self, message: str) -> None:
-        with self._lock:
-            self.warnings.append(message)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.error) or any(o.outcome is Outcome.FAILED for o in self.objects)
-
-    def counts(self) -> Counter[Outcome]:
-        return Counter(o.outcome for o in self.objects)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "ran": self.ran,
-                               "failed": self.failed,
-                               "counts": {k.value: v for k, v in self.counts().items()}}
-        for key, value in (("whyNot", self.why_not), ("error", self.error),
-                           ("hint", self.hint), ("after", self.after)):
-            if value:
-                out[key] = value
-        if self.warnings:
-            out["warnings"] = list(self.warnings)
-        if self.notes:
-            out["notes"] = list(self.notes)
-        if self.ran:
-            out["durationSeconds"] = round(self.seconds, 3)
-            if self.waited:
-                out["waitedSeconds"] = round(self.waited, 3)
-        out["objects"] = [o.to_json() for o in self.objects]
-        return out
+# The name the views still use for the one result type (model.Result).
+StepResult = Result
 
 
 @dataclass

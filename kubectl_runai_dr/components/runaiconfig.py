@@ -12,16 +12,10 @@ import yaml
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.base import BackupContext, Component
-from kubectl_runai_dr.components.restore_base import (
-    ObjectResult,
-    Outcome,
-    RestoreContext,
-    StepResult,
-    failure,
-)
+from kubectl_runai_dr.components.restore_base import RestoreContext, failure
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
-from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result, Status
 from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.plan.diff import changed_paths, unified
 from kubectl_runai_dr.plan.restore import CLUSTER_NAMESPACE, RUNAICONFIG_CRD
@@ -33,7 +27,7 @@ def spec_json(spec: object) -> str:
     return json.dumps(spec, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-def backup(ctx: BackupContext, result: ComponentResult) -> None:
+def backup(ctx: BackupContext, result: Result) -> None:
     res = ctx.kube.served(r.RUNAICONFIGS)
     ns, name = ctx.names.cluster_namespace, ctx.names.runaiconfig_name
     if res is None:
@@ -48,7 +42,7 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
     ctx.out.write_json(layout.RUNAICONFIG_OBJECT, clean(obj))
     ctx.out.write_text(layout.RUNAICONFIG_SPEC, spec_json(obj.get("spec") or {}))
     result.files += [layout.RUNAICONFIG_OBJECT, layout.RUNAICONFIG_SPEC]
-    result.objects = 1
+    result.count = 1
 
 
 # -- restore --------------------------------------------------------------------------------
@@ -123,14 +117,14 @@ def _chart_values(bundle: Bundle, names: Names) -> dict[str, Any] | None:
     return None
 
 
-def restore(ctx: RestoreContext, step: StepResult) -> None:
+def restore(ctx: RestoreContext, step: Result) -> None:
     """The plan's ``runaiconfig`` step: merge the saved spec into the live object, or
     create it when missing. Always a merge (never left alone as drift): the object exists
     by design once the cluster chart is installed, with the chart's defaults in it."""
     names, kube = ctx.settings.names, ctx.kube
     saved = saved_object(ctx.bundle, names)
     if saved is None:
-        step.why_not = "the bundle has no RunaiConfig"
+        step.skip("the bundle has no RunaiConfig")
         return
     label_ns, label_name = names.cluster_namespace, names.runaiconfig_name
 

@@ -16,7 +16,7 @@ from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components.base import BackupContext, Component
 from kubectl_runai_dr.errors import Forbidden
 from kubectl_runai_dr.kube.resources import Resource
-from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.model import Names, Result, Status
 from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.sanitize import strip_managed_fields
 
@@ -37,7 +37,7 @@ def file_of(res: Resource) -> str:
 FILES = tuple(file_of(t) for t in TYPES)
 
 
-def backup(ctx: BackupContext, result: ComponentResult) -> None:
+def backup(ctx: BackupContext, result: Result) -> None:
     counts: dict[str, int] = {}
     absent: list[str] = []
     for wanted in TYPES:
@@ -62,7 +62,7 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
     result.details.update(counts)
     if absent:
         result.details["notInstalled"] = absent
-    result.objects = sum(counts.values())
+    result.count = sum(counts.values())
     if not counts and not result.warnings:
         result.status = Status.NOT_PRESENT
         result.reason = "none of " + ", ".join(t.group_resource for t in TYPES) + \

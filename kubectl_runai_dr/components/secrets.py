@@ -10,17 +10,10 @@ from typing import Any
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components.base import BackupContext, Component
-from kubectl_runai_dr.components.restore_base import (
-    ObjectResult,
-    Outcome,
-    RestoreContext,
-    StepResult,
-    failure,
-    restore_object,
-)
+from kubectl_runai_dr.components.restore_base import RestoreContext, failure, restore_object
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
-from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result, Status
 from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
 
@@ -40,7 +33,7 @@ def named_secrets(names: Names) -> list[tuple[str, str]]:
     ]
 
 
-def backup(ctx: BackupContext, result: ComponentResult) -> None:
+def backup(ctx: BackupContext, result: Result) -> None:
     if not ctx.include_secrets:
         result.status = Status.SKIPPED
         result.reason = "secrets are backed up only with --include-secrets"
@@ -66,13 +59,13 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
             obj.setdefault("kind", "Secret")
             lw.append(strip_managed_fields(obj))
     result.files.append(layout.SECRETS)
-    result.objects = lw.count
+    result.count = lw.count
     result.details["secrets"] = [f"{ns}/{name}" for ns, name in sorted(found)]
     if missing:
         result.details["absent"] = missing
 
 
-def restore(ctx: RestoreContext, step: StepResult) -> None:
+def restore(ctx: RestoreContext, step: Result) -> None:
     """The plan's ``secrets`` step: each Secret of the bundle, before the charts are installed.
 
     The Run:ai namespaces are created when missing (the charts install into them). A Secret

@@ -6,17 +6,10 @@ from collections.abc import Collection
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components.base import BackupContext, Component
-from kubectl_runai_dr.components.restore_base import (
-    ObjectResult,
-    Outcome,
-    RestoreContext,
-    StepResult,
-    live_index,
-    restore_object,
-)
+from kubectl_runai_dr.components.restore_base import RestoreContext, live_index, restore_object
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
-from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result, Status
 from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.plan.restore import CLUSTER_NAMESPACE
 from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
@@ -25,7 +18,7 @@ TEMPLATE_SELECTOR = "runai/template=true"
 FILE = layout.TEMPLATES
 
 
-def backup(ctx: BackupContext, result: ComponentResult) -> None:
+def backup(ctx: BackupContext, result: Result) -> None:
     ns = ctx.names.cluster_namespace
     if ctx.kube.get_or_none(r.NAMESPACES, ns) is None:
         result.status = Status.NOT_PRESENT
@@ -34,11 +27,11 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
     with ctx.out.list_file(FILE) as lw:
         for obj in ctx.kube.list(r.CONFIGMAPS, namespace=ns, label_selector=TEMPLATE_SELECTOR):
             lw.append(strip_managed_fields(obj))
-    result.objects = lw.count
+    result.count = lw.count
     result.files.append(FILE)
 
 
-def restore(ctx: RestoreContext, step: StepResult) -> None:
+def restore(ctx: RestoreContext, step: Result) -> None:
     """The plan's ``templates`` step: each ConfigMap into the cluster namespace."""
     ns = ctx.settings.names.cluster_namespace
     kube = ctx.kube
@@ -50,7 +43,7 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
         obj["metadata"]["namespace"] = ns
         objs.append(obj)
     if not objs:
-        step.why_not = "the bundle has no templates"
+        step.skip("the bundle has no templates")
         return
     try:
         if kube.get_or_none(r.NAMESPACES, ns) is None and ctx.after_step("cluster-namespace"):
@@ -60,13 +53,13 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
                                       f"after {ctx.after_step('cluster-namespace')}"))
             return
         if kube.get_or_none(r.NAMESPACES, ns) is None:
-            step.error = f'namespace "{ns}" does not exist'
-            step.hint = ("re-install the cluster first (step cluster), then run again with "
-                         "--only templates")
+            step.fail(f'namespace "{ns}" does not exist',
+                      "re-install the cluster first (step cluster), then run again with "
+                      "--only templates")
             return
         live = live_index(kube.list(r.CONFIGMAPS, namespace=ns, label_selector=TEMPLATE_SELECTOR))
     except DrError as exc:
-        step.error, step.hint = exc.message, exc.hint or ""
+        step.fail(exc.message, exc.hint or "")
         return
     ctx.progress.start("templates", total=len(objs))
     for obj in objs:

@@ -31,13 +31,7 @@ from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.manifest import utc_stamp
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.base import BackupContext, Component, NullProgress, Progress
-from kubectl_runai_dr.components.restore_base import (
-    ObjectResult,
-    Outcome,
-    RestoreContext,
-    StepResult,
-    failure,
-)
+from kubectl_runai_dr.components.restore_base import RestoreContext, failure
 from kubectl_runai_dr.errors import (
     AlreadyExists,
     BundleError,
@@ -57,7 +51,7 @@ from kubectl_runai_dr.kube.resources import (
     VOLUMESNAPSHOTS,
     Resource,
 )
-from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result, Status
 from kubectl_runai_dr.plan import database as db
 from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.plan import volumes as p
@@ -298,7 +292,7 @@ def wait_ready(kube: KubeApi, snapshots: Sequence[Mapping[str, Any]], *, timeout
 
 
 # -- the backup component ------------------------------------------------------------------
-def backup(ctx: BackupContext, result: ComponentResult) -> None:
+def backup(ctx: BackupContext, result: Result) -> None:
     """Component ``volumes`` (opt-in: ``backup --snapshots``): CSI snapshots, recorded."""
     run = ctx.snapshot_run
     if run is None:
@@ -311,7 +305,7 @@ def backup(ctx: BackupContext, result: ComponentResult) -> None:
         return
     ctx.out.write_json(layout.SNAPSHOTS, run.document())
     result.files.append(layout.SNAPSHOTS)
-    result.objects = len(run.records)
+    result.count = len(run.records)
     result.details = {
         "backupId": run.backup_id,
         "checkpoint": run.checkpoint,
@@ -342,13 +336,13 @@ class _Pending:
     pvc_done: bool = False
 
 
-def restore_volumes(kube: KubeApi, bundle: Bundle, o: VolumeRestoreOptions, out: StepResult,
+def restore_volumes(kube: KubeApi, bundle: Bundle, o: VolumeRestoreOptions, out: Result,
                     progress: Progress | None = None) -> str | None:
     """Re-create the recorded claims from their snapshots (see the module docstring), each
     object's outcome into ``out``. Returns the database's claim name, if recorded."""
     progress = progress or NullProgress()
     if not bundle.has(layout.SNAPSHOTS):
-        out.why_not = "the bundle holds no volume snapshots (backup --snapshots)"
+        out.skip("the bundle holds no volume snapshots (backup --snapshots)")
         return None
     try:
         records = p.records_of(bundle.read_json(layout.SNAPSHOTS))
@@ -372,7 +366,7 @@ def restore_volumes(kube: KubeApi, bundle: Bundle, o: VolumeRestoreOptions, out:
     return str(db_rec["claim"]["name"]) if db_rec is not None else None
 
 
-def restore(ctx: RestoreContext, step: StepResult) -> None:
+def restore(ctx: RestoreContext, step: Result) -> None:
     """The restore plan's ``volumes`` step."""
     s = ctx.settings
     claim = restore_volumes(ctx.kube, ctx.bundle, VolumeRestoreOptions(
@@ -382,14 +376,14 @@ def restore(ctx: RestoreContext, step: StepResult) -> None:
         ctx.database_claim = claim
 
 
-def _result(out: StepResult, res: Resource, name: str, namespace: str | None,
+def _result(out: Result, res: Resource, name: str, namespace: str | None,
             outcome: Outcome, message: str = "") -> ObjectResult:
     r = out.add(ObjectResult(STEP, res.kind, name, namespace, outcome, message))
     return r
 
 
 def _create(kube: KubeApi, res: Resource, obj: dict[str, Any], o: VolumeRestoreOptions,
-            out: StepResult, message: str = "") -> ObjectResult:
+            out: Result, message: str = "") -> ObjectResult:
     name = str(obj["metadata"]["name"])
     ns = obj["metadata"].get("namespace") if res.namespaced else None
     if o.dry_run:
@@ -403,7 +397,7 @@ def _create(kube: KubeApi, res: Resource, obj: dict[str, Any], o: VolumeRestoreO
     return _result(out, res, name, ns, Outcome.CREATED, message)
 
 
-def _namespace(kube: KubeApi, ns: str, o: VolumeRestoreOptions, out: StepResult) -> bool:
+def _namespace(kube: KubeApi, ns: str, o: VolumeRestoreOptions, out: Result) -> bool:
     """The claims' namespace (in a new cluster it precedes the helm install). False: failed."""
     try:
         live = kube.get_or_none(NAMESPACES, ns)
@@ -418,7 +412,7 @@ def _namespace(kube: KubeApi, ns: str, o: VolumeRestoreOptions, out: StepResult)
 
 
 def _restore_one(kube: KubeApi, rec: dict[str, Any], o: VolumeRestoreOptions,
-                 out: StepResult) -> _Pending | None:
+                 out: Result) -> _Pending | None:
     ns = str(rec["namespace"])
     claim = str(rec["claim"]["name"])
     vs_name = str(rec["volumeSnapshotName"])
@@ -434,7 +428,7 @@ def _restore_one(kube: KubeApi, rec: dict[str, Any], o: VolumeRestoreOptions,
 
 
 def _restore_claim(kube: KubeApi, rec: dict[str, Any], o: VolumeRestoreOptions,
-                   out: StepResult, ns: str, claim: str,
+                   out: Result, ns: str, claim: str,
                    vs_name: str) -> _Pending | None:
     live_pvc = kube.get_or_none(PVCS, claim, ns)
     if live_pvc is not None:

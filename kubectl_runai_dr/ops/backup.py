@@ -15,7 +15,7 @@ from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progre
 from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
 from kubectl_runai_dr.errors import DrError, UsageError
 from kubectl_runai_dr.kube.api import KubeApi
-from kubectl_runai_dr.model import ComponentResult, Names, Status
+from kubectl_runai_dr.model import Names, Result, Status
 from kubectl_runai_dr.ops.record import write_record
 from kubectl_runai_dr.plan.backup import plan_backup
 from kubectl_runai_dr.plan.database import DbOptions
@@ -41,7 +41,7 @@ class BackupOptions:
 class BackupOutcome:
     path: Path
     manifest: dict[str, Any]
-    results: list[ComponentResult]
+    results: list[Result]
     warnings: list[str]
     deleted: list[str] = field(default_factory=list)  # old bundles removed by --keep
 
@@ -73,14 +73,14 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
     # credentials fail here with a clear error and leave nothing behind.
     version = kube.server_version()
     writer = BundleWriter(target_path(opts.output, kube.context, now), force=opts.force)
-    results: list[ComponentResult] = []
+    results: list[Result] = []
     try:
         ctx = BackupContext(kube=kube, out=writer, names=opts.names,
                             include_secrets=opts.include_secrets, progress=progress,
                             db=opts.db, snapshots=opts.snapshots,
                             snapshot_run=opts.snapshot_run)
         for step in planned:
-            result = ComponentResult(step.name)
+            result = Result(step.name)
             if not step.run:
                 result.status = Status.SKIPPED
                 result.reason = step.why_not
@@ -144,14 +144,14 @@ def _rotate(path: Path, context: str, keep: int, warnings: list[str]) -> list[st
     return deleted
 
 
-def _fail(writer: BundleWriter, result: ComponentResult, before: set[str], reason: str) -> None:
+def _fail(writer: BundleWriter, result: Result, before: set[str], reason: str) -> None:
     """A failed component keeps nothing in the bundle: no partial data that looks good."""
     for rel in set(writer.files) - before:
         writer.remove(rel)
     result.status = Status.FAILED
     result.reason = reason
     result.files = []
-    result.objects = 0
+    result.count = 0
 
 
 def _traceback(exc: BaseException) -> str:

@@ -19,18 +19,12 @@ from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import NullProgress, Progress
-from kubectl_runai_dr.components.restore_base import (
-    Existing,
-    Outcome,
-    RestoreContext,
-    RestoreSettings,
-    StepResult,
-)
+from kubectl_runai_dr.components.restore_base import Existing, RestoreContext, RestoreSettings
 from kubectl_runai_dr.errors import Aborted, BundleError, DrError, Forbidden
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.resources import Resource
-from kubectl_runai_dr.model import Names
+from kubectl_runai_dr.model import Names, Outcome, Result, Status
 from kubectl_runai_dr.ops.waits import Waiter, probe_for
 from kubectl_runai_dr.plan import permissions
 from kubectl_runai_dr.plan.database import DbOptions
@@ -85,7 +79,7 @@ class Preflight:
 @dataclass
 class RestoreOutcome:
     preflight: Preflight
-    steps: list[StepResult]
+    steps: list[Result]
     dry_run: bool
     seconds: float = 0.0  # wall time from opening the bundle to the last step
 
@@ -240,35 +234,34 @@ def preflight(kube: KubeApi, bundle: Bundle, plan: list[PlannedStep], settings: 
 
 
 # -- running -----------------------------------------------------------------------------------
-def run_step(planned: PlannedStep, ctx: RestoreContext) -> StepResult:
-    step = StepResult(planned.name)
+def run_step(planned: PlannedStep, ctx: RestoreContext) -> Result:
+    step = Result(planned.name)
     ctx.progress.start(planned.step.title)
     restore = registry.BY_NAME[planned.name].restore
     assert restore is not None  # the plan holds restorable components only
     try:
         restore(ctx, step)
     except DrError as exc:
-        step.error, step.hint = exc.message, exc.hint or ""
+        step.fail(exc.message, exc.hint or "")
     except Exception as exc:  # a bug in one step must not cost the others
-        step.error = f"unexpected error: {exc!r}"
-        step.hint = "run again with -v and report it"
+        step.fail(f"unexpected error: {exc!r}", "run again with -v and report it")
     finally:
         ctx.progress.finish()
     return step
 
 
-def _provided(result: StepResult | None) -> bool:
+def _provided(result: Result | None) -> bool:
     """Did the provider step bring something this run (created or updated)?"""
     return result is not None and any(
         o.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED)
         for o in result.objects)
 
 
-def _prepare(planned: PlannedStep, ctx: RestoreContext, done: dict[str, StepResult],
+def _prepare(planned: PlannedStep, ctx: RestoreContext, done: dict[str, Result],
              plan: list[PlannedStep], waiter: Waiter,
-             waited: dict[str, float]) -> StepResult | None:
+             waited: dict[str, float]) -> Result | None:
     """Before a step: wait for what earlier steps bring it (or, in a dry run, note what
-    they would bring). A StepResult when the step cannot run; None to run it."""
+    they would bring). A Result when the step cannot run; None to run it."""
     providers = providers_in_run(plan)
     for need in planned.step.needs:
         provider = providers.get(need.key)
@@ -279,8 +272,9 @@ def _prepare(planned: PlannedStep, ctx: RestoreContext, done: dict[str, StepResu
             continue
         result = done.get(provider) if provider else None
         if provider and result is not None and result.failed:
-            return StepResult(planned.name, error=f"not attempted: it needs {need.title}, "
-                              f"and step {provider} did not finish",
+            return Result(planned.name, status=Status.FAILED,
+                              reason=f"not attempted: it needs {need.title}, and step "
+                                     f"{provider} did not finish",
                               hint=f"fix step {provider} first")
         expect = _provided(result)
         later = [p.name for p in plan if p.run and p.name != PREFLIGHT]
@@ -292,7 +286,8 @@ def _prepare(planned: PlannedStep, ctx: RestoreContext, done: dict[str, StepResu
                 f"--wait-timeout, then resume: `kubectl runai-dr restore BUNDLE --only "
                 f"{','.join(rest)}` with the same flags"))
         except DrError as exc:
-            return StepResult(planned.name, error=exc.message, hint=exc.hint or "")
+            return Result(planned.name, status=Status.FAILED, reason=exc.message,
+                              hint=exc.hint or "")
         finally:
             ctx.progress.finish()
         waited[planned.name] = waited.get(planned.name, 0.0) + seconds
@@ -340,13 +335,14 @@ def run_restore(kube: KubeApi, opts: RestoreOptions, *, confirm: Confirm | None 
                              confirmed=not settings.dry_run)
         waited: dict[str, float] = {}
         waiter = Waiter(settings.wait_timeout, progress)
-        steps: list[StepResult] = [StepResult(PREFLIGHT, seconds=pf_seconds)]
-        done: dict[str, StepResult] = {}
+        steps: list[Result] = [Result(PREFLIGHT, seconds=pf_seconds)]
+        done: dict[str, Result] = {}
         for planned in plan:
             if planned.name == PREFLIGHT:
                 continue
             if not planned.run:
-                steps.append(StepResult(planned.name, ran=False, why_not=planned.why_not))
+                steps.append(Result(planned.name, status=Status.SKIPPED,
+                                        reason=planned.why_not))
                 continue
             t0 = clock()
             step = _prepare(planned, ctx, done, plan, waiter, waited)
