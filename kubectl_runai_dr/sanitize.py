@@ -10,18 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-SERVER_SET_METADATA = (
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "selfLink",
-    "managedFields",
-    "ownerReferences",  # uids of owners that will not exist in a rebuilt cluster
-    "generateName",
-)
+from kubectl_runai_dr.conventions import SERVER_SET_METADATA
 
 
 def copy_json(value: Any) -> Any:

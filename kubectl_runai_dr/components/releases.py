@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from kubectl_runai_dr import conventions
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components import helm
 from kubectl_runai_dr.components.base import BackupContext, Component
@@ -217,7 +218,7 @@ def reinstall_step(ctx: RestoreContext, step: Result, *, release: str, namespace
         return step.add(ObjectResult(step.name, "HelmRelease", release, ns, outcome, message,
                                      diff))
 
-    values_dir = s.values_dir or Path.cwd() / "runai-dr-values"
+    values_dir = s.values_dir or Path.cwd() / conventions.VALUES_DIR
     values_path = values_dir / f"{release}-values.yaml"
     cmds = reinstall_commands(
         release=release, namespace=ns, chart=saved.chart, version=saved.version,

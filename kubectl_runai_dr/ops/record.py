@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubectl_runai_dr import conventions
 from kubectl_runai_dr.errors import DrError, NotFound
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import Names
 
-RECORD_NAME = "runai-dr-last-backup"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "kubectl-runai-dr"}
+RECORD_NAME = conventions.RECORD_NAME
+MANAGED_BY = conventions.MANAGED_BY_LABELS
 
 
 def record_namespace(kube: KubeApi, names: Names) -> str | None:

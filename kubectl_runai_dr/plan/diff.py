@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
+from kubectl_runai_dr.conventions import SERVER_SET_METADATA
+
 _IGNORED_TOP = ("status",)
-_IGNORED_META = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields",
-                 "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
-                 "ownerReferences", "generateName")
+_IGNORED_META = SERVER_SET_METADATA
 
 
 class Action(str, Enum):

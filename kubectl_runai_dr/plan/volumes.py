@@ -17,6 +17,14 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from kubectl_runai_dr.conventions import (
+    BACKUP_LABEL,
+    CLAIM_LABEL,
+    MANAGED_BY,
+    MANAGER,
+    RESTORED_LABEL,
+    ROLE_LABEL,
+)
 from kubectl_runai_dr.plan import database as db
 
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
@@ -25,13 +33,8 @@ RECORDS_KIND = "RunaiDrVolumeSnapshots"
 RECORDS_VERSION = 1
 
 # Labels on every object the tool creates: `snapshot list` and `prune` only see these.
-MANAGED_BY = "app.kubernetes.io/managed-by"
-TOOL = "kubectl-runai-dr"
-CLAIM_LABEL = "runai-dr.run.ai/source-claim"
-BACKUP_LABEL = "runai-dr.run.ai/backup-id"
-ROLE_LABEL = "runai-dr.run.ai/role"
-RESTORED_LABEL = "runai-dr.run.ai/restored-from"
-CLAIM_ANNOTATION = "runai-dr.run.ai/source-claim"  # the full name (labels stop at 63)
+TOOL = MANAGER
+CLAIM_ANNOTATION = CLAIM_LABEL  # the full name (labels stop at 63)
 TOOL_SELECTOR = f"{MANAGED_BY}={TOOL}"
 
 DEFAULT_CLASS_ANNOTATION = "snapshot.storage.kubernetes.io/is-default-class"
