@@ -304,7 +304,7 @@ def test_permission_checks_resolve_namespaces() -> None:
 
 def _script() -> Any:
     spec = importlib.util.spec_from_file_location("permissions_table",
-                                                  ROOT / "scripts" / "permissions-table.py")
+                                                  ROOT / "scripts" / "readme-tables.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -316,7 +316,7 @@ def test_readme_holds_exactly_the_generated_table() -> None:
     m = re.search(r"<!-- permissions:begin -->\n(.*?)<!-- permissions:end -->", readme, re.S)
     assert m, "README.md lacks the permission markers"
     assert m.group(1) == perm.markdown_table(PERMISSIONS), \
-        "README permission table is stale: run scripts/permissions-table.py --write"
+        "README permission table is stale: run scripts/readme-tables.py --write"
     assert readme.count("<!-- permissions:begin -->") == 1
     rows = [ln for ln in m.group(1).splitlines() if ln.startswith("| `")]
     assert len(rows) == sum(len(st.needs) for st in PERMISSIONS)
@@ -329,3 +329,17 @@ def test_script_replaces_only_between_markers() -> None:
         "a\n<!-- permissions:begin -->\nT\n<!-- permissions:end -->\nb\n")
     with pytest.raises(ValueError, match="markers"):
         mod.replace_table("no markers", "T\n")
+
+
+def test_readme_holds_the_generated_component_table() -> None:
+    """The README says exactly what each registered component backs up and restores."""
+    mod = _script()
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"<!-- components:begin -->\n(.*?)<!-- components:end -->", readme, re.S)
+    assert m, "README.md lacks the component markers"
+    assert m.group(1) == mod.components_table(), \
+        "README component table is stale: run scripts/readme-tables.py --write"
+    from kubectl_runai_dr.components.registry import COMPONENTS
+
+    rows = [ln for ln in m.group(1).splitlines() if ln.startswith("| `")]
+    assert [r.split("`")[1] for r in rows] == [c.name for c in COMPONENTS]

@@ -78,12 +78,13 @@ class Component:
     ``restore``; ``aliases`` are earlier names still accepted. ``reason`` says why the
     component sits where it does in the restore order. ``opt_in`` names the flag without
     which the backup leaves it out (it writes to the cluster or holds secrets).
-    ``record_only`` says why there is no restore.
+    ``record_only`` says why there is no restore. ``saves`` says what the bundle keeps.
     """
 
     name: str
     title: str
     reason: str
+    saves: str  # what the backup keeps, for the README and help
     backup: BackupFn
     holds_data: HoldsData
     restore: RestoreFn | None = None

@@ -419,6 +419,8 @@ def _holds(files: Collection[str], names: Names) -> bool:
 
 COMPONENT = Component(
     name="database", title="database",
+    saves="`pg_dump -Fc` of every Run:ai database and the roles, run inside the database pod "
+          "and streamed, with every table's row count",
     reason="load the saved database into the control plane's PostgreSQL before the cluster "
            "connects to it",
     backup=backup, restore=restore, holds_data=_holds, control_plane=True,

@@ -353,6 +353,8 @@ def _holds(files: Collection[str], names: Names) -> bool:
 _P = perm
 COMPONENT = Component(
     name="namespaces", aliases=("projects",), title="namespaces and role bindings",
+    saves="every namespace labelled `runai/queue` with its labels and annotations, every "
+          "RoleBinding in those namespaces, and the `projects.run.ai` objects (as records)",
     reason="project namespaces first, then the RoleBindings inside them; they may not sync "
            "back from the control plane (projects.run.ai objects are kept as records: the "
            "control plane re-syncs them)",

@@ -298,6 +298,8 @@ def _holds_cluster(files: Collection[str], names: Names) -> bool:
 
 CONTROL_PLANE = Component(
     name="control-plane", aliases=("helm-control-plane",), title="control plane (helm)",
+    saves="the control plane release's values (`helm get values`, and `--all`), chart, "
+          "version and revision of its latest deployed revision, read from helm's storage",
     reason="re-install the control plane with its saved values, on the restored database "
            "volume",
     backup=backup_control_plane, restore=restore_control_plane,
@@ -310,6 +312,8 @@ CONTROL_PLANE = Component(
 )
 CLUSTER = Component(
     name="cluster", aliases=("helm-cluster",), title="cluster (helm)",
+    saves="the cluster release's values (its identity: `cluster.uid`, `clientSecret`), "
+          "chart, version and revision, read from helm's storage",
     reason="re-install the cluster with its saved values: they hold its identity "
            "(cluster.uid, clientSecret) and install the RunaiConfig CRD",
     backup=backup_cluster, restore=restore_cluster, holds_data=_holds_cluster,

@@ -187,6 +187,8 @@ def _holds(files: Collection[str], names: Names) -> bool:
 
 COMPONENT = Component(
     name="runaiconfig", title="RunaiConfig",
+    saves="the `RunaiConfig` `runai`, cleaned of server-set fields, and its spec alone as "
+          "`kubectl get runaiconfig runai -o jsonpath='{.spec}'` prints it",
     reason="exists once the cluster chart is installed; the saved spec is always merged into "
            "it (the chart's defaults are there by design, so this is not drift: "
            "--existing does not apply)",

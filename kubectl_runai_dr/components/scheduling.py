@@ -75,6 +75,7 @@ def _holds(files: Collection[str], names: Names) -> bool:
 
 COMPONENT = Component(
     name="scheduling", title="scheduling objects (records)",
+    saves="departments, node pools, access rules and (Run:ai 2.10 to 2.13) queues",
     reason="departments, node pools, access rules and queues come back from the control "
            "plane once the database and the cluster are restored",
     backup=backup, holds_data=_holds,

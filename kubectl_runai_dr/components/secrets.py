@@ -119,6 +119,7 @@ def _holds(files: Collection[str], names: Names) -> bool:
 _ns_get = perm.need("get", perm.CORE, "namespaces", perm.CLUSTER_SCOPED)
 COMPONENT = Component(
     name="secrets", title="secrets", opt_in="--include-secrets",
+    saves="TLS, CA, registry and credential Secrets of the Run:ai namespaces and projects",
     reason="TLS, CA, registry and credential Secrets (bundles made with --include-secrets) "
            "must exist before the charts that reference them",
     backup=backup, restore=restore, holds_data=_holds,

@@ -76,6 +76,7 @@ def _holds(files: Collection[str], names: Names) -> bool:
 
 COMPONENT = Component(
     name="templates", title="templates",
+    saves="ConfigMaps labelled `runai/template=true` in the cluster namespace",
     reason="ConfigMaps labelled runai/template=true (older versions) in the cluster "
            "namespace, which the cluster install creates",
     backup=backup, restore=restore, holds_data=_holds, needs=(CLUSTER_NAMESPACE,),

@@ -660,6 +660,8 @@ def _holds(files: Collection[str], names: Names) -> bool:
 _P = perm
 COMPONENT = Component(
     name="volumes", aliases=("snapshots",), title="volumes from snapshots",
+    saves="records of CSI VolumeSnapshots of the database, Thanos and redis-queue volumes "
+          "(the snapshots stay in the storage)",
     reason="the database and metrics volumes must exist before the control plane that "
            "mounts them is installed",
     backup=backup, restore=restore, holds_data=_holds, opt_in="--snapshots",
