@@ -12,6 +12,7 @@ import pytest
 
 from kubectl_runai_dr.components.namespaces import (
     missing_role,
+    missing_roles,
     namespace_for_project,
     select_work,
 )
@@ -64,13 +65,29 @@ def test_missing_role() -> None:
     assert missing_role(rb("n", "x", kind="Role"), None, {("n", "r")}) is None
 
 
+def test_missing_roles_are_one_warning_per_kind() -> None:
+    """210 bindings to 7 absent ClusterRoles are one line, not 210."""
+    bindings = [rb(f"runai-p{i}", f"b{j}", f"role-{j}") for i in range(30) for j in range(7)]
+    bindings.append(rb("runai-p0", "local", kind="Role"))
+    out = missing_roles(bindings, {"role-0"}, set())
+    assert len(out) == 2
+    cluster = next(w for w in out if "ClusterRoles" in w)
+    assert cluster.startswith("180 RoleBindings refer to ClusterRoles that do not exist (yet): "
+                              "role-1 (30), role-2 (30)")
+    assert "e.g. runai-p0/b1, runai-p1/b1, runai-p2/b1, …" in cluster
+    assert "role-0" not in cluster
+    role = next(w for w in out if "ClusterRoles" not in w)
+    assert role.startswith("1 RoleBinding refers to Roles") and "runai-p0/local)" in role
+    assert missing_roles(bindings, None, None) == []
+
+
 # -- against the loopback server ------------------------------------------------------------
 @pytest.fixture
 def seeded(apiserver: ApiServer, tmp_path: Path) -> tuple[ApiServer, Path, SeedInfo, Path]:
     info = seed_runai(apiserver, projects=10, rolebindings_per_project=7)
     kc = apiserver.write_kubeconfig(tmp_path / "kubeconfig")
     bundle = tmp_path / "b.tar.gz"
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(bundle), "--no-record",
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(bundle), "--no-record",
             "--skip", "database")
     assert r.code == 0, r.stderr
     return apiserver, kc, info, bundle

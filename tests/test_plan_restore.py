@@ -36,11 +36,14 @@ def test_only_and_skip() -> None:
     assert plan["volumes"].run and plan["namespaces"].run
 
 
-def test_steps_without_data_do_not_run_even_when_chosen() -> None:
+def test_steps_without_data_do_not_run_and_asking_for_one_is_a_mistake() -> None:
     content = {**ALL, "volumes": False, "database": False}
-    plan = {p.name: p for p in plan_restore(RESTORE_STEPS, content, only=["database", "cluster"])}
+    plan = {p.name: p for p in plan_restore(RESTORE_STEPS, content)}
     assert not plan["database"].run and "no data" in plan["database"].why_not
     assert plan["cluster"].run
+    with pytest.raises(ValueError, match=r"the bundle holds no data for: database \(it holds: "
+                       r"secrets, control-plane, cluster"):
+        plan_restore(RESTORE_STEPS, content, only=["database", "cluster"])
 
 
 @pytest.mark.parametrize("only,skip,message", [

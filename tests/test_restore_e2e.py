@@ -63,7 +63,7 @@ def wipe(srv: ApiServer, info: SeedInfo) -> None:
 
 
 def backup(kc: Path, out: Path) -> Path:
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(out), "--no-record",
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(out), "--no-record",
             "--skip", "database")
     assert r.code == 0, r.stderr
     return out
@@ -257,7 +257,7 @@ def test_secrets_step_restores_and_never_shows_values(seeded: tuple[ApiServer, P
                                                       tmp_path: Path) -> None:
     srv, kc, info = seeded
     bundle = tmp_path / "s.tar.gz"
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(bundle), "--no-record",
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(bundle), "--no-record",
             "--skip", "database", "--include-secrets")
     assert r.code == 0, r.stderr
     ca = srv.get("v1", "Secret", "runai-ca-cert", "runai")
@@ -343,3 +343,45 @@ def test_wiped_cluster_with_the_same_url_is_not_the_source(
     assert t.code == 0, t.stderr
     assert "after cluster" in t.stdout and "none (an empty cluster)" in t.stdout
     assert "came from" not in t.stderr
+
+
+def test_interrupt_stops_the_restore_and_says_how_to_resume(
+        seeded: tuple[ApiServer, Path, SeedInfo], tmp_path: Path) -> None:
+    """Ctrl-C in the middle of the namespaces step: the worker pool stops (requests in flight
+    finish), the outcome lists what was done and what was not, and the resume command names
+    the bundle and the unfinished steps."""
+    import _thread
+    import threading
+
+    from kubectl_runai_dr.components.restore_base import RestoreSettings
+    from kubectl_runai_dr.kube.client import ConnectOptions, connect
+    from kubectl_runai_dr.ops.restore import RestoreOptions, run_restore
+
+    srv, kc, info = seeded
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    wipe(srv, info)
+    # every namespace create takes a while: the interrupt lands in the middle
+    srv.inject_fault(method="POST", path_regex=r"/api/v1/namespaces$", status=None,
+                     times=None, delay=0.3)
+    kube = connect(ConnectOptions(kubeconfig=str(kc)))
+    timer = threading.Timer(0.6, _thread.interrupt_main)
+    timer.start()
+    try:
+        outcome = run_restore(kube, RestoreOptions(
+            bundle=bundle, only=("templates", "namespaces"), assume_yes=True,
+            settings=RestoreSettings(workers=2)))
+    finally:
+        timer.cancel()
+        kube.close()
+    assert outcome.interrupted and outcome.failed
+    steps = {s.name: s for s in outcome.steps}
+    ns_step = steps["namespaces"]
+    assert ns_step.failed and ns_step.reason.startswith("interrupted after")
+    created = [o for o in ns_step.objects if o.kind == "Namespace"]
+    assert 0 < len(created) < PROJECTS  # stopped part way: not every namespace was written
+    time.sleep(0.5)  # nothing keeps going in the background after the return
+    live = [ns for ns in info.project_namespaces if srv.get("v1", "Namespace", ns)]
+    assert len(live) == len(created)
+    assert outcome.unfinished_steps == ["namespaces"]
+    assert f"restore {bundle} --only namespaces" in outcome.hint
+    assert outcome.to_json()["interrupted"] is True

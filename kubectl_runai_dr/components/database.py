@@ -214,9 +214,10 @@ class DatabaseRestoreResult:
 
 def read_metadata(bundle: Bundle) -> dict[str, Any]:
     if not bundle.has(layout.DATABASE_METADATA):
-        raise BundleError(f"{bundle.path} holds no database dump",
-                          hint="`kubectl runai-dr inspect` shows its components; back up "
-                               "with `kubectl runai-dr backup database`")
+        # asking to restore or drill what the bundle does not hold is a usage error
+        raise UsageError(f"{bundle.path} holds no database dump",
+                         hint="`kubectl runai-dr inspect` shows its components; back up "
+                              "with `kubectl runai-dr backup database`")
     meta: dict[str, Any] = bundle.read_json(layout.DATABASE_METADATA)
     return meta
 

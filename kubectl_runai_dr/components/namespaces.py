@@ -20,6 +20,7 @@ per task. All workers share one client, whose 429/Retry-After back-off pauses th
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,9 +37,10 @@ from kubectl_runai_dr.components.restore_base import (
     live_index,
     restore_object,
 )
-from kubectl_runai_dr.errors import ComponentError, DrError, Forbidden
+from kubectl_runai_dr.errors import ComponentError, DrError
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
+from kubectl_runai_dr.kube.errors import Forbidden
 from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result, Status
 from kubectl_runai_dr.plan import permissions as perm
 from kubectl_runai_dr.sanitize import Skip, clean_for_restore, strip_managed_fields
@@ -167,6 +169,30 @@ def namespace_for_project(project: dict[str, Any]) -> dict[str, Any]:
             "metadata": {"name": str(ns), "labels": {QUEUE_LABEL: name}}}
 
 
+def missing_roles(bindings: Sequence[dict[str, Any]], cluster_roles: set[str] | None,
+                  roles: set[tuple[str, str]] | None, *, examples: int = 3) -> list[str]:
+    """One warning per kind of missing role, however many bindings refer to them: the
+    roles with how many bindings each, and a few of the bindings (a dry run into an empty
+    cluster otherwise prints hundreds of near-identical lines)."""
+    by_kind: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for rb in bindings:
+        if missing_role(rb, cluster_roles, roles):
+            ref = rb.get("roleRef") or {}
+            where = f"{rb['metadata'].get('namespace', '')}/{rb['metadata']['name']}"
+            by_kind[str(ref.get("kind"))][str(ref.get("name"))].append(where)
+    out = []
+    for kind, missing in sorted(by_kind.items()):
+        n = sum(len(v) for v in missing.values())
+        named = ", ".join(f"{name} ({len(v)})" for name, v in sorted(missing.items()))
+        sample = [b for v in missing.values() for b in v][:examples]
+        until = ("the cluster chart creates them" if kind == "ClusterRole"
+                 else "those Roles are created")
+        out.append(f"{n} RoleBinding{'s refer' if n != 1 else ' refers'} to {kind}s that do "
+                   f"not exist (yet): {named}; they grant nothing until {until} (e.g. "
+                   f"{', '.join(sample)}{', …' if n > len(sample) else ''})")
+    return out
+
+
 def missing_role(rb: dict[str, Any], cluster_roles: set[str] | None,
                  roles: set[tuple[str, str]] | None) -> str | None:
     """A warning when the binding's role is not in the cluster (None: role known/unknowable)."""
@@ -248,7 +274,10 @@ def _live_state(kube: KubeApi, work: list[NamespaceWork], from_live: bool
 # -- the write path --------------------------------------------------------------------------
 def _restore_one(kube: KubeApi, w: NamespaceWork, live_ns: dict[tuple[str, str], dict[str, Any]],
                  live_rb: dict[tuple[str, str], dict[str, Any]] | None,
-                 settings: RestoreSettings, step: Result, progress: Progress) -> None:
+                 settings: RestoreSettings, step: Result, progress: Progress,
+                 stop: threading.Event | None = None) -> None:
+    if stop is not None and stop.is_set():
+        return
     ns_result = step.add(restore_object(kube, r.NAMESPACES, w.namespace,
                                         live_ns.get(("", w.name)), step=STEP,
                                         settings=settings))
@@ -271,6 +300,8 @@ def _restore_one(kube: KubeApi, w: NamespaceWork, live_ns: dict[tuple[str, str],
                 progress.advance()
             return
     for rb in w.rolebindings:
+        if stop is not None and stop.is_set():
+            return
         live = None if ns_is_new or local is None else local.get((w.name,
                                                                   rb["metadata"]["name"]))
         step.add(restore_object(kube, r.ROLEBINDINGS, rb, live, step=STEP, settings=settings))
@@ -286,11 +317,9 @@ def restore_work(kube: KubeApi, work: list[NamespaceWork], settings: RestoreSett
         return
     live_ns, live_rb = _live_state(kube, work, from_live)
     cluster_roles, roles = _roles_present(kube, work)
-    for w in work:
-        for rb in w.rolebindings:
-            warning = missing_role(rb, cluster_roles, roles)
-            if warning:
-                step.warn(warning)
+    for warning in missing_roles([rb for w in work for rb in w.rolebindings],
+                                 cluster_roles, roles):
+        step.warn(warning)
     total = sum(1 + len(w.rolebindings) for w in work)
     progress.start("namespaces and role bindings", total=total)
     workers = max(1, min(settings.workers, MAX_WORKERS, len(work)))
@@ -298,11 +327,22 @@ def restore_work(kube: KubeApi, work: list[NamespaceWork], settings: RestoreSett
         for w in work:
             _restore_one(kube, w, live_ns, live_rb, settings, step, progress)
     else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore-ns") as pool:
+        # An interrupt (Ctrl-C, SIGTERM) reaches this thread: the workers are told to stop
+        # and queued namespaces are cancelled; requests in flight finish, and everything
+        # done so far is in ``step``.
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore-ns")
+        try:
             futures = [pool.submit(_restore_one, kube, w, live_ns, live_rb, settings, step,
-                                   progress) for w in work]
+                                   progress, stop) for w in work]
             for f in futures:
                 f.result()
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            _sort(step)
+            raise
+        pool.shutdown(wait=True)
     progress.finish()
     _sort(step)
 

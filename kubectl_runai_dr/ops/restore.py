@@ -20,9 +20,10 @@ from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.components.restore_base import Existing, RestoreContext, RestoreSettings
-from kubectl_runai_dr.errors import Aborted, BundleError, DrError, Forbidden
+from kubectl_runai_dr.errors import Aborted, BundleError, DrError
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
+from kubectl_runai_dr.kube.errors import Forbidden
 from kubectl_runai_dr.kube.resources import Resource
 from kubectl_runai_dr.model import Names, Outcome, Result, Status
 from kubectl_runai_dr.ops.waits import Waiter, probe_for
@@ -82,18 +83,27 @@ class RestoreOutcome:
     steps: list[Result]
     dry_run: bool
     seconds: float = 0.0  # wall time from opening the bundle to the last step
+    bundle: str = "BUNDLE"  # as the user named it, for the resume command
+    interrupted: bool = False  # Ctrl-C or SIGTERM stopped it: what ran is reported
 
     @property
     def failed_steps(self) -> list[str]:
         return [s.name for s in self.steps if s.failed]
 
     @property
+    def unfinished_steps(self) -> list[str]:
+        """After an interrupt: the interrupted step and those that did not run."""
+        return [s.name for s in self.steps if s.failed or s.details.get("interrupted")]
+
+    @property
     def failed(self) -> bool:
-        return bool(self.failed_steps)
+        return bool(self.failed_steps) or self.interrupted
 
     @property
     def hint(self) -> str:
-        return resume_hint(self.failed_steps)
+        if self.interrupted:
+            return resume_hint(self.unfinished_steps, self.bundle, interrupted=True)
+        return resume_hint(self.failed_steps, self.bundle)
 
     def totals(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -106,7 +116,8 @@ class RestoreOutcome:
         return {"dryRun": self.dry_run, "preflight": self.preflight.to_json(),
                 "steps": [s.to_json() for s in self.steps], "totals": self.totals(),
                 "recoveryTimeSeconds": round(self.seconds, 3),
-                "failed": self.failed, **({"hint": self.hint} if self.failed else {})}
+                "failed": self.failed, "interrupted": self.interrupted,
+                **({"hint": self.hint} if self.failed else {})}
 
 
 Confirm = Callable[[Preflight], bool]
@@ -197,7 +208,8 @@ def preflight(kube: KubeApi, bundle: Bundle, plan: list[PlannedStep], settings: 
         pf.warnings.append("the target is the cluster this bundle came from ("
                            + "; ".join(reasons) + "; it holds " + ", ".join(found)
                            + "): existing objects are compared, drift is reported, and only "
-                           "--existing update changes them")
+                           "--existing update changes them; the RunaiConfig is the exception: "
+                           "its saved spec is always merged in (see the plan)")
     # CRDs the steps need
     if "runaiconfig" in running and kube.served(r.RUNAICONFIGS) is None:
         if "cluster" in running and settings.run_helm:
@@ -234,8 +246,10 @@ def preflight(kube: KubeApi, bundle: Bundle, plan: list[PlannedStep], settings: 
 
 
 # -- running -----------------------------------------------------------------------------------
-def run_step(planned: PlannedStep, ctx: RestoreContext) -> Result:
-    step = Result(planned.name)
+def run_step(planned: PlannedStep, ctx: RestoreContext, step: Result | None = None) -> Result:
+    """Run one step into ``step``; its failure is recorded, never raised (an interrupt
+    is: ``step`` then holds what was done)."""
+    step = step if step is not None else Result(planned.name)
     ctx.progress.start(planned.step.title)
     restore = registry.BY_NAME[planned.name].restore
     assert restore is not None  # the plan holds restorable components only
@@ -247,6 +261,10 @@ def run_step(planned: PlannedStep, ctx: RestoreContext) -> Result:
         step.fail(f"unexpected error: {exc!r}", "run again with -v and report it")
     finally:
         ctx.progress.finish()
+    if step.status is Status.OK and step.failed:  # objects failed: the step says which
+        bad = [o for o in step.objects if o.outcome is Outcome.FAILED]
+        step.fail(f"{len(bad)} of {len(step.objects)} objects failed; first: {bad[0].label}: "
+                  f"{bad[0].message}")
     return step
 
 
@@ -337,25 +355,40 @@ def run_restore(kube: KubeApi, opts: RestoreOptions, *, confirm: Confirm | None 
         waiter = Waiter(settings.wait_timeout, progress)
         steps: list[Result] = [Result(PREFLIGHT, seconds=pf_seconds)]
         done: dict[str, Result] = {}
-        for planned in plan:
+        outcome = RestoreOutcome(pf, steps, settings.dry_run, bundle=str(opts.bundle))
+        for i, planned in enumerate(plan):
             if planned.name == PREFLIGHT:
                 continue
             if not planned.run:
                 steps.append(Result(planned.name, status=Status.SKIPPED,
-                                        reason=planned.why_not))
+                                    reason=planned.why_not))
                 continue
             t0 = clock()
-            step = _prepare(planned, ctx, done, plan, waiter, waited)
-            if step is None:
-                step = run_step(planned, ctx)
-                step.after = ", ".join(sorted({ctx.after[n.key] for n in planned.step.needs
-                                               if n.key in ctx.after}))
-                if planned.step.changes_api and not settings.dry_run:
-                    kube.refresh_discovery()
+            current = Result(planned.name)
+            try:
+                step = _prepare(planned, ctx, done, plan, waiter, waited)
+                if step is None:
+                    step = run_step(planned, ctx, current)
+                    step.after = ", ".join(sorted({ctx.after[n.key] for n in planned.step.needs
+                                                   if n.key in ctx.after}))
+                    if planned.step.changes_api and not settings.dry_run:
+                        kube.refresh_discovery()
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop, and say what was done
+                current.fail(f"interrupted after {len(current.objects)} object(s)")
+                current.seconds = clock() - t0
+                steps.append(current)
+                for rest in plan[i + 1:]:
+                    if rest.run:
+                        steps.append(Result(rest.name, status=Status.SKIPPED,
+                                            reason="not run: interrupted",
+                                            details={"interrupted": True}))
+                outcome.interrupted = True
+                break
             step.seconds = clock() - t0
             step.waited = waited.get(planned.name, 0.0)
             done[planned.name] = step
             steps.append(step)
-        return RestoreOutcome(pf, steps, settings.dry_run, seconds=clock() - started)
+        outcome.seconds = clock() - started
+        return outcome
     finally:
         bundle.close()

@@ -11,8 +11,11 @@ RunaiConfig, and namespaces before the RoleBindings inside them.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from kubectl_runai_dr.conventions import COMMAND
 
 PREFLIGHT = "preflight"
 
@@ -88,9 +91,16 @@ def plan_restore(steps: Sequence[RestoreStep], content: Mapping[str, bool], *,
     each marked to run or not and why not.
 
     ``content``: for each step, does the bundle hold data for it. Preflight always runs; a
-    step the bundle has no data for is left out even when chosen with ``--only``.
+    step the bundle has no data for is left out, and asking for one with ``--only`` is a
+    mistake (ValueError): a restore must not report success for what it cannot do.
     """
     check_selection(steps, only, skip)
+    lacking = [n for n in only if not content.get(n, False)]
+    if lacking:
+        held = [s.name for s in steps if s.name != PREFLIGHT and content.get(s.name)]
+        raise ValueError(f"the bundle holds no data for: {', '.join(lacking)} (it holds: "
+                         f"{', '.join(held) or 'nothing to restore'}); `kubectl runai-dr "
+                         "inspect` shows what a bundle holds")
     planned: list[PlannedStep] = []
     for step in steps:
         if step.name == PREFLIGHT:
@@ -106,13 +116,18 @@ def plan_restore(steps: Sequence[RestoreStep], content: Mapping[str, bool], *,
     return planned
 
 
-def resume_hint(failed_steps: Sequence[str], command: str = "kubectl runai-dr restore") -> str:
-    """What to tell the user after a failure: every step is idempotent."""
+def resume_hint(failed_steps: Sequence[str], bundle: str = "BUNDLE", *,
+                interrupted: bool = False) -> str:
+    """What to tell the user after a failure or an interrupt: every step is idempotent.
+    ``bundle``: the bundle as the user named it (quoted for a shell here)."""
     if not failed_steps:
         return ""
-    return (f"fix the cause and run the same command again (finished objects are reported "
-            f"unchanged), or resume with only the failed step(s): `{command} BUNDLE --only "
-            f"{','.join(failed_steps)}`")
+    cmd = f"{COMMAND} restore {shlex.quote(bundle)} --only {','.join(failed_steps)}"
+    first = ("run the same command again" if interrupted else
+             "fix the cause and run the same command again")
+    return (f"{first} (finished objects are reported unchanged), or resume with only the "
+            f"{'unfinished' if interrupted else 'failed'} step(s): `{cmd}` (with the same "
+            "flags otherwise)")
 
 
 def providers_in_run(plan: Sequence[PlannedStep]) -> dict[str, str]:
