@@ -228,6 +228,21 @@ def test_problems_sorted_most_severe_first() -> None:
     assert [p.severity for p in problems(f)] == [s.CRITICAL, s.WARNING, s.INFO]
 
 
+def test_snapshots_that_never_became_ready_are_a_problem() -> None:
+    f = healthy()
+    claim = f.volumes.claims[0]
+    claim.latest_snapshot = s.SnapshotFacts("snap-ok", _ts(timedelta(hours=30)), True)
+    claim.unready_snapshots = [s.SnapshotFacts("snap-stuck", _ts(timedelta(hours=3)), False)]
+    found = [p for p in problems(f) if "not ready" in p.message]
+    assert len(found) == 1 and found[0].severity == s.WARNING
+    assert "snap-stuck" in found[0].message and "the latest ready one is snap-ok" in \
+        found[0].message
+    assert "kubectl describe volumesnapshot" in found[0].hint
+    # an older failed one, with a newer ready one after it, is history, not a problem
+    claim.unready_snapshots[0] = s.SnapshotFacts("snap-old", _ts(timedelta(hours=40)), False)
+    assert not [p for p in problems(f) if "not ready" in p.message]
+
+
 def test_report_document() -> None:
     f = healthy()
     f.volumes.claims[0].latest_snapshot = s.SnapshotFacts("snap-1", _ts(timedelta(hours=3)),

@@ -198,10 +198,13 @@ def test_snapshot_error_is_a_clear_failure(srv: ApiServer, kc: Path, tmp_path: P
                 "--to", str(tmp_path / "x.tar.gz"))
     assert r.code == 1
     err = " ".join(r.stderr.split())
-    name = next(v["metadata"]["name"] for v in _tool_snapshots(srv)
-                if "thanos" in v["metadata"]["name"])
-    assert f'VolumeSnapshot "{name}" in namespace "{NS}" failed: {msg}' in err
-    assert "hint:" in err and "left in place" in err
+    m = re.search(r'VolumeSnapshot "([^"]*thanos[^"]*)" in namespace "' + NS + '" failed: '
+                  + re.escape(msg), err)
+    assert m, err
+    # the hint is true: the failed snapshot is gone, the ready ones of the run stay
+    assert "hint:" in err and "did not become ready were deleted" in err
+    left = [v["metadata"]["name"] for v in _tool_snapshots(srv)]
+    assert m.group(1) not in left and len(left) == 2
     assert not (tmp_path / "x.tar.gz").exists()
 
 

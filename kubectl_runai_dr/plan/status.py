@@ -145,7 +145,9 @@ class ClaimFacts:
     driver: str = ""
     reclaim_policy: str = ""
     snapshot_class: str | None = None
-    latest_snapshot: SnapshotFacts | None = None
+    latest_snapshot: SnapshotFacts | None = None  # the latest READY one
+    # snapshots of the claim that are not ready (failed, or still in progress), newest first
+    unready_snapshots: list[SnapshotFacts] = field(default_factory=list)
 
 
 @dataclass
@@ -366,6 +368,17 @@ def _volume_problems(v: VolumesFacts) -> list[Problem]:
         if c.phase and c.phase != "Bound":
             out.append(Problem(WARNING, "volumes", f"{where} is {c.phase}, not Bound",
                                f"kubectl describe pvc {c.name} -n {c.namespace}"))
+        newest_ready = c.latest_snapshot.created if c.latest_snapshot else ""
+        stuck = [x for x in c.unready_snapshots if x.created > newest_ready]
+        if stuck:
+            names = ", ".join(x.name for x in stuck[:3])
+            out.append(Problem(WARNING, "volumes", f"{where}: {len(stuck)} snapshot(s) newer "
+                               f"than the latest ready one are not ready ({names})"
+                               + (f"; the latest ready one is {c.latest_snapshot.name}"
+                                  if c.latest_snapshot else "; none is ready"),
+                               f"kubectl describe volumesnapshot -n {c.namespace} "
+                               f"{stuck[0].name} (the CSI driver's snapshotter logs say why); "
+                               "delete it if it failed"))
         if v.snapshot_crds and c.driver and c.snapshot_class is None:
             out.append(Problem(INFO, "volumes", f"{where}: no VolumeSnapshotClass for CSI "
                                f"driver {c.driver}: the volume cannot be snapshotted",
