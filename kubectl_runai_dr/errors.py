@@ -8,6 +8,23 @@ tracebacks only appear with ``-v``.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # re-exported below; they live with the client (kube/errors.py)
+    from kubectl_runai_dr.kube.errors import (  # noqa: F401
+        AlreadyExists,
+        ClientError,
+        Conflict,
+        Forbidden,
+        Gone,
+        Invalid,
+        KubeError,
+        NotFound,
+        ServerError,
+        TooManyRequests,
+        Unauthorized,
+        Unreachable,
+    )
 
 
 class ExitCode(IntEnum):
@@ -68,78 +85,16 @@ class ComponentError(DrError):
     """A component (database, helm values, ...) could not be backed up or restored."""
 
 
-class KubeError(DrError):
-    """An error answered by (or on the way to) the Kubernetes API server.
-
-    ``verb`` and ``resource`` name the request (``list rolebindings in runai-foo``), so a
-    message always says what was being done when it failed.
-    """
-
-    status: int | None = None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str | None = None,
-        verb: str = "",
-        resource: str = "",
-        namespace: str | None = None,
-        name: str | None = None,
-        status: int | None = None,
-        reason: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.verb = verb
-        self.resource = resource
-        self.namespace = namespace
-        self.name = name
-        if status is not None:
-            self.status = status
-        self.reason = reason
-        self.retry_after = retry_after
+_KUBE_ERRORS = frozenset({
+    "KubeError", "ClientError", "NotFound", "AlreadyExists", "Conflict", "Invalid",
+    "Forbidden", "Unauthorized", "Gone", "TooManyRequests", "ServerError", "Unreachable"})
 
 
-class NotFound(KubeError):
-    status = 404
+def __getattr__(name: str) -> Any:
+    """The Kubernetes errors, re-exported for callers that import them from here (loaded
+    on first use: kube/errors.py itself builds on this module)."""
+    if name in _KUBE_ERRORS:
+        from kubectl_runai_dr.kube import errors
 
-
-class AlreadyExists(KubeError):
-    status = 409
-
-
-class Conflict(KubeError):
-    status = 409
-
-
-class Invalid(KubeError):
-    status = 422
-
-
-class Forbidden(KubeError):
-    status = 403
-    exit_code = ExitCode.FORBIDDEN
-
-
-class Unauthorized(KubeError):
-    status = 401
-    exit_code = ExitCode.CLUSTER_UNREACHABLE
-
-
-class TooManyRequests(KubeError):
-    status = 429
-
-
-class Unreachable(KubeError):
-    """Connection refused, DNS failure, TLS failure, timeout."""
-
-    exit_code = ExitCode.CLUSTER_UNREACHABLE
-
-
-class ServerError(KubeError):
-    status = 500
-
-
-class Gone(KubeError):
-    status = 410
+        return getattr(errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

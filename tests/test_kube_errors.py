@@ -66,3 +66,26 @@ def test_requests_keep_the_server_path_prefix_and_proxies_use_the_pool_manager()
     proxied.proxy = "http://proxy.example.com:3128"
     kube = Kube(k8s.ApiClient(proxied), context="c", server=proxied.host)
     assert kube._direct is None  # the proxy manager knows how to tunnel
+
+
+# -- the hierarchy ----------------------------------------------------------------------------
+def test_client_and_server_errors_have_their_own_intermediate_types() -> None:
+    from kubectl_runai_dr.kube import errors as ke
+
+    for code, cls in ((400, ke.ClientError), (401, ke.Unauthorized), (403, ke.Forbidden),
+                      (404, ke.NotFound), (410, ke.Gone), (418, ke.ClientError),
+                      (422, ke.Invalid), (429, ke.TooManyRequests)):
+        err = _err(code, _status(code, "", "no"))
+        assert type(err) is cls and isinstance(err, ke.ClientError), code
+        assert not isinstance(err, ke.ServerError)
+    for code in (500, 502, 503, 504):
+        err = _err(code, b"")
+        assert type(err) is ke.ServerError and not isinstance(err, ke.ClientError)
+    assert issubclass(ke.AlreadyExists, ke.ClientError) and issubclass(ke.Conflict,
+                                                                     ke.ClientError)
+    assert issubclass(ke.Unreachable, ke.KubeError) and not issubclass(ke.Unreachable,
+                                                                      ke.ClientError)
+    assert issubclass(ke.KubeError, e.DrError)
+    # the tool-level module still answers for callers that import them from there
+    assert e.NotFound is ke.NotFound and e.KubeError is ke.KubeError
+

@@ -9,7 +9,7 @@ import pytest
 
 from kubectl_runai_dr.cli.options import split_list
 from kubectl_runai_dr.components.registry import RESTORE_STEPS
-from kubectl_runai_dr.errors import ServerError
+from kubectl_runai_dr.kube.errors import ServerError
 from kubectl_runai_dr.ops.waits import Waiter, WaitTimeout
 from kubectl_runai_dr.plan.readiness import (
     Probe,

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubectl_runai_dr.components import helm
-from kubectl_runai_dr.errors import ComponentError, DrError, NotFound
+from kubectl_runai_dr.errors import ComponentError, DrError
 from kubectl_runai_dr.kube import exec as kexec
 from kubectl_runai_dr.kube.api import KubeApi
+from kubectl_runai_dr.kube.errors import NotFound
 from kubectl_runai_dr.kube.exec import ExecResult
 from kubectl_runai_dr.kube.resources import PODS, SECRETS, STATEFULSETS
 from kubectl_runai_dr.model import Names

@@ -13,8 +13,9 @@ from typing import Any
 
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.base import NullProgress, Progress
-from kubectl_runai_dr.errors import AlreadyExists, DrError
+from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube.api import KubeApi
+from kubectl_runai_dr.kube.errors import AlreadyExists
 from kubectl_runai_dr.kube.resources import Resource
 from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result
 from kubectl_runai_dr.plan.database import DbOptions

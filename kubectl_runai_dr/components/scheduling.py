@@ -14,7 +14,7 @@ from collections.abc import Collection
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components.base import BackupContext, Component
-from kubectl_runai_dr.errors import Forbidden
+from kubectl_runai_dr.kube.errors import Forbidden
 from kubectl_runai_dr.kube.resources import Resource
 from kubectl_runai_dr.model import Names, Result, Status
 from kubectl_runai_dr.plan import permissions as perm

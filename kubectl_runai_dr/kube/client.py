@@ -26,6 +26,7 @@ from kubernetes.config.kube_config import KubeConfigLoader
 
 from kubectl_runai_dr import errors as e
 from kubectl_runai_dr._version import __version__
+from kubectl_runai_dr.kube import errors as ke
 from kubectl_runai_dr.kube.errors import error_from_response
 from kubectl_runai_dr.kube.kubeconfig import kubeconfig_paths, read_kubeconfig, select_context
 from kubectl_runai_dr.kube.resources import SSAR, Resource
@@ -226,7 +227,7 @@ class Kube:
                 return
             time.sleep(wait)
 
-    def _unreachable(self, exc: Exception, verb: str, resource: str) -> e.Unreachable:
+    def _unreachable(self, exc: Exception, verb: str, resource: str) -> ke.Unreachable:
         reason = getattr(exc, "reason", None) or exc
         text = str(reason)
         if isinstance(exc, urllib3.exceptions.ReadTimeoutError) or "timed out" in text.lower():
@@ -242,7 +243,7 @@ class Kube:
                     "`kubectl config current-context` is the cluster you mean")
         message = (f'{what}: API server {self.server} (context "{self.context}") while '
                    f"trying to {verb} {resource}")
-        return e.Unreachable(message, hint=hint, verb=verb, resource=resource)
+        return ke.Unreachable(message, hint=hint, verb=verb, resource=resource)
 
     # -- typed helpers -------------------------------------------------------------------
     def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -255,7 +256,7 @@ class Kube:
                     namespace: str | None = None) -> dict[str, Any] | None:
         try:
             return self.get(res, name, namespace)
-        except e.NotFound:
+        except ke.NotFound:
             return None
 
     def list(
@@ -285,7 +286,7 @@ class Kube:
             try:
                 page = self.request("GET", res.path(namespace), query=query, verb="list",
                                     resource=res.group_resource, namespace=namespace)
-            except e.Gone:
+            except ke.Gone:
                 if seen is None or not cont:
                     raise
                 cont = None
@@ -352,7 +353,7 @@ class Kube:
             try:
                 data = self.request("GET", f"/apis/{group}", verb="discover",
                                     resource=f"API group {group}")
-            except e.NotFound:
+            except ke.NotFound:
                 self._groups[group] = []
             else:
                 preferred = (data.get("preferredVersion") or {}).get("version")
@@ -368,7 +369,7 @@ class Kube:
         if key not in self._resources:
             try:
                 data = self.request("GET", f"/apis/{key}", verb="discover", resource=f"API {key}")
-            except e.NotFound:
+            except ke.NotFound:
                 data = {}
             self._resources[key] = list(data.get("resources") or [])
         return self._resources[key]

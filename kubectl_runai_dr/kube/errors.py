@@ -1,22 +1,121 @@
-"""Map HTTP answers of the API server to the tool's exceptions (pure; tested without a server)."""
+"""The Kubernetes client's own errors, and the mapping of what the API server (or the way to
+it) answers onto them (pure; tested without a server).
+
+Callers catch these types, never the HTTP library's: the original exception is chained as
+the cause (``raise ... from exc``), so the transport can change without touching them.
+
+    KubeError
+    ├── ClientError (4xx): NotFound, AlreadyExists, Conflict, Invalid, Forbidden,
+    │                      Unauthorized, Gone, TooManyRequests
+    ├── ServerError (5xx)
+    └── Unreachable (connection refused, DNS, TLS, timeouts)
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from kubectl_runai_dr import errors as e
+from kubectl_runai_dr.errors import DrError, ExitCode
 
-_BY_STATUS: dict[int, type[e.KubeError]] = {
-    401: e.Unauthorized,
-    403: e.Forbidden,
-    404: e.NotFound,
-    410: e.Gone,
-    422: e.Invalid,
-    429: e.TooManyRequests,
+
+# -- the types ------------------------------------------------------------------------------
+class KubeError(DrError):
+    """An error answered by (or on the way to) the Kubernetes API server.
+
+    ``verb`` and ``resource`` name the request (``list rolebindings in runai-foo``), so a
+    message always says what was being done when it failed.
+    """
+
+    status: int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        verb: str = "",
+        resource: str = "",
+        namespace: str | None = None,
+        name: str | None = None,
+        status: int | None = None,
+        reason: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+        self.name = name
+        if status is not None:
+            self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class ClientError(KubeError):
+    """The server refused the request (4xx): it would refuse it again unchanged."""
+
+    status = 400
+
+
+class NotFound(ClientError):
+    status = 404
+
+
+class AlreadyExists(ClientError):
+    status = 409
+
+
+class Conflict(ClientError):
+    status = 409
+
+
+class Invalid(ClientError):
+    status = 422
+
+
+class Forbidden(ClientError):
+    status = 403
+    exit_code = ExitCode.FORBIDDEN
+
+
+class Unauthorized(ClientError):
+    status = 401
+    exit_code = ExitCode.CLUSTER_UNREACHABLE
+
+
+class Gone(ClientError):
+    status = 410
+
+
+class TooManyRequests(ClientError):
+    status = 429
+
+
+class ServerError(KubeError):
+    """The server (or a webhook or proxy on the way) failed (5xx)."""
+
+    status = 500
+
+
+class Unreachable(KubeError):
+    """No answer: connection refused, DNS failure, TLS failure, timeout."""
+
+    exit_code = ExitCode.CLUSTER_UNREACHABLE
+
+
+_BY_STATUS: dict[int, type[ClientError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    410: Gone,
+    422: Invalid,
+    429: TooManyRequests,
 }
 
 
+# -- HTTP answers ---------------------------------------------------------------------------
 def parse_status(body: bytes | None) -> dict[str, Any]:
     """The ``Status`` object of an error answer, or {} when the body is not one."""
     if not body:
@@ -32,6 +131,16 @@ def _where(namespace: str | None) -> str:
     return f'in namespace "{namespace}"' if namespace else "at cluster scope"
 
 
+def error_class(status: int, reason: str = "") -> type[KubeError]:
+    if status == 409:
+        return AlreadyExists if reason == "AlreadyExists" else Conflict
+    if 400 <= status < 500:
+        return _BY_STATUS.get(status, ClientError)
+    if status >= 500:
+        return ServerError
+    return KubeError
+
+
 def error_from_response(
     status: int,
     body: bytes | None,
@@ -43,7 +152,7 @@ def error_from_response(
     context: str,
     server: str,
     retry_after: str | None = None,
-) -> e.KubeError:
+) -> KubeError:
     """Build the exception for a non-2xx answer, with a message and a hint for people."""
     st = parse_status(body)
     reason = str(st.get("reason", ""))
@@ -53,13 +162,7 @@ def error_from_response(
         server_msg = snippet or f"HTTP {status}"
     target = resource + (f' "{name}"' if name else "")
     on = f'context "{context}" ({server})'
-    cls: type[e.KubeError]
-    if status == 409:
-        cls = e.AlreadyExists if reason == "AlreadyExists" else e.Conflict
-    elif status >= 500:
-        cls = e.ServerError
-    else:
-        cls = _BY_STATUS.get(status, e.KubeError)
+    cls = error_class(status, reason)
 
     if status == 401:
         message = f"the API server of {on} rejected the credentials: {server_msg}"
@@ -91,6 +194,9 @@ def error_from_response(
     if after is None:
         details = st.get("details") or {}
         if isinstance(details, dict) and details.get("retryAfterSeconds"):
-            after = float(details["retryAfterSeconds"])
+            try:
+                after = float(details["retryAfterSeconds"])
+            except (TypeError, ValueError):
+                after = None
     return cls(message, hint=hint, verb=verb, resource=resource, namespace=namespace, name=name,
                status=status, reason=reason, retry_after=after)

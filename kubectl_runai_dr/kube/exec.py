@@ -26,6 +26,7 @@ import websocket
 from kubernetes.stream.ws_client import create_websocket, get_websocket_url
 
 from kubectl_runai_dr import errors as e
+from kubectl_runai_dr.kube import errors as ke
 from kubectl_runai_dr.kube.errors import error_from_response
 from kubectl_runai_dr.kube.resources import PODS
 
@@ -254,7 +255,7 @@ def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
             namespace=namespace, name=pod, context=kube.context, server=kube.server,
             retry_after=None) from exc
     except (websocket.WebSocketException, OSError) as exc:
-        raise e.Unreachable(
+        raise ke.Unreachable(
             f"{what}: cannot open the exec stream to API server {kube.server}: {exc}",
             hint="check that the cluster is reachable and that exec is allowed "
                  "(`kubectl auth can-i create pods/exec`)",

@@ -10,9 +10,10 @@ import json
 from typing import Any
 
 from kubectl_runai_dr import conventions
-from kubectl_runai_dr.errors import DrError, NotFound
+from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
+from kubectl_runai_dr.kube.errors import NotFound
 from kubectl_runai_dr.model import Names
 
 RECORD_NAME = conventions.RECORD_NAME

@@ -16,9 +16,10 @@ from typing import Any
 
 from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.components.dbrun import control_plane_values, locate
-from kubectl_runai_dr.errors import DrError, Forbidden, ServerError, TooManyRequests, Unreachable
+from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
+from kubectl_runai_dr.kube.errors import Forbidden, ServerError, TooManyRequests, Unreachable
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.plan import database as p
 from kubectl_runai_dr.plan.readiness import (
