@@ -219,7 +219,7 @@ def take_snapshots(kube: KubeApi, names: Names, opts: SnapshotOptions,
         progress.update(description=f"snapshot of {claim.label}")
         created.append((claim, kube.create(VOLUMESNAPSHOTS, vs, namespace=claim.namespace)))
     ready = wait_ready(kube, [vs for _, vs in created], timeout=opts.timeout, poll=opts.poll,
-                       progress=progress)
+                       progress=progress, cleanup=True)
     for claim, vs in created:
         live = ready[(vs["metadata"]["namespace"], vs["metadata"]["name"])]
         content_name = p.snapshot_state(live).content
@@ -242,9 +242,11 @@ def _duration(seconds: float) -> str:
 
 def wait_ready(kube: KubeApi, snapshots: Sequence[Mapping[str, Any]], *, timeout: float,
                poll: float = DEFAULT_POLL, progress: Progress | None = None,
-               ) -> dict[tuple[str, str], dict[str, Any]]:
+               cleanup: bool = False) -> dict[tuple[str, str], dict[str, Any]]:
     """Wait until every VolumeSnapshot is readyToUse. A ``status.error`` or the timeout is
-    a ComponentError naming each snapshot that did not make it (left in place)."""
+    a ComponentError naming each snapshot that did not make it; with ``cleanup`` those
+    (this run's own) are deleted first, so no failed snapshot is left behind, while the
+    ready ones stay (``snapshot prune`` rotates them)."""
     progress = progress or NullProgress()
     pending = [(str(s["metadata"]["namespace"]), str(s["metadata"]["name"])) for s in snapshots]
     total = len(pending)
@@ -280,8 +282,19 @@ def wait_ready(kube: KubeApi, snapshots: Sequence[Mapping[str, Any]], *, timeout
                 "driver's snapshotter logs; ")
         if pending:
             hint += "a slow storage backend needs a longer --timeout; "
-        hint += ("the snapshots were left in place (`kubectl runai-dr snapshot prune` or "
-                 "kubectl delete removes them)")
+        if cleanup:
+            left = []
+            for ns, n in [*failed, *pending]:
+                try:
+                    kube.delete(VOLUMESNAPSHOTS, n, namespace=ns)
+                except DrError as exc:
+                    left.append(f"{ns}/{n} ({exc.message})")
+            hint += ("the snapshots that did not become ready were deleted"
+                     + (f", except {', '.join(left)}: delete them with kubectl" if left
+                        else "") + "; the ready ones of this run were kept "
+                     "(`kubectl runai-dr snapshot prune` rotates them)")
+        else:
+            hint += "the snapshots were left in place (kubectl delete removes them)"
         raise ComponentError("; ".join(parts), hint=hint)
     return ready
 

@@ -255,13 +255,13 @@ class _Collector:
         own = [x for x in snapshots
                if ((x.get("spec") or {}).get("source") or {}).get("persistentVolumeClaimName")
                == c.name]
-        if own:
-            latest = max(own, key=lambda x: str(x["metadata"].get("creationTimestamp", "")))
-            ready = (latest.get("status") or {}).get("readyToUse")
-            c.latest_snapshot = s.SnapshotFacts(
-                name=str(latest["metadata"]["name"]),
-                created=str(latest["metadata"].get("creationTimestamp", "")),
-                ready=ready if isinstance(ready, bool) else None)
+        facts = sorted((s.SnapshotFacts(
+            name=str(x["metadata"]["name"]),
+            created=str(x["metadata"].get("creationTimestamp", "")),
+            ready=(x.get("status") or {}).get("readyToUse") is True) for x in own),
+            key=lambda f: f.created, reverse=True)
+        c.latest_snapshot = next((f for f in facts if f.ready), None)
+        c.unready_snapshots = [f for f in facts if not f.ready]
 
     # -- Run:ai objects --------------------------------------------------------------------
     def runai(self) -> None:
