@@ -16,7 +16,15 @@ from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.bundle.writer import BundleWriter
 from kubectl_runai_dr.errors import BundleError, BundleExistsError
 
-MANIFEST = {"components": [{"name": "x", "status": "ok", "objects": 1, "files": ["a/b.json"]}]}
+MANIFEST = {
+    "tool": {"name": "kubectl-runai_dr", "version": "0.0.0", "commit": ""},
+    "createdAt": "2026-11-01T00:00:00Z",
+    "status": "complete",
+    "failedComponents": [],
+    "source": {"context": "prod", "server": "https://prod.example:6443"},
+    "containsSecrets": False,
+    "components": [{"name": "x", "status": "ok", "objects": 1, "files": ["a/b.json"]}],
+}
 
 
 def _write(path: Path, *, force: bool = False) -> Path:
@@ -117,7 +125,7 @@ def test_compressed_members_are_stored_not_compressed_again(tmp_path: Path) -> N
     text = b'{"kind": "RoleBinding"}\n' * 200_000  # compresses very well
     w.write_bytes("database/backend.dump", dump)
     w.write_bytes("objects/big.json", text)
-    bundle = w.finalize(dict(MANIFEST), mtime=0)
+    bundle = w.finalize({**MANIFEST, "components": []}, mtime=0)
     size = bundle.stat().st_size
     assert size < len(dump) + 100_000  # the JSON was compressed...
     assert size > len(dump)  # ...and the dump stored whole (gzip cannot shrink it)

@@ -1,23 +1,40 @@
-"""Read and verify bundles."""
+"""Read and verify bundles, treating every bundle as hostile.
+
+The file is opened once (a regular file; a FIFO or device is refused) and every read goes
+through that descriptor, front to back (:mod:`.archive`): memory stays bounded whatever a
+member inflates to. The manifest is at most :data:`MAX_MANIFEST` bytes and is validated
+against its schema when the bundle is opened (:mod:`.schema`); a member is read whole only
+up to :data:`MAX_IN_MEMORY` bytes, and a ``List`` of objects is streamed item by item.
+Every problem is a :class:`BundleError` (exit code 4) that names the bundle, the member or
+the manifest field, and the cause.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import gzip
+import errno
 import hashlib
+import io
 import json
-import tarfile
-import zlib
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import Any, BinaryIO, cast
 
-from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
+from kubectl_runai_dr.bundle import schema
+from kubectl_runai_dr.bundle.archive import CHUNK, ArchiveError, GzipReader, NotGzip, TarReader
+from kubectl_runai_dr.bundle.jsonlist import ListError, iter_items
+from kubectl_runai_dr.bundle.layout import MANIFEST
 from kubectl_runai_dr.errors import BundleError
+from kubectl_runai_dr.localfs import local_error
 
-_CHUNK = 1024 * 1024
-_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
+MAX_MANIFEST = 4 * 1024 * 1024  # the manifest lists a few dozen files: kilobytes
+MAX_IN_MEMORY = 64 * 1024 * 1024  # a member read whole (helm values, metadata, RunaiConfig)
+MAX_ITEM = 8 * 1024 * 1024  # one object of a List (the API server stores at most ~1.5 MiB)
+VERIFY_HINT = "run `kubectl runai-dr verify` on it"
+CORRUPT_HINT = "the bundle is corrupt or was modified; use another one"
 
 
 @dataclass(frozen=True)
@@ -26,158 +43,247 @@ class Problem:
     message: str
 
 
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def open_bundle_file(path: Path) -> int:
+    """A read-only descriptor of the regular file ``path`` (links are followed: the user
+    names the bundle; opening a FIFO does not block, and it is refused)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise BundleError(f"bundle {path} does not exist", hint="check the path") from None
+    except IsADirectoryError:
+        raise BundleError(f"{path} is a directory, not a bundle file") from None
+    except OSError as exc:
+        raise local_error(exc, "read", path) from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise BundleError(f"{path} is {what}, not a bundle file")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_manifest(fd: int, path: Path | str) -> dict[str, Any]:
+    """The manifest of the bundle open as ``fd``: its first member, at most
+    :data:`MAX_MANIFEST` bytes, validated against its schema."""
+    try:
+        tar = TarReader(GzipReader(fd))
+        first = tar.next()
+        if first is None or first.name != MANIFEST:
+            raise BundleError(f"{path} is not a runai-dr bundle: its first member is "
+                              f"{first.name if first else 'missing'}, not {MANIFEST}")
+        if first.size > MAX_MANIFEST:
+            raise BundleError(f"{path}: {MANIFEST} is {_size(first.size)}; a manifest is at "
+                              f"most {_size(MAX_MANIFEST)}", hint=CORRUPT_HINT)
+        raw = tar.read(first.size)
+    except NotGzip as exc:
+        raise BundleError(f"{path} is not a runai-dr bundle ({exc})",
+                          hint="a bundle is the .tar.gz file that `backup` wrote") from None
+    except ArchiveError as exc:
+        raise BundleError(f"{path} is not a readable bundle: {exc}",
+                          hint="the file is truncated or not a bundle") from None
+    except OSError as exc:
+        raise local_error(exc, "read", path) from exc
+    try:
+        manifest = json.loads(raw)
+    except RecursionError:
+        raise BundleError(f"{path}: {MANIFEST} is nested too deeply", hint=CORRUPT_HINT) from None
+    except ValueError as exc:
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else "it is not UTF-8"
+        raise BundleError(f"{path}: {MANIFEST} is not valid JSON ({why})",
+                          hint=CORRUPT_HINT) from None
+    try:
+        schema.validate_manifest(manifest)
+    except schema.NotABundle:
+        raise BundleError(f"{path} is not a runai-dr bundle (its manifest's format is not "
+                          f"{schema.FORMAT})") from None
+    except schema.NewerFormat:
+        raise BundleError(f"{path} has bundle format {manifest['formatVersion']}; this tool "
+                          f"reads up to {schema.FORMAT_VERSION}",
+                          hint="upgrade kubectl runai-dr") from None
+    except schema.ManifestError as exc:
+        raise BundleError(f'{path}: invalid manifest: field "{exc.field}" {exc.problem}',
+                          hint=CORRUPT_HINT) from None
+    return cast(dict[str, Any], manifest)
+
+
+class _MemberRaw(io.RawIOBase):
+    """One member's data as a raw stream; its size was checked against the manifest."""
+
+    def __init__(self, path: Path, relpath: str, tar: TarReader) -> None:
+        self._path = path
+        self._relpath = relpath
+        self._tar = tar
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            data = self._tar.read(len(view))
+        except ArchiveError as exc:
+            raise BundleError(f"{self._path}: {self._relpath} cannot be read ({exc})",
+                              hint=VERIFY_HINT) from None
+        except OSError as exc:
+            raise local_error(exc, "read", self._path) from exc
+        view[:len(data)] = data
+        return len(data)
+
+
 class Bundle:
     """A bundle on disk. ``open`` reads only the manifest (the first member)."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], fd: int = -1) -> None:
         self.path = path
         self.manifest = manifest
-        self._tar: tarfile.TarFile | None = None
+        self._fd = fd
 
     @classmethod
     def open(cls, path: Path) -> Bundle:
-        if not path.exists():
-            raise BundleError(f"bundle {path} does not exist", hint="check the path")
-        if path.is_dir():
-            raise BundleError(f"{path} is a directory, not a bundle file")
+        path = Path(path)
+        fd = open_bundle_file(path)
         try:
-            with _stream(path) as tar:
-                first = tar.next()
-                if first is None or first.name != MANIFEST:
-                    raise BundleError(
-                        f"{path} is not a runai-dr bundle: its first member is "
-                        f"{first.name if first else 'missing'}, not {MANIFEST}")
-                fh = tar.extractfile(first)
-                raw = fh.read() if fh else b""
-        except BundleError:
+            return cls(path, read_manifest(fd, path), fd)
+        except BaseException:
+            os.close(fd)
             raise
-        except _READ_ERRORS as exc:
-            raise BundleError(f"{path} is not a readable bundle (gzip tar): {exc}",
-                              hint="the file is truncated or not a bundle") from exc
-        try:
-            manifest = json.loads(raw)
-        except ValueError as exc:
-            raise BundleError(f"{path}: {MANIFEST} is not valid JSON ({exc})") from exc
-        check_manifest(manifest, path)
-        return cls(path, manifest)
+
+    def __enter__(self) -> Bundle:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     # -- content -------------------------------------------------------------------------
     @property
     def files(self) -> dict[str, dict[str, Any]]:
-        files: dict[str, dict[str, Any]] = self.manifest.get("files", {})
+        files: dict[str, dict[str, Any]] = self.manifest["files"]
         return files
 
     def has(self, relpath: str) -> bool:
         return relpath in self.files
 
-    def _random_access(self) -> tarfile.TarFile:
-        if self._tar is None:
-            try:
-                self._tar = tarfile.open(self.path, mode="r:gz")  # noqa: SIM115 - kept open
-            except _READ_ERRORS as exc:
-                raise BundleError(f"{self.path} cannot be read: {exc}",
-                                  hint="run `kubectl runai-dr verify` on it") from exc
-        return self._tar
+    def _tar(self) -> TarReader:
+        if self._fd < 0:
+            raise BundleError(f"{self.path} is closed")
+        return TarReader(GzipReader(self._fd))
 
-    def open_member(self, relpath: str) -> IO[bytes]:
+    def open_member(self, relpath: str) -> BinaryIO:
+        """A listed member's data as a stream (read it in chunks)."""
         if relpath not in self.files:
             raise BundleError(f"{self.path} has no {relpath}")
-        tar = self._random_access()
+        want = self.files[relpath]["size"]
         try:
-            fh = tar.extractfile(relpath)
-        except (KeyError, *_READ_ERRORS) as exc:
+            tar = self._tar()
+            while (member := tar.next()) is not None:
+                if member.name == relpath:
+                    if member.size != want:
+                        raise BundleError(f"{self.path}: {relpath} is {member.size} bytes, "
+                                          f"the manifest says {want}", hint=CORRUPT_HINT)
+                    return io.BufferedReader(_MemberRaw(self.path, relpath, tar), CHUNK)
+        except ArchiveError as exc:
             raise BundleError(f"{self.path}: {relpath} cannot be read ({exc})",
-                              hint="run `kubectl runai-dr verify` on it") from exc
-        if fh is None:
-            raise BundleError(f"{self.path}: {relpath} is not a regular file")
-        return fh
+                              hint=VERIFY_HINT) from None
+        except OSError as exc:
+            raise local_error(exc, "read", self.path) from exc
+        raise BundleError(f"{self.path}: {relpath} is listed in the manifest but missing",
+                          hint=CORRUPT_HINT)
 
-    def read_bytes(self, relpath: str) -> bytes:
+    def _check_sha(self, relpath: str, sha: hashlib._Hash) -> None:
+        if sha.hexdigest() != self.files[relpath]["sha256"]:
+            raise BundleError(f"{self.path}: {relpath} does not match its checksum",
+                              hint=CORRUPT_HINT)
+
+    def read_bytes(self, relpath: str, *, limit: int = MAX_IN_MEMORY) -> bytes:
+        """A member whole, checked against its sha256; at most ``limit`` bytes."""
+        if relpath in self.files and self.files[relpath]["size"] > limit:
+            raise BundleError(f"{self.path}: {relpath} is {_size(self.files[relpath]['size'])};"
+                              f" this tool reads at most {_size(limit)} of it into memory",
+                              hint=CORRUPT_HINT)
         with self.open_member(relpath) as fh:
             data = fh.read()
-        expected = self.files[relpath]
-        if hashlib.sha256(data).hexdigest() != expected["sha256"]:
-            raise BundleError(f"{self.path}: {relpath} does not match its checksum",
-                              hint="the bundle is corrupt or was modified; use another one")
+        self._check_sha(relpath, hashlib.sha256(data))
         return data
 
     def read_json(self, relpath: str) -> Any:
-        return json.loads(self.read_bytes(relpath))
+        data = self.read_bytes(relpath)
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            raise BundleError(f"{self.path}: {relpath} is not valid JSON",
+                              hint=CORRUPT_HINT) from None
+
+    def check_member(self, relpath: str) -> None:
+        """Read the member through once and check its sha256 (bounded memory)."""
+        sha = hashlib.sha256()
+        with self.open_member(relpath) as fh:
+            while chunk := fh.read(CHUNK):
+                sha.update(chunk)
+        self._check_sha(relpath, sha)
 
     def iter_list(self, relpath: str) -> Iterator[dict[str, Any]]:
-        data = self.read_json(relpath)
-        yield from data.get("items", [])
+        """The objects of a ``List`` member, one at a time. The member's checksum is
+        checked first (in a pass of its own), so no item of a modified file is used."""
+        self.check_member(relpath)
+        with self.open_member(relpath) as fh:
+            try:
+                yield from iter_items(fh.read, max_item=MAX_ITEM)
+            except ListError as exc:
+                raise BundleError(f"{self.path}: {relpath} is not a valid List: {exc}",
+                                  hint=CORRUPT_HINT) from None
 
     def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     # -- verification --------------------------------------------------------------------
     def verify(self) -> list[Problem]:
-        """Read every member once, streaming; report each file that is wrong."""
+        """Read every member once, streaming, to the end of the file; report each file
+        that is wrong, and an archive that is cut short or has anything appended."""
         problems: list[Problem] = []
         expected = dict(self.files)
         seen: set[str] = set()
         current = MANIFEST
+        tar = self._tar()
         try:
-            with _stream(self.path) as tar:
-                for i, member in enumerate(tar):
-                    current = member.name
-                    if i == 0:
-                        continue  # the manifest, already parsed
-                    if member.name in seen:
-                        problems.append(Problem(member.name, "appears twice in the archive"))
-                        continue
-                    seen.add(member.name)
-                    if member.name not in expected:
-                        problems.append(Problem(member.name, "is not listed in the manifest"))
-                        continue
-                    fh = tar.extractfile(member)
-                    sha = hashlib.sha256()
-                    size = 0
-                    if fh is not None:
-                        while chunk := fh.read(_CHUNK):
-                            sha.update(chunk)
-                            size += len(chunk)
-                    want = expected[member.name]
-                    if size != want["size"]:
-                        problems.append(Problem(
-                            member.name, f"size {size} differs from manifest {want['size']}"))
-                    elif sha.hexdigest() != want["sha256"]:
-                        problems.append(Problem(member.name, "sha256 does not match the manifest"))
-        except _READ_ERRORS as exc:
-            problems.append(Problem(current, f"archive is truncated or corrupt here ({exc})"))
+            tar.next()  # the manifest, already read and validated
+            while (member := tar.next()) is not None:
+                current = member.name
+                if member.name in seen:
+                    problems.append(Problem(member.name, "appears twice in the archive"))
+                    continue
+                seen.add(member.name)
+                if member.name not in expected:
+                    problems.append(Problem(member.name, "is not listed in the manifest"))
+                    continue
+                want = expected[member.name]
+                if member.size != want["size"]:
+                    problems.append(Problem(
+                        member.name, f"size {member.size} differs from manifest {want['size']}"))
+                    continue
+                sha = hashlib.sha256()
+                while chunk := tar.read(CHUNK):
+                    sha.update(chunk)
+                if sha.hexdigest() != want["sha256"]:
+                    problems.append(Problem(member.name, "sha256 does not match the manifest"))
+            current = "(end of archive)"
+        except ArchiveError as exc:
+            where = "(end of archive)" if tar.in_trailer else current
+            problems.append(Problem(where, f"archive is truncated or corrupt here ({exc})"))
             return problems
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                problems.append(Problem(current, f"cannot be read ({exc.strerror})"))
+                return problems
+            raise local_error(exc, "read", self.path) from exc
         for name in sorted(set(expected) - seen):
             problems.append(Problem(name, "is listed in the manifest but missing"))
         return problems
 
-
-def check_manifest(manifest: Any, path: Path) -> None:
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{path} is not a runai-dr bundle (manifest format is not {FORMAT})")
-    version = manifest.get("formatVersion")
-    if not isinstance(version, int):
-        raise BundleError(f"{path}: manifest has no formatVersion")
-    if version > FORMAT_VERSION:
-        raise BundleError(
-            f"{path} has bundle format {version}; this tool reads up to {FORMAT_VERSION}",
-            hint="upgrade kubectl runai-dr")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not all(
-        isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)
-        for v in files.values()
-    ):
-        raise BundleError(f"{path}: manifest files table is missing or malformed")
-    if not isinstance(manifest.get("components"), list):
-        raise BundleError(f"{path}: manifest has no components list")
-
-
-@contextlib.contextmanager
-def _stream(path: Path) -> Iterator[tarfile.TarFile]:
-    """Read the archive front to back. Through gzip.open: a bundle's gzip stream has
-    several members (stored dumps between compressed JSON), which tarfile's own stream
-    mode does not read."""
-    with gzip.open(path, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
-        yield tar
