@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from kubectl_runai_dr.bundle.reader import Bundle
-from kubectl_runai_dr.bundle.writer import BundleWriter
+from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target
 from kubectl_runai_dr.errors import BundleError, BundleExistsError
+from kubectl_runai_dr.localfs import LocalFileError
 
 MANIFEST = {
     "tool": {"name": "kubectl-runai_dr", "version": "0.0.0", "commit": ""},
@@ -137,3 +138,86 @@ def test_compressed_members_are_stored_not_compressed_again(tmp_path: Path) -> N
     listing = subprocess.run(["tar", "tzf", str(bundle)], capture_output=True, text=True,
                              check=True).stdout.split()
     assert listing == ["manifest.json", "database/backend.dump", "objects/big.json"]
+
+
+def test_staged_files_are_private_from_the_first_byte(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        out = tmp_path / "out"
+        w = BundleWriter(out / "b.tar.gz", create_dir=True)  # created 0700, not 0777
+        with w.open("database/x.dump") as f:
+            staged = w.staging / "database" / "x.dump"
+            assert stat.S_IMODE(staged.stat().st_mode) == 0o600
+            f.write(b"secret")
+        assert stat.S_IMODE(w.staging.stat().st_mode) == 0o700
+        assert stat.S_IMODE((w.staging / "database").stat().st_mode) == 0o700
+        target = w.finalize(dict(MANIFEST, components=[]), mtime=0)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in out.iterdir()] == ["b.tar.gz"]
+
+
+def test_force_replaces_a_link_instead_of_writing_through_it(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir(mode=0o700)
+    (out / "b.tar.gz").symlink_to(victim)
+    _write(out / "b.tar.gz", force=True)
+    assert victim.read_text() == "precious"
+    assert not (out / "b.tar.gz").is_symlink() and Bundle.open(out / "b.tar.gz").verify() == []
+    (out / "d.tar.gz").mkdir()
+    with pytest.raises(LocalFileError, match="is a directory"):
+        _write(out / "d.tar.gz", force=True)
+
+
+def test_a_shared_or_foreign_directory_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(LocalFileError, match="writable by its group and others"):
+        BundleWriter(shared / "b.tar.gz")
+    assert list(shared.iterdir()) == []
+
+
+def test_stale_staging_of_a_killed_backup_is_removed_by_the_next(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from pathlib import Path\n"
+            "from kubectl_runai_dr.bundle.writer import BundleWriter\n"
+            "w = BundleWriter(Path(sys.argv[1]))\n"
+            "w.write_bytes('secrets/secrets.json', b'{}')\n"
+            "os._exit(9)  # killed: no clean-up runs\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.tar.gz")], check=False,
+                   cwd=Path(__file__).resolve().parent.parent)
+    stale = [p.name for p in tmp_path.iterdir()]
+    assert len(stale) == 1 and stale[0].startswith(".a.tar.gz.") and stale[0].endswith(".partial")
+    other = tmp_path / ".notes.partial"  # not the tool's: left alone
+    other.mkdir()
+    running = BundleWriter(tmp_path / "b.tar.gz")
+    try:
+        assert running.removed_stale == stale
+        assert not (tmp_path / stale[0]).exists()
+        w = BundleWriter(tmp_path / "c.tar.gz")  # another backup runs: its staging stays
+        assert w.removed_stale == []
+        w.abort()
+        assert running.staging.is_dir() and other.is_dir()
+    finally:
+        running.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.partial"]
+
+
+def test_where_a_bundle_goes(tmp_path: Path) -> None:
+    name = "runai-dr-x-20261101T000000Z.tar.gz"
+    (tmp_path / "exists").mkdir()
+    assert resolve_target(None, name, tmp_path) == (tmp_path / name, False)
+    assert resolve_target("b.tar.gz", name, tmp_path) == (tmp_path / "b.tar.gz", False)
+    assert resolve_target("new/", name, tmp_path) == (tmp_path / "new" / name, True)
+    assert resolve_target(str(tmp_path / "exists"), name) == (tmp_path / "exists" / name, True)
+    assert resolve_target("nodir/b.tar.gz", name, tmp_path) == (tmp_path / "nodir/b.tar.gz",
+                                                                 False)
+    with pytest.raises(LocalFileError, match="does not exist"):
+        BundleWriter(tmp_path / "nodir" / "b.tar.gz")

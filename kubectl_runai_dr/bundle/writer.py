@@ -1,47 +1,63 @@
-"""Write a bundle atomically.
+"""Write a bundle atomically, in a private directory, never through a link.
 
-Files are staged in a hidden directory beside the target, hashed while they are written,
-then packed with the manifest first into a hidden temporary file beside the target, which
-is fsynced and moved into place. An interrupted run leaves only hidden ``.*.partial``
-entries, never a file that looks like a complete bundle; ``abort()`` removes them.
+The target's directory is opened once and checked (:mod:`kubectl_runai_dr.localfs`): it
+belongs to the user and no one else may write to it. Files are staged in a hidden 0700
+directory beside the target (``.<name>.<random>.partial``), each created 0600 from its
+first byte and hashed while it is written; then everything is packed, the manifest first,
+into a file inside that directory, which is fsynced and linked into place (``--force``:
+renamed over the target). An interrupted run leaves only the hidden staging directory,
+never a file that looks like a complete bundle; ``abort()`` removes it. A staging
+directory holds a lock while its backup runs, so a later run can tell a stale one (left
+by a killed process) from a running backup's, and removes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
 import json
 import os
-import shutil
+import signal
+import stat
 import tarfile
-import tempfile
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import IO, Any, BinaryIO, cast
 
 from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
-from kubectl_runai_dr.errors import BundleExistsError, DrError
+from kubectl_runai_dr.bundle.schema import check_path
+from kubectl_runai_dr.errors import BundleExistsError
+from kubectl_runai_dr.localfs import LocalFileError, PrivateDir, local_error, open_private_dir
 
 _LEVEL = 6  # gzip level for JSON and YAML
 _SAMPLE = 256 * 1024  # a larger member whose sample does not compress is stored as is
+STAGING_SUFFIX = ".partial"
+STAGING_MARK = ".runai-dr-staging"  # in every staging directory: "this tool's, locked"
+_PACKED = ".bundle.tar.gz"  # the packed bundle inside the staging directory
 
 
 class HashingFile:
     """A write-only file that records its size and sha256 as bytes go through."""
 
-    def __init__(self, fh: BinaryIO, on_close: Any) -> None:
+    def __init__(self, fh: BinaryIO, on_close: Any, path: Path | str = "") -> None:
         self._fh = fh
         self._sha = hashlib.sha256()
         self.size = 0
         self._on_close = on_close
+        self._path = path
         self.closed = False
 
     def write(self, data: bytes) -> int:
-        self._fh.write(data)
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise local_error(exc, "write", self._path) from exc
         self._sha.update(data)
         self.size += len(data)
         return len(data)
@@ -53,14 +69,18 @@ class HashingFile:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError as exc:
+                raise local_error(exc, "write", self._path) from exc
             self._on_close(self)
 
     def discard(self) -> None:
         """Close without recording: the file is dropped from the bundle."""
         if not self.closed:
             self.closed = True
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                self._fh.close()
 
     def __enter__(self) -> HashingFile:
         return self
@@ -91,28 +111,112 @@ class ListWriter:
         self._out.close()
 
 
+def resolve_target(output: str | Path | None, default_name: str,
+                   cwd: Path | None = None) -> tuple[Path, bool]:
+    """Where a bundle goes, and whether its directory may be created.
+
+    No output: ``default_name`` in the current directory. A trailing slash or an existing
+    directory: ``default_name`` in that directory, created (0700) when missing. Anything
+    else names the bundle file itself; its directory must exist."""
+    base = cwd or Path.cwd()
+    if output is None:
+        return base / default_name, False
+    text = os.fspath(output)
+    if text.endswith(("/", os.sep)) or os.path.isdir(text):
+        return base / text / default_name, True
+    return base / text, False
+
+
+def remove_stale_staging(directory: PrivateDir) -> list[str]:
+    """Remove the staging directories this tool left in ``directory`` when a backup was
+    killed: this user's, marked as the tool's, and not locked by a backup still running.
+    Returns their names."""
+    removed = []
+    for name in directory.names():
+        if not (name.startswith(".") and name.endswith(STAGING_SUFFIX)):
+            continue
+        try:
+            st = directory.lstat(name)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            sub = directory.subdir(name, create=False)
+        except (OSError, LocalFileError):
+            continue
+        with sub:
+            try:
+                sub.lstat(STAGING_MARK)
+                fcntl.flock(sub.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # not the tool's, or its backup is running now
+                continue
+            try:
+                directory.remove_tree(name)
+            except OSError as exc:
+                raise local_error(exc, "remove the stale staging directory",
+                                  directory.path / name) from exc
+        removed.append(name)
+    return removed
+
+
 class BundleWriter:
-    def __init__(self, target: Path, *, force: bool = False) -> None:
+    """Stage files, then pack them into ``target`` atomically (see the module).
+
+    ``create_dir``: create the target's directory (0700) when it is missing.
+    """
+
+    def __init__(self, target: Path, *, force: bool = False, create_dir: bool = False) -> None:
         self.target = target
         self.force = force
-        if target.exists() and not force:
-            raise BundleExistsError(
-                f"{target} already exists", hint="choose another --output, or pass --force")
-        if not target.parent.is_dir():
-            raise DrError(f"directory {target.parent} does not exist",
-                          hint="create it, or choose another --output")
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
-                                             dir=target.parent))
         self.files: dict[str, dict[str, Any]] = {}
         self.manifest: dict[str, Any] = {}
-        self._tmp: Path | None = None
+        self.placed = False  # the bundle is at its target
+        self.removed_stale: list[str] = []  # stale staging directories removed
+        self._subdirs: dict[str, PrivateDir] = {}
+        self._staging: PrivateDir | None = None
+        self.dir = open_private_dir(target.parent, create=create_dir)
+        try:
+            self._refuse_existing()
+            self.removed_stale = remove_stale_staging(self.dir)
+            self._staging_name, self._staging = self.dir.make_temp_dir(
+                f".{target.name}.", STAGING_SUFFIX)
+            try:
+                fcntl.flock(self._staging.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._staging.create(STAGING_MARK).close()
+            except OSError as exc:
+                raise local_error(exc, "create a staging directory in", self.dir.path) from exc
+        except BaseException:
+            self._cleanup()
+            raise
+        self.staging = target.parent / self._staging_name
 
-    def _path(self, relpath: str) -> Path:
-        if relpath == MANIFEST or relpath.startswith("/") or ".." in relpath.split("/"):
+    def _refuse_existing(self) -> None:
+        try:
+            st = self.dir.lstat(self.target.name)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise local_error(exc, "write", self.target) from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise LocalFileError(f"{self.target} is a directory",
+                                 hint="end --output with a slash to write the bundle into "
+                                      "a directory, or choose another name")
+        if not self.force:
+            raise BundleExistsError(
+                f"{self.target} already exists", hint="choose another --output, or pass --force")
+
+    def _parent(self, relpath: str) -> tuple[PrivateDir, str]:
+        """The staging directory that holds ``relpath`` (created), and the file name."""
+        why = check_path(relpath)
+        if why or relpath in (STAGING_MARK, _PACKED):
             raise ValueError(f"invalid bundle path {relpath!r}")
-        path = self.staging / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        assert self._staging is not None
+        *dirs, name = relpath.split("/")
+        directory, key = self._staging, ""
+        for part in dirs:
+            key = f"{key}/{part}"
+            if key not in self._subdirs:
+                self._subdirs[key] = directory.subdir(part)
+            directory = self._subdirs[key]
+        return directory, name
 
     def _record(self, relpath: str) -> Any:
         def done(f: HashingFile) -> None:
@@ -122,8 +226,11 @@ class BundleWriter:
     def open(self, relpath: str) -> HashingFile:
         """A file in the bundle, for streaming writes (``with`` discards it on error)."""
         self.files.pop(relpath, None)
-        fh = open(self._path(relpath), "wb")  # noqa: SIM115 - closed by HashingFile
-        return HashingFile(fh, self._record(relpath))
+        directory, name = self._parent(relpath)
+        with contextlib.suppress(FileNotFoundError):
+            directory.unlink(name)
+        return HashingFile(directory.create(name), self._record(relpath),
+                           self.staging / relpath)
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         with self.open(relpath) as f:
@@ -148,57 +255,117 @@ class BundleWriter:
 
     def remove(self, relpath: str) -> None:
         self.files.pop(relpath, None)
+        directory, name = self._parent(relpath)
         with contextlib.suppress(FileNotFoundError):
-            (self.staging / relpath).unlink()
+            directory.unlink(name)
 
     def finalize(self, manifest: dict[str, Any], *, mtime: float) -> Path:
         """Pack manifest + files into the target atomically; returns the target path."""
+        assert self._staging is not None
         manifest = dict(manifest)
         manifest["format"] = FORMAT
         manifest["formatVersion"] = FORMAT_VERSION
         manifest["files"] = {k: self.files[k] for k in sorted(self.files)}
         self.manifest = manifest  # as written: with format, version and the files table
         data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".partial",
-                                   dir=self.target.parent)
-        self._tmp = Path(tmp)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as raw:
-            out = _GzipMembers(raw, mtime)
-            with tarfile.open(fileobj=cast(IO[bytes], out), mode="w",
-                              format=tarfile.PAX_FORMAT) as tar:
-                out.set_level(_LEVEL)
-                tar.addfile(_info(MANIFEST, len(data), mtime), io.BytesIO(data))
-                for rel in sorted(self.files):
-                    path = self.staging / rel
-                    # already-compressed data (pg_dump -Fc) is stored, not compressed again
-                    out.set_level(0 if _incompressible(path) else _LEVEL)
-                    with open(path, "rb") as fh:
-                        tar.addfile(_info(rel, self.files[rel]["size"], mtime), fh)
-                out.set_level(_LEVEL)
-            out.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-        if self.force:
-            os.replace(self._tmp, self.target)
-        else:
-            try:
-                os.link(self._tmp, self.target)  # fails instead of overwriting
-            except FileExistsError as exc:
-                raise BundleExistsError(f"{self.target} appeared while the backup ran",
-                                        hint="choose another --output, or pass --force") from exc
-            self._tmp.unlink()
-        self._tmp = None
-        _fsync_dir(self.target.parent)
-        shutil.rmtree(self.staging, ignore_errors=True)
+        try:
+            with self._staging.create(_PACKED) as raw:
+                out = _GzipMembers(raw, mtime)
+                with tarfile.open(fileobj=cast(IO[bytes], out), mode="w",
+                                  format=tarfile.PAX_FORMAT) as tar:
+                    out.set_level(_LEVEL)
+                    tar.addfile(_info(MANIFEST, len(data), mtime), io.BytesIO(data))
+                    for rel in sorted(self.files):
+                        directory, name = self._parent(rel)
+                        size = self.files[rel]["size"]
+                        with os.fdopen(directory.open_regular(name), "rb") as fh:
+                            # already-compressed data (pg_dump -Fc) is stored, not compressed
+                            out.set_level(0 if _incompressible(fh, size) else _LEVEL)
+                            tar.addfile(_info(rel, size, mtime), fh)
+                    out.set_level(_LEVEL)
+                out.close()
+                raw.flush()
+                os.fsync(raw.fileno())
+        except OSError as exc:
+            raise local_error(exc, "write", self.target) from exc
+        try:
+            if self.force:
+                os.replace(_PACKED, self.target.name, src_dir_fd=self._staging.fd,
+                           dst_dir_fd=self.dir.fd)
+            else:  # a link fails instead of overwriting
+                os.link(_PACKED, self.target.name, src_dir_fd=self._staging.fd,
+                        dst_dir_fd=self.dir.fd, follow_symlinks=False)
+        except FileExistsError as exc:
+            raise BundleExistsError(f"{self.target} appeared while the backup ran",
+                                    hint="choose another --output, or pass --force") from exc
+        except OSError as exc:
+            raise local_error(exc, "write", self.target) from exc
+        self.placed = True
+        self.dir.sync()
+        self._cleanup()
         return self.target
 
+    def in_place(self) -> bool:
+        """Whether the packed bundle is at its target (also right after an interruption
+        of ``finalize``)."""
+        if self.placed or self._staging is None:
+            return self.placed
+        try:
+            a = self.dir.lstat(self.target.name)
+            b = self._staging.lstat(_PACKED)
+        except OSError:
+            return False
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
     def abort(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
-        if self._tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._tmp.unlink()
-            self._tmp = None
+        """Remove the staging directory (a bundle already in place stays)."""
+        self.placed = self.in_place()
+        with contextlib.suppress(OSError, LocalFileError):
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        for sub in self._subdirs.values():
+            sub.close()
+        self._subdirs.clear()
+        if self._staging is not None:
+            try:
+                self.dir.remove_tree(self._staging_name)  # still locked: no one else does
+            finally:
+                self._staging.close()
+                self._staging = None
+                self.dir.sync()
+        self.dir.close()
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self.placed:
+            self.abort()
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (and SIGHUP, unless ignored) raise KeyboardInterrupt, as Ctrl-C does, while
+    a bundle is written: the same clean-up runs. Only in the main thread (Python delivers
+    signals there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _info(name: str, size: int, mtime: float) -> tarfile.TarInfo:
@@ -208,15 +375,6 @@ def _info(name: str, size: int, mtime: float) -> tarfile.TarInfo:
     info.mtime = int(mtime)
     info.uname = info.gname = ""
     return info
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class _GzipMembers:
@@ -255,10 +413,10 @@ class _GzipMembers:
             self._gz = None
 
 
-def _incompressible(path: Path) -> bool:
+def _incompressible(fh: BinaryIO, size: int) -> bool:
     """True for a large file whose first bytes do not compress (compressed data)."""
-    if path.stat().st_size < 4 * _SAMPLE:
+    if size < 4 * _SAMPLE:
         return False
-    with open(path, "rb") as fh:
-        sample = fh.read(_SAMPLE)
+    sample = fh.read(_SAMPLE)
+    fh.seek(0)
     return len(zlib.compress(sample, 1)) > 0.95 * len(sample)
