@@ -89,3 +89,44 @@ def test_client_and_server_errors_have_their_own_intermediate_types() -> None:
     # the tool-level module still answers for callers that import them from there
     assert e.NotFound is ke.NotFound and e.KubeError is ke.KubeError
 
+
+# -- server text ------------------------------------------------------------------------------
+HOSTILE = ("denied by webhook\x1b]0;owned title\x07: \x1b[2J\x1b[31mred\x1b[0m, "
+           "\x9b2Jc1\u202eright-to-left\u202c\r\nsecond\tline\x00\x7f\x08")
+
+
+def test_clean_text_removes_terminal_control_and_bounds_length() -> None:
+    from kubectl_runai_dr.kube.errors import clean_text
+
+    out = clean_text(HOSTILE)
+    assert out == "denied by webhook: red, c1right-to-left\nsecond\tline"
+    assert clean_text(HOSTILE, multiline=False) == (
+        "denied by webhook: red, c1right-to-left second line")
+    assert clean_text("\x1b]0;unterminated title\nnext") == "\nnext"
+    long = clean_text("x" * 5000 + "END", limit=100)
+    assert len(long) < 130 and long.startswith("x" * 100) and "cut" in long
+    tail = clean_text("START" + "y" * 5000, limit=100, keep_end=True)
+    assert tail.endswith("y" * 100) and "START" not in tail
+
+
+def test_status_messages_are_cleaned_before_they_reach_a_message() -> None:
+    err = _err(400, _status(400, "BadRequest\x1b[2J", HOSTILE + "z" * 10000))
+    assert "\x1b" not in err.message and "\x9b" not in err.message
+    assert "\u202e" not in err.message and "\x07" not in err.message
+    assert "denied by webhook: red" in err.message and len(err.message) < 2300
+    assert err.reason == "BadRequest"
+    raw = _err(502, b"<html>\x1b]0;t\x07gateway\x1b[5m</html>")
+    assert "\x1b" not in raw.message and "gateway" in raw.message
+
+
+def test_exec_status_and_stderr_are_cleaned() -> None:
+    from kubectl_runai_dr.kube.exec import _Tail, parse_status
+
+    code, msg = parse_status(json.dumps({"status": "Failure", "message": HOSTILE}).encode())
+    assert code is None and "\x1b" not in msg and "denied by webhook: red" in msg
+    tail = _Tail(limit=64)
+    tail.write(b"pg_dump: error: \x1b]0;x\x07lock \x1b[2Jtimeout\n" * 20)
+    text = tail.text()
+    assert "\x1b" not in text and "\x07" not in text and text.endswith("lock timeout\n")
+    assert len(text) <= 100
+

@@ -9,14 +9,52 @@ the cause (``raise ... from exc``), so the transport can change without touching
     │                      Unauthorized, Gone, TooManyRequests
     ├── ServerError (5xx)
     └── Unreachable (connection refused, DNS, TLS, timeouts)
+
+Text the server controls (Status messages, admission webhook messages, exec stderr) goes
+through :func:`clean_text` before it reaches a message: no terminal control sequences,
+bounded length.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from kubectl_runai_dr.errors import DrError, ExitCode
+
+MESSAGE_LIMIT = 2000  # characters of server text kept in one message
+
+# Escape sequences, removed whole (their parameters would otherwise remain as garbage):
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), DCS/SOS/PM/APC strings, two-byte
+# escapes; and the single-byte C1 forms of CSI and OSC.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]?"
+    r"|\x9b[0-?]*[ -/]*[@-~]?"
+    r"|\x1b\][^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x9d[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[PX^_][^\x1b\x9c\n]*(?:\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+# What is left: C0 controls but tab and newline, DEL, C1 controls, and the Unicode
+# bidirectional overrides (which reorder what a terminal shows).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str, *, limit: int = MESSAGE_LIMIT, multiline: bool = True,
+               keep_end: bool = False) -> str:
+    """Server-controlled text made safe to print: escape sequences and control characters
+    removed (newlines and tabs kept when ``multiline``, else folded into spaces), at most
+    ``limit`` characters (the end kept when ``keep_end``: the tail of an error output)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROLS.sub("", _ESCAPES.sub("", text))
+    if not multiline:
+        text = " ".join(text.split())
+    if len(text) > limit:
+        cut = len(text) - limit
+        text = (f"[{cut} characters cut] " + text[cut:] if keep_end
+                else text[:limit] + f" [{cut} characters cut]")
+    return text
 
 
 # -- the types ------------------------------------------------------------------------------
@@ -155,10 +193,11 @@ def error_from_response(
 ) -> KubeError:
     """Build the exception for a non-2xx answer, with a message and a hint for people."""
     st = parse_status(body)
-    reason = str(st.get("reason", ""))
-    server_msg = str(st.get("message") or "").strip()
+    reason = clean_text(str(st.get("reason", "")), limit=100, multiline=False)
+    server_msg = clean_text(str(st.get("message") or "")).strip()
     if not server_msg:
-        snippet = (body or b"")[:200].decode("utf-8", "replace").strip()
+        snippet = clean_text((body or b"")[:400].decode("utf-8", "replace"), limit=200,
+                             multiline=False)
         server_msg = snippet or f"HTTP {status}"
     target = resource + (f' "{name}"' if name else "")
     on = f'context "{context}" ({server})'

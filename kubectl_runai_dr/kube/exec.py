@@ -27,7 +27,7 @@ from kubernetes.stream.ws_client import create_websocket, get_websocket_url
 
 from kubectl_runai_dr import errors as e
 from kubectl_runai_dr.kube import errors as ke
-from kubectl_runai_dr.kube.errors import error_from_response
+from kubectl_runai_dr.kube.errors import clean_text, error_from_response
 from kubectl_runai_dr.kube.resources import PODS
 
 V5 = "v5.channel.k8s.io"
@@ -80,7 +80,9 @@ class _Tail:
             del self.data[: len(self.data) - self.limit]
 
     def text(self) -> str:
-        return bytes(self.data[-self.limit:]).decode("utf-8", "replace")
+        """The tail as text, control characters removed (it is the remote side's)."""
+        return clean_text(bytes(self.data[-self.limit:]).decode("utf-8", "replace"),
+                          limit=self.limit, keep_end=True)
 
 
 def parse_status(data: bytes) -> tuple[int | None, str]:
@@ -91,12 +93,12 @@ def parse_status(data: bytes) -> tuple[int | None, str]:
     try:
         status = json.loads(data)
     except ValueError:
-        return None, data.decode("utf-8", "replace")[:500]
+        return None, clean_text(data.decode("utf-8", "replace"), limit=500)
     if not isinstance(status, dict):
-        return None, str(status)[:500]
+        return None, clean_text(str(status), limit=500)
     if status.get("status") == "Success":
         return 0, ""
-    message = str(status.get("message", ""))
+    message = clean_text(str(status.get("message", "")), limit=1000)
     for cause in (status.get("details") or {}).get("causes") or []:
         if cause.get("reason") == "ExitCode":
             try:
