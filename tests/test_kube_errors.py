@@ -130,3 +130,33 @@ def test_exec_status_and_stderr_are_cleaned() -> None:
     assert "\x1b" not in text and "\x07" not in text and text.endswith("lock timeout\n")
     assert len(text) <= 100
 
+
+# -- no answer --------------------------------------------------------------------------------
+def test_connection_failures_name_their_cause_without_python_reprs() -> None:
+    import socket
+
+    import urllib3
+
+    from kubectl_runai_dr.kube.errors import connection_failure
+
+    def cause(url: str, timeout: float = 2.0) -> str:
+        pool = urllib3.PoolManager()
+        try:
+            pool.request("GET", url, retries=False,
+                         timeout=urllib3.Timeout(connect=timeout, read=None))
+        except urllib3.exceptions.HTTPError as exc:
+            failure = connection_failure(exc, connect_timeout=timeout)
+            assert "object at 0x" not in failure.cause and "Errno" not in failure.cause
+            return f"{failure.what}: {failure.cause}"
+        raise AssertionError("no error")
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    assert cause(f"https://127.0.0.1:{port}/version") == "cannot connect: connection refused"
+    assert cause("https://no-such-host.invalid/version") == "cannot connect: DNS name not found"
+    with socket.socket() as mute:  # accepts TCP, never speaks TLS
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(4)
+        url = f"https://127.0.0.1:{mute.getsockname()[1]}/version"
+        assert cause(url, timeout=0.5) == "cannot connect: TLS handshake timed out after 0.5s"

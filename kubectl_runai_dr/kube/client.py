@@ -38,6 +38,11 @@ PATCH_TYPES = {
 }
 _MAX_RETRIES = 5
 _MAX_RETRY_AFTER = 30.0
+# Establishing a connection (TCP and the TLS handshake) never waits longer than this,
+# whatever --request-timeout says: kubectl gives up after 10 s too. Only reading an
+# answer may take longer (up to --request-timeout, or forever with "0").
+CONNECT_TIMEOUT = 10.0
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -123,8 +128,9 @@ class Kube:
             self._direct = self._pool.connection_from_url(self._host)
         self._headers = {"Accept": "application/json",
                          "User-Agent": f"kubectl-runai_dr/{__version__}"}
-        self._timeout = (urllib3.Timeout(total=self.request_timeout)
-                         if self.request_timeout else urllib3.Timeout(total=None))
+        rt = self.request_timeout
+        self.connect_timeout = min(CONNECT_TIMEOUT, rt) if rt else CONNECT_TIMEOUT
+        self._timeout = urllib3.Timeout(total=rt, connect=self.connect_timeout)
         self._groups: dict[str, list[str]] = {}
         self._resources: dict[str, list[dict[str, Any]]] = {}
         # Shared by every thread using this client: after a 429 with Retry-After, no
@@ -177,7 +183,13 @@ class Kube:
                 resp = self._send(method, target, payload, headers)
                 data = resp.data
             except urllib3.exceptions.HTTPError as exc:
-                raise self._unreachable(exc, verb, resource) from exc
+                # Only a connection that broke before any answer (a pooled keep-alive
+                # connection the server had closed) is worth a second try, and only
+                # for a request that may be repeated.
+                if (isinstance(exc, urllib3.exceptions.ProtocolError) and attempt == 1
+                        and method in _IDEMPOTENT):
+                    continue
+                raise self._unreachable(exc, verb, resource, namespace, name) from exc
             except ConfigException as exc:  # exec plugin / token refresh failed
                 raise e.ConfigError(
                     f'credentials of context "{self.context}" could not be obtained: {exc}',
@@ -211,9 +223,9 @@ class Kube:
             return self._direct.urlopen(method, self._base_path + target, body=payload,
                                         headers=headers, timeout=self._timeout,
                                         preload_content=True, redirect=False,
-                                        assert_same_host=False)
+                                        assert_same_host=False, retries=False)
         return self._pool.request(method, self._host + target, body=payload, headers=headers,
-                                  timeout=self._timeout, preload_content=True)
+                                  timeout=self._timeout, preload_content=True, retries=False)
 
     def _throttle(self, delay: float) -> None:
         with self._throttle_lock:
@@ -227,23 +239,12 @@ class Kube:
                 return
             time.sleep(wait)
 
-    def _unreachable(self, exc: Exception, verb: str, resource: str) -> ke.Unreachable:
-        reason = getattr(exc, "reason", None) or exc
-        text = str(reason)
-        if isinstance(exc, urllib3.exceptions.ReadTimeoutError) or "timed out" in text.lower():
-            what = "timed out"
-            hint = ("the server is slow or unreachable; check the network/VPN, or raise "
-                    "--request-timeout")
-        elif "ssl" in text.lower() or "certificate" in text.lower():
-            what = "TLS failed"
-            hint = "check the cluster's certificate-authority in the kubeconfig"
-        else:
-            what = "cannot connect"
-            hint = ("check that the cluster is up and reachable (VPN, proxy), and that "
-                    "`kubectl config current-context` is the cluster you mean")
-        message = (f'{what}: API server {self.server} (context "{self.context}") while '
-                   f"trying to {verb} {resource}")
-        return ke.Unreachable(message, hint=hint, verb=verb, resource=resource)
+    def _unreachable(self, exc: Exception, verb: str, resource: str,
+                     namespace: str | None = None, name: str | None = None) -> ke.Unreachable:
+        return ke.unreachable(exc, server=self.server, context=self.context, verb=verb,
+                              resource=resource, namespace=namespace, name=name,
+                              connect_timeout=self.connect_timeout,
+                              read_timeout=self.request_timeout)
 
     # -- typed helpers -------------------------------------------------------------------
     def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:

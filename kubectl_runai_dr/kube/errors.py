@@ -18,8 +18,11 @@ bounded length.
 from __future__ import annotations
 
 import json
+import os
 import re
-from typing import Any
+import socket
+import ssl
+from typing import Any, NamedTuple
 
 from kubectl_runai_dr.errors import DrError, ExitCode
 
@@ -239,3 +242,117 @@ def error_from_response(
                 after = None
     return cls(message, hint=hint, verb=verb, resource=resource, namespace=namespace, name=name,
                status=status, reason=reason, retry_after=after)
+
+
+# -- no answer ------------------------------------------------------------------------------
+_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>:?\s*")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it wraps (causes, contexts, ``reason``, exception args),
+    outermost first."""
+    out: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        cur = todo.pop(0)
+        if any(cur is seen for seen in out):
+            continue
+        out.append(cur)
+        inner = [getattr(cur, "reason", None), cur.__cause__, cur.__context__, *cur.args]
+        todo += [x for x in inner if isinstance(x, BaseException)]
+    return out
+
+
+def _first(chain: list[BaseException], kind: type[BaseException] | tuple[type[BaseException], ...]
+           ) -> Any:
+    return next((x for x in chain if isinstance(x, kind)), None)
+
+
+def _seconds(value: float | None) -> str:
+    return f" after {value:g}s" if value else ""
+
+
+class Failure(NamedTuple):
+    """Why a request got no answer: ``what`` happened (``cannot connect``, ``TLS failed``,
+    ``timed out``), its ``cause`` in words (no Python reprs), and a ``hint``."""
+
+    what: str
+    cause: str
+    hint: str
+
+
+def connection_failure(exc: BaseException, *, connect_timeout: float | None = None,
+                       read_timeout: float | None = None) -> Failure:
+    """Understands the exceptions of urllib3, websocket-client, ``ssl`` and ``socket``."""
+    chain = _causes(exc)
+    names = {type(x).__name__ for x in chain}
+    texts = " ".join(str(x) for x in chain).lower()
+    reach = ("check that the cluster is up and reachable from here (VPN, proxy, firewall), "
+             "and that `kubectl config current-context` is the cluster you mean")
+    tls_hint = ("check the cluster's certificate-authority (and tls-server-name) in the "
+                "kubeconfig, and that the server URL is the API server's")
+    verify = _first(chain, ssl.SSLCertVerificationError)
+    if verify is not None:
+        why = clean_text(str(verify.verify_message or verify.reason or "rejected"),
+                         limit=200, multiline=False)
+        return Failure("TLS failed", f"certificate verification failed ({why})", tls_hint)
+    if "handshake" in texts and "timed out" in texts:
+        return Failure("cannot connect", f"TLS handshake timed out{_seconds(connect_timeout)}",
+                       "the server accepts connections but does not complete TLS (a proxy, "
+                       "load balancer or firewall in the way?); " + reach)
+    ssl_err = _first(chain, ssl.SSLError)
+    if ssl_err is not None:
+        what = str(ssl_err.reason or "").lower().replace("_", " ")
+        if ssl_err.library == "PEM" or "pem lib" in texts or "key values mismatch" in what:
+            return Failure("TLS failed", "the client certificate or key could not be used",
+                           "check client-certificate and client-key (or their -data) in the "
+                           "kubeconfig")
+        return Failure("TLS failed",
+                       f"handshake failed ({clean_text(what or 'rejected', limit=200)})",
+                       tls_hint)
+    gai = _first(chain, socket.gaierror)
+    if gai is not None or "NameResolutionError" in names or "WebSocketAddressException" in names:
+        if gai is not None and gai.errno == socket.EAI_AGAIN:
+            return Failure("cannot connect",
+                           "DNS lookup failed (temporary failure in name resolution)", reach)
+        return Failure("cannot connect", "DNS name not found",
+                       reach + "; check the server's host name")
+    if _first(chain, ConnectionRefusedError) is not None or "connection refused" in texts:
+        return Failure("cannot connect", "connection refused", reach)
+    if "ConnectTimeoutError" in names and "NewConnectionError" not in names:
+        return Failure("cannot connect", f"timed out connecting{_seconds(connect_timeout)}",
+                       reach)
+    if "ReadTimeoutError" in names or "WebSocketTimeoutException" in names or _first(
+            chain, TimeoutError) is not None:
+        return Failure("timed out", f"no answer{_seconds(read_timeout)}",
+                       "the server is slow or unreachable; check the network/VPN, or raise "
+                       "--request-timeout")
+    if _first(chain, ConnectionResetError) is not None:
+        return Failure("cannot connect", "connection reset by the server", reach)
+    if "RemoteDisconnected" in names or "ProtocolError" in names:
+        return Failure("cannot connect", "the server closed the connection without answering",
+                       reach)
+    if "ProxyError" in names:
+        return Failure("cannot connect", "the proxy failed",
+                       "check the proxy (proxy-url in the kubeconfig, HTTPS_PROXY)")
+    os_err = next((x for x in chain if isinstance(x, OSError) and x.errno), None)
+    if os_err is not None and os_err.errno:
+        return Failure("cannot connect", os.strerror(os_err.errno).lower(), reach)
+    last = _REPR.sub("", str(chain[-1])) or type(chain[-1]).__name__
+    return Failure("cannot connect", clean_text(last, limit=300, multiline=False), reach)
+
+
+def unreachable(exc: BaseException, *, server: str, context: str, verb: str, resource: str,
+                namespace: str | None = None, name: str | None = None,
+                connect_timeout: float | None = None,
+                read_timeout: float | None = None) -> Unreachable:
+    """The error for a request that got no answer, its cause in words."""
+    what, cause, hint = connection_failure(exc, connect_timeout=connect_timeout,
+                                           read_timeout=read_timeout)
+    target = resource + (f' "{name}"' if name else "")
+    if namespace:
+        target += f' in namespace "{namespace}"'
+    message = (f'{what}: API server {server} (context "{context}") while trying to {verb} '
+               f"{target}: {cause}")
+    return Unreachable(message, hint=hint, verb=verb, resource=resource, namespace=namespace,
+                       name=name)

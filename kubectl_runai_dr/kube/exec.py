@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import certifi
 import websocket
-from kubernetes.stream.ws_client import create_websocket, get_websocket_url
+from kubernetes.stream.ws_client import get_websocket_url, websocket_proxycare
 
 from kubectl_runai_dr import errors as e
 from kubectl_runai_dr.kube import errors as ke
@@ -237,31 +239,63 @@ def bounded_stdin_command(command: Sequence[str], size: int) -> list[str]:
     return ["sh", "-c", 'head -c "$0" | "$@"', str(size), *command]
 
 
+def _websocket(configuration: Any, url: str, headers: Sequence[str], *,
+               connect_timeout: float) -> websocket.WebSocket:
+    """The client's websocket (its TLS settings, client certificates and proxy, as the
+    official ``create_websocket``), with a bound on connecting and the handshake."""
+    if url.startswith("wss://") and configuration.verify_ssl:
+        sslopt: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED,
+                                  "ca_certs": configuration.ssl_ca_cert or certifi.where()}
+        if configuration.assert_hostname is not None:
+            sslopt["check_hostname"] = configuration.assert_hostname
+    else:
+        sslopt = {"cert_reqs": ssl.CERT_NONE}
+    if configuration.cert_file:
+        sslopt["certfile"] = configuration.cert_file
+    if configuration.key_file:
+        sslopt["keyfile"] = configuration.key_file
+    if configuration.tls_server_name:
+        sslopt["server_hostname"] = configuration.tls_server_name
+    sock = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=False)
+    opts: dict[str, Any] = {"header": list(headers), "timeout": connect_timeout}
+    if configuration.proxy or configuration.proxy_headers:
+        opts = websocket_proxycare(opts, configuration, url, None)
+    sock.connect(url, **opts)
+    return sock
+
+
 def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
               container: str | None = None, stdin: bool = False,
               timeout: float | None = None) -> ExecStream:
-    """Open ``pods/exec`` as a websocket (v5, else v4) with the client's credentials."""
+    """Open ``pods/exec`` as a websocket (v5, else v4) with the client's credentials.
+
+    Connecting (TCP, TLS, the upgrade) is bounded by the client's connect timeout; each
+    read afterwards by ``timeout`` (None: a read may wait as long as the command runs)."""
     api = kube.api
     path = PODS.path(namespace, pod, "exec")
     _method, url, headers, _body, _post = api.param_serialize(
         "GET", path, query_params=exec_query(command, container=container, stdin=stdin),
         header_params={}, auth_settings=["BearerToken"])
-    hdrs = {k.lower(): v for k, v in headers.items() if k.lower() == "authorization"}
-    hdrs["sec-websocket-protocol"] = f"{V5},{V4}"
+    hdrs = [f"{k.lower()}: {v}" for k, v in headers.items() if k.lower() == "authorization"]
+    hdrs.append(f"sec-websocket-protocol: {V5},{V4}")
     what = f'exec {command[0]} in pod "{pod}" (namespace "{namespace}")'
+    connect_timeout = getattr(kube, "connect_timeout", None) or 10.0
     try:
-        sock = create_websocket(api.configuration, get_websocket_url(url), hdrs)
+        sock = _websocket(api.configuration, get_websocket_url(url), hdrs,
+                          connect_timeout=connect_timeout)
     except websocket.WebSocketBadStatusException as exc:
         raise error_from_response(
             exc.status_code, exc.resp_body or b"", verb="create", resource="pods/exec",
             namespace=namespace, name=pod, context=kube.context, server=kube.server,
             retry_after=None) from exc
     except (websocket.WebSocketException, OSError) as exc:
-        raise ke.Unreachable(
-            f"{what}: cannot open the exec stream to API server {kube.server}: {exc}",
-            hint="check that the cluster is reachable and that exec is allowed "
-                 "(`kubectl auth can-i create pods/exec`)",
-            verb="create", resource="pods/exec", namespace=namespace, name=pod) from exc
+        err = ke.unreachable(exc, server=kube.server, context=kube.context, verb="create",
+                             resource="pods/exec", namespace=namespace, name=pod,
+                             connect_timeout=connect_timeout, read_timeout=connect_timeout)
+        err.message = f"{what}: {err.message}"
+        err.hint = (f"{err.hint}; check also that exec is allowed "
+                    "(`kubectl auth can-i create pods/exec`)")
+        raise err from exc
     sock.settimeout(timeout)
     return ExecStream(sock, what=what)
 
