@@ -22,11 +22,11 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import load_incluster_config
-from kubernetes.config.kube_config import KubeConfigLoader
 
 from kubectl_runai_dr import errors as e
 from kubectl_runai_dr._version import __version__
 from kubectl_runai_dr.kube import errors as ke
+from kubectl_runai_dr.kube.credentials import Loader, resolve_tokens
 from kubectl_runai_dr.kube.errors import error_from_response
 from kubectl_runai_dr.kube.kubeconfig import kubeconfig_paths, read_kubeconfig, select_context
 from kubectl_runai_dr.kube.resources import SSAR, Resource
@@ -74,9 +74,11 @@ def connect(opts: ConnectOptions, environ: Mapping[str, str] | None = None) -> K
             hint="pass --kubeconfig PATH or set KUBECONFIG, or run `kubectl config view` "
                  "to check that kubectl itself has a configuration",
         )
-    name, _ctx, _cluster = select_context(cfg, opts.context)
+    name, ctx, _cluster = select_context(cfg, opts.context)
+    user = ctx.get("user")
+    cfg = resolve_tokens(cfg, user)
     try:
-        loader = KubeConfigLoader(config_dict=cfg, active_context=name)
+        loader = Loader(config_dict=cfg, active_context=name, user_name=str(user or ""))
         loader.load_and_set(configuration)
         _cheap_token_refresh(configuration, loader)
     except (ConfigException, OSError, ValueError) as exc:
@@ -88,7 +90,7 @@ def connect(opts: ConnectOptions, environ: Mapping[str, str] | None = None) -> K
                 request_timeout=opts.request_timeout)
 
 
-def _cheap_token_refresh(configuration: k8s.Configuration, loader: KubeConfigLoader) -> None:
+def _cheap_token_refresh(configuration: k8s.Configuration, loader: Loader) -> None:
     """The loader's refresh hook re-applies the whole configuration before every request
     (re-reading proxy settings from the environment: a third of a small request's CPU) even
     when the token cannot expire. Keep it only for tokens that carry an expiry (exec and
@@ -190,11 +192,22 @@ class Kube:
                         and method in _IDEMPOTENT):
                     continue
                 raise self._unreachable(exc, verb, resource, namespace, name) from exc
-            except ConfigException as exc:  # exec plugin / token refresh failed
+            except ConfigException as exc:  # an auth-provider's token refresh failed
                 raise e.ConfigError(
-                    f'credentials of context "{self.context}" could not be obtained: {exc}',
+                    f'credentials of context "{self.context}" could not be obtained: '
+                    f"{ke.clean_text(str(exc), limit=500)}",
                     hint="log in again; check the kubeconfig's exec plugin or token",
                 ) from exc
+            except ValueError as exc:
+                if "header" not in str(exc).lower():
+                    raise
+                # http.client quotes the refused header, credential included: say which
+                # header it was, never its value, and drop the original.
+                raise e.ConfigError(
+                    f'the credentials of context "{self.context}" cannot be sent: a request '
+                    "header holds a line break or a character HTTP does not allow",
+                    hint="check the user's token, token file or plugin output in the "
+                         "kubeconfig (`kubectl config view`)") from None
             if 200 <= resp.status < 300:
                 return json.loads(data) if data else {}
             err = error_from_response(
