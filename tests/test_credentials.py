@@ -146,6 +146,18 @@ def test_no_error_path_prints_a_credential(canary: tuple[ApiServer, Path, list[s
             assert "unexpected" not in out and "ERROR:root" not in out, out
 
 
+def test_a_kubeconfig_that_is_not_yaml_is_not_quoted(tmp_path: Path) -> None:
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nusers:\n- name: u\n  user:\n"
+                  f"    token: {TOKEN}: oops\n")
+    for extra in ((), ("-v",)):
+        r = cli("backup", "--kubeconfig", str(kc), "--no-record", *extra)
+        out = r.stdout + r.stderr
+        assert r.code == 5, out
+        assert "not valid YAML: mapping values are not allowed here (line 5, column" in out
+        assert TOKEN not in out
+
+
 def _plugin_run(kc: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "kubectl_runai_dr", "backup", "--kubeconfig",

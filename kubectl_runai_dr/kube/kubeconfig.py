@@ -70,6 +70,15 @@ def merge_kubeconfigs(documents: Sequence[tuple[Path, Mapping[str, Any]]]) -> di
     return merged
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What the parser found wrong and where, without quoting the file."""
+    problem = str(getattr(exc, "problem", "") or "syntax error")
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        problem += f" (line {mark.line + 1}, column {mark.column + 1})"
+    return problem
+
+
 def read_kubeconfig(paths: Sequence[Path], *, explicit: bool) -> dict[str, Any] | None:
     """Read and merge the files; None when none exists (the caller may go in-cluster)."""
     documents: list[tuple[Path, Mapping[str, Any]]] = []
@@ -83,11 +92,18 @@ def read_kubeconfig(paths: Sequence[Path], *, explicit: bool) -> dict[str, Any] 
             continue
         try:
             doc = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+        except OSError as exc:
             raise ConfigError(
-                f"cannot read kubeconfig {path}: {exc}".splitlines()[0],
+                f"cannot read kubeconfig {path}: {(exc.strerror or 'error').lower()}",
                 hint="fix the file, or point --kubeconfig/KUBECONFIG at a valid one",
             ) from exc
+        except yaml.YAMLError as exc:
+            # Not chained: the parser's message quotes the offending line, which may be a
+            # credential (a token, a key); the position is enough to find it.
+            raise ConfigError(
+                f"cannot read kubeconfig {path}: not valid YAML: {_yaml_problem(exc)}",
+                hint="fix the file, or point --kubeconfig/KUBECONFIG at a valid one",
+            ) from None
         if not isinstance(doc, dict):
             raise ConfigError(f"kubeconfig {path} is not a kubeconfig document",
                               hint="point --kubeconfig/KUBECONFIG at a valid kubeconfig")
