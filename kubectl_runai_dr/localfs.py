@@ -41,6 +41,8 @@ _O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _HINTS = {
     errno.ENOSPC: "free space on that file system, or choose another directory",
     errno.EDQUOT: "the disk quota is used up: free space, or choose another directory",
+    errno.EFBIG: "the file is larger than this system allows (ulimit -f, or the file "
+                 "system's limit): choose another directory",
     errno.EROFS: "the file system is mounted read-only: choose a writable directory",
     errno.EACCES: "check the directory's owner and permissions, or choose another directory",
     errno.EPERM: "check the directory's owner and permissions, or choose another directory",

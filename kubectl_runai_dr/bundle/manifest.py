@@ -43,6 +43,10 @@ def build_manifest(
         "createdAt": utc_stamp(created),
         "status": "partial" if failed else "complete",
         "failedComponents": failed,
+        # what this backup set out to save, and what it left out (--skip, a component
+        # list, or a component that needs a flag such as --include-secrets)
+        "includedComponents": [r.name for r in results if r.status is not Status.SKIPPED],
+        "excludedComponents": [r.name for r in results if r.status is Status.SKIPPED],
         "source": {
             "context": context,
             "server": server,
@@ -56,6 +60,14 @@ def build_manifest(
         "containsSecrets": contains_secrets,
         "components": [r.to_manifest() for r in results],
     }
+
+
+def excluded_components(manifest: dict[str, Any]) -> list[str]:
+    """The components a backup left out (bundles before the field: from their status)."""
+    if "excludedComponents" in manifest:
+        return list(manifest["excludedComponents"])
+    return [c["name"] for c in manifest.get("components", [])
+            if c.get("status") == Status.SKIPPED.value]
 
 
 def runai_version(releases: dict[str, dict[str, Any]], names: Names) -> str:

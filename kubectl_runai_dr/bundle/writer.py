@@ -197,11 +197,11 @@ class BundleWriter:
             raise local_error(exc, "write", self.target) from exc
         if stat.S_ISDIR(st.st_mode):
             raise LocalFileError(f"{self.target} is a directory",
-                                 hint="end --output with a slash to write the bundle into "
+                                 hint="end --to with a slash to write the bundle into "
                                       "a directory, or choose another name")
         if not self.force:
             raise BundleExistsError(
-                f"{self.target} already exists", hint="choose another --output, or pass --force")
+                f"{self.target} already exists", hint="choose another --to, or pass --force")
 
     def _parent(self, relpath: str) -> tuple[PrivateDir, str]:
         """The staging directory that holds ``relpath`` (created), and the file name."""
@@ -297,7 +297,7 @@ class BundleWriter:
                         dst_dir_fd=self.dir.fd, follow_symlinks=False)
         except FileExistsError as exc:
             raise BundleExistsError(f"{self.target} appeared while the backup ran",
-                                    hint="choose another --output, or pass --force") from exc
+                                    hint="choose another --to, or pass --force") from exc
         except OSError as exc:
             raise local_error(exc, "write", self.target) from exc
         self.placed = True

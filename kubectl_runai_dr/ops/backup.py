@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,22 +10,23 @@ from typing import Any
 
 from kubectl_runai_dr._version import BUILD_COMMIT, __version__
 from kubectl_runai_dr.bundle.manifest import build_manifest, default_bundle_name, runai_version
-from kubectl_runai_dr.bundle.writer import BundleWriter
+from kubectl_runai_dr.bundle.rotation import rotate
+from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target, terminate_as_interrupt
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
 from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
-from kubectl_runai_dr.errors import DrError, UsageError
+from kubectl_runai_dr.errors import Aborted, DrError, ExitCode, UsageError
 from kubectl_runai_dr.kube.api import KubeApi
+from kubectl_runai_dr.localfs import LocalFileError
 from kubectl_runai_dr.model import Names, Result, Status
 from kubectl_runai_dr.ops.record import write_record
 from kubectl_runai_dr.plan.backup import plan_backup
 from kubectl_runai_dr.plan.database import DbOptions
-from kubectl_runai_dr.plan.retention import bundles_to_delete
 
 
 @dataclass
 class BackupOptions:
-    output: Path | None = None
+    output: str | Path | None = None  # a trailing slash means a directory
     force: bool = False
     include_secrets: bool = False
     names: Names = field(default_factory=Names)
@@ -50,11 +52,10 @@ class BackupOutcome:
         return any(r.status is Status.FAILED for r in self.results)
 
 
-def target_path(output: Path | None, context: str, now: datetime) -> Path:
-    name = default_bundle_name(context, now)
-    if output is None:
-        return Path.cwd() / name
-    return output / name if output.is_dir() else output
+def target_path(output: str | Path | None, context: str, now: datetime) -> Path:
+    """Where the bundle goes (see :func:`resolve_target`: a trailing slash or an existing
+    directory means the default name in that directory)."""
+    return resolve_target(output, default_bundle_name(context, now))[0]
 
 
 def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None = None,
@@ -72,76 +73,150 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
     # Reach the cluster before creating anything on disk: an unreachable server or bad
     # credentials fail here with a clear error and leave nothing behind.
     version = kube.server_version()
-    writer = BundleWriter(target_path(opts.output, kube.context, now), force=opts.force)
-    results: list[Result] = []
-    try:
-        ctx = BackupContext(kube=kube, out=writer, names=opts.names,
-                            include_secrets=opts.include_secrets, progress=progress,
-                            db=opts.db, snapshots=opts.snapshots,
-                            snapshot_run=opts.snapshot_run)
-        for step in planned:
-            result = Result(step.name)
-            if not step.run:
-                result.status = Status.SKIPPED
-                result.reason = step.why_not
-                results.append(result)
-                continue
-            before = set(writer.files)
-            progress.start(step.step.title)
-            try:
-                registry.BY_NAME[step.name].backup(ctx, result)
-            except DrError as exc:
-                _fail(writer, result, before, exc.message)
-            except Exception as exc:  # a bug must not cost the other components
-                _fail(writer, result, before, f"unexpected error: {exc!r}")
-                result.details["traceback"] = _traceback(exc)
-            finally:
-                progress.finish()
-            results.append(result)
-        releases = ctx.releases
-        manifest = build_manifest(
-            created=now, tool_version=__version__, tool_commit=BUILD_COMMIT,
-            context=kube.context, server=kube.server,
-            kubernetes_version=str(version.get("gitVersion", "")),
-            runai_version=runai_version(releases, opts.names), names=opts.names,
-            results=results,
-            contains_secrets=any(r.name == "secrets" and r.status is Status.OK
-                                 for r in results),
-        )
-        path = writer.finalize(manifest, mtime=now.timestamp())
-        manifest = writer.manifest
-    except BaseException:
-        writer.abort()
-        raise
+    target, create_dir = resolve_target(opts.output, default_bundle_name(kube.context, now))
     warnings: list[str] = []
-    if opts.record:
-        warning = write_record(kube, opts.names, {
-            "time": manifest["createdAt"], "bundle": path.name, "result": manifest["status"],
-            "failedComponents": manifest["failedComponents"],
-            "toolVersion": __version__,
-        })
-        if warning:
-            warnings.append(warning)
-    deleted: list[str] = []
-    if opts.keep is not None:
-        if manifest["status"] == "complete":
-            deleted = _rotate(path, kube.context, opts.keep, warnings)
-        else:
-            warnings.append("--keep: nothing deleted, because this backup is partial")
+    # SIGTERM as Ctrl-C: either way the staging directory (a full dump) is removed
+    with terminate_as_interrupt():
+        writer = BundleWriter(target, force=opts.force, create_dir=create_dir)
+        warnings += [f"removed {writer.dir.path / name}, the staging directory of an "
+                     "interrupted backup" for name in writer.removed_stale]
+        results: list[Result] = []
+        errors: list[BaseException] = []
+        try:
+            ctx = BackupContext(kube=kube, out=writer, names=opts.names,
+                                include_secrets=opts.include_secrets, progress=progress,
+                                db=opts.db, snapshots=opts.snapshots,
+                                snapshot_run=opts.snapshot_run)
+            for step in planned:
+                result = Result(step.name)
+                if not step.run:
+                    result.status = Status.SKIPPED
+                    result.reason = step.why_not
+                    results.append(result)
+                    continue
+                before = set(writer.files)
+                progress.start(step.step.title)
+                try:
+                    registry.BY_NAME[step.name].backup(ctx, result)
+                except LocalFileError:
+                    raise  # disk full, read-only file system: no bundle can be written
+                except DrError as exc:
+                    _fail(writer, result, before, exc.message)
+                    errors.append(exc)
+                except Exception as exc:  # a bug must not cost the other components
+                    _fail(writer, result, before, f"unexpected error: {exc!r}")
+                    result.details["traceback"] = _traceback(exc)
+                    errors.append(exc)
+                finally:
+                    progress.finish()
+                results.append(result)
+            _refuse_empty(results, errors, writer.files)
+            releases = ctx.releases
+            manifest = build_manifest(
+                created=now, tool_version=__version__, tool_commit=BUILD_COMMIT,
+                context=kube.context, server=kube.server,
+                kubernetes_version=str(version.get("gitVersion", "")),
+                runai_version=runai_version(releases, opts.names), names=opts.names,
+                results=results,
+                contains_secrets=any(r.name == "secrets" and r.status is Status.OK
+                                     for r in results),
+            )
+            path = writer.finalize(manifest, mtime=now.timestamp())
+            manifest = writer.manifest
+        except KeyboardInterrupt as exc:
+            writer.abort()
+            if not writer.placed:
+                left = ("the staging directory was removed" if not writer.staging.exists()
+                        else f"the staging directory {writer.staging} could not be removed "
+                             "(the next backup into that directory removes it)")
+                raise Aborted(f"interrupted ({_signal(exc)}) before the bundle was written: "
+                              f"no bundle, {left}; the in-cluster record was not updated",
+                              hint="run the backup again") from None
+            path, manifest = writer.target, writer.manifest
+            raise Aborted(_interrupted_after(exc, path, manifest, "rotating",
+                                             opts), hint=_VERIFY_HINT.format(path)) from None
+        except BaseException:
+            writer.abort()
+            raise
+        state = "rotating"
+        try:
+            deleted = _after_bundle(kube, opts, path, manifest, now, warnings)
+            state = "done"
+        except KeyboardInterrupt as exc:
+            raise Aborted(_interrupted_after(exc, path, manifest, state, opts),
+                          hint=_VERIFY_HINT.format(path)) from None
     return BackupOutcome(path=path, manifest=manifest, results=results, warnings=warnings,
                          deleted=deleted)
 
 
-def _rotate(path: Path, context: str, keep: int, warnings: list[str]) -> list[str]:
-    """Delete the bundles of ``context`` beyond the ``keep`` newest, beside ``path``."""
-    deleted = []
-    for name in bundles_to_delete((p.name for p in path.parent.iterdir()), context, keep):
-        try:
-            (path.parent / name).unlink()
-            deleted.append(name)
-        except OSError as exc:
-            warnings.append(f"--keep: could not delete {name}: {exc.strerror}")
+_VERIFY_HINT = "the bundle is usable: `kubectl runai-dr verify {}` checks it"
+
+
+def _signal(exc: KeyboardInterrupt) -> str:
+    return str(exc.args[0]) if exc.args else "Ctrl-C"
+
+
+def _interrupted_after(exc: KeyboardInterrupt, path: Path, manifest: dict[str, Any],
+                       state: str, opts: BackupOptions) -> str:
+    """What is where after an interruption once the bundle was in place."""
+    parts = [f"interrupted ({_signal(exc)}) after the bundle {path} was written "
+             f"({manifest.get('status', 'complete')})"]
+    if opts.keep is not None:
+        parts.append("old bundles may have been deleted in part (--keep)" if state == "rotating"
+                     else "old bundles were rotated (--keep)")
+    if opts.record:
+        parts.append("the in-cluster record was not updated, so `status` still shows the "
+                     "previous backup")
+    return "; ".join(parts)
+
+
+def _after_bundle(kube: KubeApi, opts: BackupOptions, path: Path, manifest: dict[str, Any],
+                  now: datetime, warnings: list[str]) -> list[str]:
+    """Rotation (--keep), then the in-cluster record of what exists afterwards."""
+    deleted: list[str] = []
+    if opts.keep is not None:
+        if manifest["status"] != "complete":
+            warnings.append("--keep: nothing deleted, because this backup is partial")
+        else:
+            try:
+                rotation = rotate(path.parent, context=kube.context, keep=opts.keep,
+                                  just_written=path.name, now=now)
+            except DrError as exc:
+                warnings.append(f"--keep: nothing deleted: {exc.message}")
+            else:
+                deleted = rotation.deleted
+                warnings.extend(rotation.warnings)
+    if not opts.record:
+        return deleted
+    if not os.path.lexists(path):
+        warnings.append(f"{path} is gone: the backup is not recorded in the cluster")
+        return deleted
+    warning = write_record(kube, opts.names, {
+        "time": manifest["createdAt"], "bundle": path.name, "result": manifest["status"],
+        "failedComponents": manifest["failedComponents"],
+        "includedComponents": manifest["includedComponents"],
+        "excludedComponents": manifest["excludedComponents"],
+        "toolVersion": __version__,
+    })
+    if warning:
+        warnings.append(warning)
     return deleted
+
+
+def _refuse_empty(results: list[Result], errors: list[BaseException],
+                  files: dict[str, Any]) -> None:
+    """No bundle when components failed and none saved anything: it would hold nothing
+    (and verify would call it valid). When every failure had the same cause (credentials
+    rejected, forbidden), that cause's exit code."""
+    if files or not errors:
+        return
+    codes = {getattr(e, "exit_code", ExitCode.ERROR) for e in errors}
+    failed = "; ".join(f"{r.name}: {r.reason}" for r in results if r.status is Status.FAILED)
+    err = DrError(f"every component failed or saved nothing, so no bundle was written "
+                  f"({failed})", hint=getattr(errors[0], "hint", None)
+                  or "fix the cause and run the backup again")
+    err.exit_code = codes.pop() if len(codes) == 1 else ExitCode.ERROR
+    raise err
 
 
 def _fail(writer: BundleWriter, result: Result, before: set[str], reason: str) -> None:

@@ -1,24 +1,68 @@
 """Which old bundles a scheduled backup may delete (pure).
 
-Only files that carry this tool's default name for the same context are candidates
-(`runai-dr-<context>-<UTC time>.tar.gz`), newest first by the time in their name; anything
-else in the directory is never touched.
+A candidate is a regular file with this tool's default name
+(``runai-dr-<context>-<UTC time>.tar.gz``) whose manifest records the same context as the
+backup: the context in a file name is made file-name safe and so can be shared by several
+contexts (``prod/eu`` and ``prod_eu``), the manifest's cannot. Candidates are ordered by
+the time in their names. The bundle just written is always kept (it counts as one of the
+``keep``), and a name dated in the future (a clock that was wrong, or a planted name) is
+neither counted nor deleted: it is reported.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
-from kubectl_runai_dr.bundle.manifest import safe_context
-
-_STAMP = r"(\d{8}T\d{6}Z)"
+BUNDLE_NAME = re.compile(r"^runai-dr-(?P<context>.+)-(?P<stamp>\d{8}T\d{6}Z)\.tar\.gz$")
 
 
-def bundles_to_delete(names: Iterable[str], context: str, keep: int) -> list[str]:
-    """The file names beyond the ``keep`` newest bundles of ``context``, oldest first."""
+def name_time(name: str) -> datetime | None:
+    """The UTC time in a default bundle name; None for other names."""
+    m = BUNDLE_NAME.match(name)
+    if not m:
+        return None
+    try:
+        return datetime.strptime(m.group("stamp"), "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A bundle file beside the new one: its name and the context its manifest records."""
+
+    name: str
+    context: str
+
+
+@dataclass
+class RetentionPlan:
+    delete: list[str] = field(default_factory=list)  # oldest first
+    keep: list[str] = field(default_factory=list)  # newest first, the new bundle first
+    future: list[str] = field(default_factory=list)  # dated after `now`: left alone
+
+
+def plan_retention(candidates: Iterable[Candidate], *, context: str, keep: int,
+                   just_written: str, now: datetime) -> RetentionPlan:
+    """The bundles of ``context`` beyond the ``keep`` newest, never ``just_written``."""
     if keep < 1:
         raise ValueError("keep must be at least 1")
-    pattern = re.compile(rf"^runai-dr-{re.escape(safe_context(context))}-{_STAMP}\.tar\.gz$")
-    ours = sorted((m.group(1), name) for name in names if (m := pattern.match(name)))
-    return [name for _, name in ours[:-keep]] if len(ours) > keep else []
+    plan = RetentionPlan(keep=[just_written])
+    dated: list[tuple[datetime, str]] = []
+    for c in candidates:
+        when = name_time(c.name)
+        if c.name == just_written or c.context != context or when is None:
+            continue
+        if when > now:
+            plan.future.append(c.name)
+        else:
+            dated.append((when, c.name))
+    dated.sort(reverse=True)
+    plan.keep += [name for _, name in dated[:keep - 1]]
+    plan.delete = [name for _, name in reversed(dated[keep - 1:])]
+    plan.future.sort()
+    return plan

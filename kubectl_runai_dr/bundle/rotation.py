@@ -1,0 +1,80 @@
+"""``backup --keep N``: delete the oldest bundles of a context beside the new one.
+
+The directory is opened once and checked like the one the bundle was written to; only
+regular files with the tool's default name are looked at (a directory, link or FIFO with
+such a name is neither counted nor touched), and of those only the manifest is read, to
+learn the context each bundle came from. What to delete is decided by
+:func:`kubectl_runai_dr.plan.retention.plan_retention`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from kubectl_runai_dr.bundle.manifest import safe_context
+from kubectl_runai_dr.bundle.reader import read_manifest
+from kubectl_runai_dr.errors import DrError
+from kubectl_runai_dr.localfs import open_private_dir
+from kubectl_runai_dr.plan.retention import BUNDLE_NAME, Candidate, plan_retention
+
+
+@dataclass
+class Rotation:
+    deleted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # newest first, the new bundle first
+    warnings: list[str] = field(default_factory=list)
+
+
+def rotate(directory: Path, *, context: str, keep: int, just_written: str,
+           now: datetime) -> Rotation:
+    """Delete the bundles of ``context`` in ``directory`` beyond the ``keep`` newest;
+    ``just_written`` is always kept."""
+    out = Rotation()
+    candidates: list[Candidate] = []
+    with open_private_dir(directory) as d:
+        for name in d.names():
+            m = BUNDLE_NAME.match(name)
+            if name == just_written or not m:
+                continue
+            try:
+                st = d.lstat(name)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            try:
+                fd = d.open_regular(name)
+            except OSError:
+                continue  # replaced meanwhile by something that is not a file
+            try:
+                same = os.fstat(fd)
+                if (same.st_dev, same.st_ino) != (st.st_dev, st.st_ino):
+                    continue
+                manifest = read_manifest(fd, name)
+            except DrError as exc:
+                if m.group("context") == safe_context(context):
+                    out.warnings.append(f"--keep: {name} was left alone and not counted: "
+                                        f"{exc.message}")
+                continue
+            finally:
+                os.close(fd)
+            candidates.append(Candidate(name, manifest["source"]["context"]))
+        plan = plan_retention(candidates, context=context, keep=keep,
+                              just_written=just_written, now=now)
+        out.kept = plan.keep
+        for name in plan.future:
+            out.warnings.append(f"--keep: {name} is dated in the future; it was neither "
+                                "counted nor deleted (check the clock, or remove it)")
+        for name in plan.delete:
+            try:
+                d.unlink(name)
+                out.deleted.append(name)
+            except OSError as exc:
+                out.warnings.append(f"--keep: could not delete {name}: {exc.strerror}")
+        if out.deleted:
+            d.sync()
+    return out
