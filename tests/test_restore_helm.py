@@ -122,7 +122,10 @@ def test_commands_printed_without_run_helm(seeded: tuple[ApiServer, Path, Path],
     assert f"--values {tmp_path / 'vals'}/runai-cluster-values.yaml" in r.stdout
     assert "--run-helm" in r.stdout  # says how to let the tool run them
     assert "c1ient-s3cret" not in r.stdout + r.stderr  # values never on screen
-    assert not (tmp_path / "vals").exists()  # nothing written when nothing is run
+    # the values file the commands name is there, private
+    values = tmp_path / "vals" / "runai-cluster-values.yaml"
+    assert values.read_bytes() == member(bundle, "helm/runai-cluster/values.yaml")
+    assert stat.S_IMODE(values.stat().st_mode) == 0o600
 
 
 @needs_helm

@@ -13,7 +13,6 @@ the helm bridge until the release is deployed.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ from kubectl_runai_dr.components.base import BackupContext, Component
 from kubectl_runai_dr.components.restore_base import RestoreContext, failure
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube.api import KubeApi
+from kubectl_runai_dr.localfs import write_private_file
 from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result
 from kubectl_runai_dr.plan import permissions as perm
 
@@ -197,14 +197,10 @@ def saved_release(bundle: Any, release: str, default_namespace: str) -> SavedRel
 
 
 def write_values_file(directory: Path, release: str, text: str) -> Path:
-    """The values file, readable by its owner only (values may hold secrets)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{release}-values.yaml"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)
-    return path
+    """The values file (values hold secrets): 0600 in a directory of this user that no one
+    else may write to (created 0700), replacing an earlier file atomically, never through
+    a link (:func:`kubectl_runai_dr.localfs.write_private_file`)."""
+    return write_private_file(directory / f"{release}-values.yaml", text.encode())
 
 
 def reinstall_step(ctx: RestoreContext, step: Result, *, release: str, namespace: str,
@@ -242,6 +238,12 @@ def reinstall_step(ctx: RestoreContext, step: Result, *, release: str, namespace
             result(Outcome.DRIFT, f"revision {live.revision} is deployed: {what}; left alone "
                    "(--existing update re-installs it)")
             return
+    if not s.dry_run:  # the commands below name the values file: write it first
+        try:
+            write_values_file(values_dir, release, saved.values_text)
+        except DrError as exc:
+            result(Outcome.FAILED, failure(exc))
+            return
     step.notes.append(f"values file: {values_path} (holds secrets: keep it private)")
     step.notes.extend(shell_line(c) for c in cmds)
     would = Outcome.WOULD_UPDATE if live is not None else Outcome.WOULD_CREATE
@@ -256,7 +258,6 @@ def reinstall_step(ctx: RestoreContext, step: Result, *, release: str, namespace
         result(Outcome.FAILED, "--run-helm: no helm on PATH; install helm or run the commands "
                "above yourself")
         return
-    write_values_file(values_dir, release, saved.values_text)
     for cmd in cmds:
         done = runner(cmd)
         if done.returncode != 0:
