@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kubectl_runai_dr.components.registry import PERMISSIONS
+from kubectl_runai_dr.components.registry import NAMES, PERMISSIONS
 from kubectl_runai_dr.errors import ExitCode
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.plan import permissions as perm
@@ -137,6 +137,18 @@ def test_partial_backup_is_critical_and_names_failed_components() -> None:
     f.backup.result, f.backup.failed_components = "partial", ["database"]
     p = only(f)
     assert p.severity == s.CRITICAL and "partial" in p.message and "database" in p.message
+
+
+def test_a_backup_that_left_out_essentials_is_a_warning() -> None:
+    f = healthy()
+    f.backup.excluded_components = ["secrets", "volumes"]  # opt-in components: fine
+    assert problems(f) == []
+    f.backup.excluded_components = ["database", "cluster", "secrets"]
+    p = only(f)
+    assert p.severity == s.WARNING
+    assert p.message == ("the last backup left out the database, the cluster's helm values: "
+                         "b.tar.gz")
+    assert set(s.ESSENTIAL_COMPONENTS) <= set(NAMES)  # the names the registry uses
 
 
 def test_unreadable_backup_time() -> None:

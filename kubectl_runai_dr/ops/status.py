@@ -320,6 +320,7 @@ class _Collector:
             b.result, b.tool_version = record.get("result", ""), record.get("toolVersion", "")
             failed = record.get("failedComponents", "")
             b.failed_components = _json_list(failed)
+            b.excluded_components = _json_list(record.get("excludedComponents", ""))
 
     # -- permissions -----------------------------------------------------------------------
     def permissions(self) -> None:

@@ -178,6 +178,7 @@ class BackupFacts:
     bundle: str = ""
     result: str = ""
     failed_components: list[str] = field(default_factory=list)
+    excluded_components: list[str] = field(default_factory=list)  # left out (--skip, ...)
     tool_version: str = ""
     errors: list[SectionError] = field(default_factory=list)
 
@@ -409,6 +410,17 @@ def _runai_problems(r: RunaiFacts, cluster: ClusterFacts) -> list[Problem]:
     return out
 
 
+# Left out of a backup (--skip, a component list), these leave a recovery without data it
+# needs: every project, user and setting (database), the charts' values (a re-installation
+# needs them), the projects' namespaces and access.
+ESSENTIAL_COMPONENTS = {
+    "database": "the database",
+    "control-plane": "the control plane's helm values",
+    "cluster": "the cluster's helm values",
+    "namespaces": "the projects (namespaces and role bindings)",
+}
+
+
 def _backup_problems(b: BackupFacts, max_age: float | None, now: datetime) -> list[Problem]:
     out = _section_errors("backup", b.errors)
     if b.found is False:
@@ -433,6 +445,12 @@ def _backup_problems(b: BackupFacts, max_age: float | None, now: datetime) -> li
                            f"{b.bundle}",
                            "fix the failed components (`kubectl runai-dr inspect BUNDLE` "
                            "shows why) and run the backup again"))
+    left_out = [what for name, what in ESSENTIAL_COMPONENTS.items()
+                if name in b.excluded_components]
+    if left_out:
+        out.append(Problem(WARNING, "backup", f"the last backup left out {', '.join(left_out)}: "
+                           f"{b.bundle}", "back up without --skip or a component list (the "
+                           "scheduled backup should include everything)"))
     return out
 
 
