@@ -145,3 +145,53 @@ def test_kubectl_exec_stdin_over_websocket(runai_server: ApiServer, kubeconfig: 
     assert r.returncode == 7 and b"command terminated with exit code 7" in r.stderr
     proto = [json.dumps(x.query) for x in runai_server.requests if x.path.endswith("/exec")]
     assert proto and all('"command"' in p for p in proto)
+
+
+def test_exec_command_outlives_its_client(core: client.CoreV1Api, runai_server: ApiServer,
+                                          tmp_path: Path) -> None:
+    """As with a kubelet: a client that goes away kills nothing; the command's stdin ends and
+    its output is no longer read, so a writer blocks and a reader of stdin sees the end."""
+    import socket
+
+    def start(script: str, stdin: bool) -> tuple[object, int]:
+        ws = stream(core.connect_get_namespaced_pod_exec, POD, NS,
+                    command=["sh", "-c", f"echo $$ > {tmp_path}/pid; {script}"], stdin=stdin,
+                    stdout=True, stderr=True, tty=False, _preload_content=False, binary=True)
+        ws.update(timeout=2)
+        deadline = time.time() + 10
+        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
+            assert time.time() < deadline
+            time.sleep(0.05)
+        pid = int((tmp_path / "pid").read_text())
+        (tmp_path / "pid").unlink()
+        return ws, pid
+
+    def drop(ws: object) -> None:  # the client is gone: no close frame, the socket just ends
+        sock = ws.sock.sock  # type: ignore[attr-defined]
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    writer, wpid = start("while :; do echo data; done", stdin=False)
+    reader, rpid = start(f"cat >/dev/null; echo eof > {tmp_path}/eof; sleep 60", stdin=True)
+    drop(writer)
+    drop(reader)
+    deadline = time.time() + 10
+    while not (tmp_path / "eof").exists():
+        assert time.time() < deadline, "stdin was not closed when the client went away"
+        time.sleep(0.05)
+    time.sleep(1)
+    assert _alive(wpid) and _alive(rpid)  # still running
+    runai_server.stop()  # the test server still cleans up what it started
+    for pid in (wpid, rpid):
+        deadline = time.time() + 10
+        while _alive(pid):
+            assert time.time() < deadline
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -8,7 +8,10 @@ stdin). Reproduced kubelet behaviours:
   (about 1 MiB), the stream stalls: the server stops reading, and after `exec_stdin_hang_timeout`
   seconds the connection drops without a status (the exit code is lost);
 - a command that cannot be found ends with exit code 127 (126 if not executable) and the runtime's
-  message on stdout.
+  message on stdout;
+- a command outlives its client: when the connection goes away the command is not killed; its stdin
+  is closed (the stream that fed it ended) and its output is no longer read, so a command that keeps
+  writing blocks, as a pg_dump in a pod does when its client was stopped.
 """
 
 from __future__ import annotations
@@ -193,8 +196,13 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
             if enabled:
                 try:
                     await send(channel, chunk)
-                except (ConnectionResetError, RuntimeError):
-                    return
+                except (ConnectionError, RuntimeError):
+                    # the client is gone and nobody reads the output any more: a command that
+                    # keeps writing blocks, as in a kubelet, until it ends; what it wrote
+                    # then is drained, so that its exit is seen
+                    while proc.returncode is None:
+                        await asyncio.sleep(0.05)
+                    enabled = False
 
     async def pump_in() -> None:
         stdin = proc.stdin
@@ -239,10 +247,10 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
     wait_task = asyncio.ensure_future(proc.wait())
     try:
         done, _ = await asyncio.wait({wait_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
-        if in_task in done and not wait_task.done() and ws.closed:
-            # the client went away: end the command like the kubelet does when the stream breaks
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
+        if in_task in done and not wait_task.done() and ws.closed and proc.stdin is not None:
+            # the client went away: a kubelet does not kill the command, it only ends its stdin
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
         code = await wait_task
         srv.exec_processes.discard(proc.pid)
         exited.set()

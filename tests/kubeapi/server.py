@@ -292,13 +292,21 @@ class ApiServer:
         if self._loop is None or self._thread is None:
             return
         loop = self._loop
+        # commands still running in "pods" (they outlive their clients) die first, so their
+        # exec handlers end while the loop still runs
+        for pid in list(self.exec_processes):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 2
+        while self.exec_processes and time.monotonic() < deadline:
+            time.sleep(0.01)
         for _, q in list(self._watchers):
             loop.call_soon_threadsafe(q.put_nowait, None)  # type: ignore[arg-type]
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
         self._thread = None
         self._loop = None
-        for pid in list(self.exec_processes):  # commands still running in "pods"
+        for pid in list(self.exec_processes):  # started while stopping
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         self.exec_processes.clear()
