@@ -62,7 +62,7 @@ def main() -> None:
     env = {**os.environ, "KUBECONFIG": str(kc), "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
     plugin = [sys.executable, "-m", "kubectl_runai_dr", "backup", "--no-record", "--force",
               "--skip", "database",
-              "--output", str(work / "bench.tar.gz")]
+              "--to", str(work / "bench.tar.gz")]
     peer = [kubectl, "get", "namespaces,rolebindings", "-A", "-o", "json"]
 
     times: dict[str, list[float]] = {"backup": [], "kubectl": []}

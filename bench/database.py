@@ -76,7 +76,7 @@ def plugin_process(kc: Path, out: Path) -> tuple[float, int]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "kubectl_runai_dr", "backup", "database",
-                             "--kubeconfig", str(kc), "--output", str(out), "--force",
+                             "--kubeconfig", str(kc), "--to", str(out), "--force",
                              "--no-record"], env=env, stdout=subprocess.DEVNULL)
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t

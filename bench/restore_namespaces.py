@@ -85,7 +85,7 @@ def main() -> None:
            "HOME": str(work)}
     bundle = work / "bundle.tar.gz"
     plugin = [sys.executable, "-m", "kubectl_runai_dr"]
-    run([*plugin, "backup", "--kubeconfig", str(kc), "--output", str(bundle), "--no-record",
+    run([*plugin, "backup", "--kubeconfig", str(kc), "--to", str(bundle), "--no-record",
          "--skip", "database"], env)
 
     # the same objects, cleaned the same way, as one manifest file for kubectl

@@ -36,11 +36,19 @@ STATUS_STYLE = {"ok": "green", "not present": "dim", "skipped": "dim", "failed":
                 "unknown": "yellow", "n/a": "dim"}
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (``| head``): the verb boundary stops quietly with the exit
+        code such a tool has (rich alone would exit 1)."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def consoles(no_color: bool) -> tuple[Console, Console]:
     """(stdout, stderr) consoles honouring --no-color, NO_COLOR and non-terminals."""
     plain = no_color or bool(os.environ.get("NO_COLOR"))
-    out = Console(no_color=plain, highlight=False, soft_wrap=False)
-    err = Console(stderr=True, no_color=plain, highlight=False)
+    out = _Console(no_color=plain, highlight=False, soft_wrap=False)
+    err = _Console(stderr=True, no_color=plain, highlight=False)
     return out, err
 
 

@@ -197,7 +197,7 @@ KUBECONFIG_FOR_USER=$kubeconfig
 mkdir -p "$tmp/work"
 bundle=$tmp/work/backup.tar.gz
 # shellcheck disable=SC2086
-if ! (cd "$tmp/work" && as_user kubectl runai-dr backup --output "$bundle" ${SMOKE_BACKUP_ARGS:-} \
+if ! (cd "$tmp/work" && as_user kubectl runai-dr backup --to "$bundle" ${SMOKE_BACKUP_ARGS:-} \
       >"$tmp/backup.out" 2>"$tmp/backup.err"); then
   cat "$tmp/backup.out" "$tmp/backup.err" >&2
   fail "kubectl runai-dr backup failed"

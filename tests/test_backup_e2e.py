@@ -29,7 +29,7 @@ def seeded(apiserver: ApiServer, tmp_path: Path) -> tuple[ApiServer, Path]:
 
 
 def _backup(kc: Path, out: Path, *extra: str) -> tuple[int, str, str, Path]:
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(out), "--skip", "database",
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(out), "--skip", "database",
             *extra)
     return r.code, r.stdout, r.stderr, out
 
@@ -217,7 +217,7 @@ def test_bad_credentials_and_unknown_context(seeded: tuple[ApiServer, Path],
                                              tmp_path: Path) -> None:
     srv, _ = seeded
     kc = srv.write_kubeconfig(tmp_path / "kc", token="expired-token")
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(tmp_path / "x.tar.gz"))
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(tmp_path / "x.tar.gz"))
     assert r.code == 5 and "rejected the credentials" in r.stderr
     assert not (tmp_path / "x.tar.gz").exists()
     r = cli("backup", "--kubeconfig", str(kc), "--context", "nope")
@@ -234,7 +234,7 @@ def test_kubeconfig_env_with_several_files(seeded: tuple[ApiServer, Path],
         "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
         "users": [{"name": "x", "user": {"token": "x"}}]}))
     env = {"KUBECONFIG": f"{other}{os.pathsep}{kc}"}
-    r = cli("backup", "--output", str(tmp_path / "b.tar.gz"), "--skip", "database", env=env)
+    r = cli("backup", "--to", str(tmp_path / "b.tar.gz"), "--skip", "database", env=env)
     assert r.code == 0, r.stderr  # current-context comes from the second file
     assert manifest_of(tmp_path / "b.tar.gz")["source"]["context"] == "loopback"
 
@@ -351,7 +351,7 @@ def test_in_cluster_service_account_is_the_fallback(seeded: tuple[ApiServer, Pat
     url = urlparse(srv.https_url)
     env = {"KUBECONFIG": str(tmp_path / "absent"), "KUBERNETES_SERVICE_HOST": str(url.hostname),
            "KUBERNETES_SERVICE_PORT": str(url.port)}
-    r = cli("backup", "--output", str(tmp_path / "b.tar.gz"), "--skip", "database",
+    r = cli("backup", "--to", str(tmp_path / "b.tar.gz"), "--skip", "database",
             "-o", "json", env=env)
     assert r.code == 0, r.stderr
     out = json.loads(r.stdout)  # -o json: stdout holds exactly the document

@@ -76,7 +76,7 @@ def counts(pg: PgServer, db: str) -> dict[str, int]:
 
 
 def backup(kc: Path, out: Path, *extra: str) -> tuple[int, str, str]:
-    r = cli("backup", "database", "--kubeconfig", str(kc), "--output", str(out), "--no-record",
+    r = cli("backup", "database", "--kubeconfig", str(kc), "--to", str(out), "--no-record",
             *extra)
     return r.code, r.stdout, r.stderr
 
@@ -130,7 +130,7 @@ def test_password_is_never_on_a_command_line_or_in_output(
 def test_no_database_flag_and_absent_database(env: tuple[ApiServer, Path],
                                               tmp_path: Path) -> None:
     srv, kc = env
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(tmp_path / "a.tar.gz"),
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(tmp_path / "a.tar.gz"),
             "--no-database", "--no-record")
     assert r.code == 0, r.stderr
     skipped = components(manifest_of(tmp_path / "a.tar.gz")).get("database")
@@ -248,15 +248,14 @@ def test_restore_round_trip_with_confirmation(env: tuple[ApiServer, Path], pg: P
     pg.drop_database("keycloak")
 
     r = cli("restore-database", str(bundle), "--kubeconfig", str(kc))
-    assert r.code == 130, r.stderr
-    assert "backend: workloads.history" in r.stderr and "--yes" in r.stderr
+    assert r.code == 2, r.stderr  # a restore asks first, and this input is no terminal
+    assert "needs a confirmation" in r.stderr and "--yes" in r.stderr
     assert counts(pg, "backend")["workloads.history"] == 100  # nothing changed
 
-    r = cli("restore-database", str(bundle), "--kubeconfig", str(kc), "--yes", "-o", "json")
+    r = cli("restore", "--only", "database", str(bundle), "--kubeconfig", str(kc), "--yes",
+            "-o", "json")
     assert r.code == 0, r.stderr
-    data = json.loads(r.stdout)
-    assert data["ok"] and {d["database"]: d["action"] for d in data["databases"]} == {
-        "backend": "replaced", "keycloak": "created"}
+    assert _database_step(r.stdout) == {"backend": "updated", "keycloak": "created"}
     assert {db: counts(pg, db) for db in ("backend", "keycloak")} == before
     assert pg.psql("SELECT encode(data, 'hex') FROM grafana.dashboard WHERE id = 1",
                    db="backend").strip() == BYTEA.hex()
@@ -277,9 +276,9 @@ def test_restore_into_a_fresh_server_recreates_roles(env: tuple[ApiServer, Path]
     before = counts(pg, "keycloak")
     with PgServer(password=PASSWORD, host_auth="scram-sha-256") as fresh:
         set_exec(srv, fresh)
-        r = cli("restore-database", str(bundle), "--kubeconfig", str(kc))
+        r = cli("restore-database", str(bundle), "--kubeconfig", str(kc), "--yes", "-v")
         assert r.code == 0, r.stderr + r.stdout
-        assert "row counts match the backup" in r.stdout
+        assert "rows verified" in r.stdout  # -v lists the created databases too
         assert counts(fresh, "keycloak") == before
         assert fresh.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'keycloak'"
                           ).strip() == "1"
@@ -300,12 +299,14 @@ def test_verify_drill_restores_into_a_scratch_database_and_drops_it(
                    ).strip() == "0"
 
 
-def test_drill_reports_a_difference(env: tuple[ApiServer, Path], pg: PgServer,
-                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A dump that does not hold what the backup recorded fails the drill, per table."""
-    _srv, kc = env
-    bundle = tmp_path / "b.tar.gz"
-    assert backup(kc, bundle)[0] == 0
+def _database_step(stdout: str) -> dict[str, str]:
+    """What restore's JSON report says it did per database."""
+    steps = {s["name"]: s for s in json.loads(stdout)["steps"]}
+    return {o["name"]: o["outcome"] for o in steps["database"]["objects"]}
+
+
+def _tamper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backup recorded one row more than its dump holds."""
     from kubectl_runai_dr.components import database as rd
 
     real = rd.read_metadata
@@ -319,9 +320,47 @@ def test_drill_reports_a_difference(env: tuple[ApiServer, Path], pg: PgServer,
         return meta
 
     monkeypatch.setattr(rd, "read_metadata", tampered)
+
+
+def test_drill_reports_a_difference(env: tuple[ApiServer, Path], pg: PgServer,
+                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dump that does not hold what the backup recorded fails the drill, per table:
+    partial (3), as the same difference after a restore."""
+    _srv, kc = env
+    bundle = tmp_path / "b.tar.gz"
+    assert backup(kc, bundle)[0] == 0
+    _tamper(monkeypatch)
     r = cli("verify", str(bundle), "--drill", "--kubeconfig", str(kc))
-    assert r.code == 1
+    assert r.code == 3, r.stdout + r.stderr
     assert "public.projects: 500 rows, backup had 501" in r.stdout
+    r = cli("verify", str(bundle), "--drill", "--kubeconfig", str(kc), "-o", "json")
+    data = json.loads(r.stdout)  # one document: the checksums and the drill
+    assert r.code == 3 and data["valid"] and not data["drill"]["ok"]
+
+
+def test_restore_database_is_restore_only_database(env: tuple[ApiServer, Path], pg: PgServer,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`restore-database` is `restore --only database`: the same report and exit codes,
+    also when the restored data differs from the backup (3, partial)."""
+    _srv, kc = env
+    bundle = tmp_path / "b.tar.gz"
+    assert backup(kc, bundle)[0] == 0
+    args = (str(bundle), "--kubeconfig", str(kc), "--yes", "-o", "json")
+    alias = cli("restore-database", *args)
+    full = cli("restore", "--only", "database", *args)
+    assert alias.code == full.code == 0, alias.stderr + full.stderr
+    shape = [(s["name"], s["ran"]) for s in json.loads(alias.stdout)["steps"]]
+    assert shape == [(s["name"], s["ran"]) for s in json.loads(full.stdout)["steps"]]
+    assert _database_step(alias.stdout) == _database_step(full.stdout) == {
+        "backend": "updated", "keycloak": "updated"}
+    _tamper(monkeypatch)
+    for cmd in (("restore-database",), ("restore", "--only", "database"),
+                ("restore", "database")):
+        r = cli(*cmd, *args[:-2])
+        assert r.code == 3, r.stdout + r.stderr
+        assert "public.projects: 500 rows, backup had 501" in r.stdout
+        assert "restore finished with failures in: database" in r.stderr
 
 
 @pytest.mark.slow
@@ -359,7 +398,7 @@ def test_restore_over_exec_v4_reads_exactly_the_dump(env: tuple[ApiServer, Path]
         with PgServer(password=PASSWORD, host_auth="scram-sha-256") as fresh:
             set_exec(srv, fresh)
             srv.clear_requests()
-            r = cli("restore-database", str(bundle), "--kubeconfig", str(kc))
+            r = cli("restore-database", str(bundle), "--kubeconfig", str(kc), "--yes")
             assert r.code == 0, r.stderr + r.stdout
             assert counts(fresh, "keycloak") == before
             restores = [q.query["command"] for q in srv.requests if q.path.endswith("/exec")

@@ -62,7 +62,7 @@ def test_seeded_releases_match_helm_get_values(apiserver: ApiServer, tmp_path: P
                                                binary: str) -> None:
     seed_runai(apiserver, projects=2)
     kc = apiserver.write_kubeconfig(tmp_path / "kc")
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(tmp_path / "b.tar.gz"),
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(tmp_path / "b.tar.gz"),
             "--skip", "database")
     assert r.code == 0, r.stderr
     bundle = tmp_path / "b.tar.gz"
@@ -100,7 +100,7 @@ def test_history_made_by_real_helm(apiserver: ApiServer, tmp_path: Path, binary:
     assert [h["status"] for h in history] == ["superseded", "deployed", "failed"]
 
     # while the latest revision is the failed one, the backup takes revision 2
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(tmp_path / "a.tar.gz"),
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(tmp_path / "a.tar.gz"),
             "--skip", "database")
     assert r.code == 0, r.stderr
     c = components(manifest_of(tmp_path / "a.tar.gz"))["cluster"]
@@ -110,7 +110,7 @@ def test_history_made_by_real_helm(apiserver: ApiServer, tmp_path: Path, binary:
         get_values(binary, kc, "runai-cluster", "runai", "--revision", "2")
 
     helm(binary, kc, "rollback", "runai-cluster", "1", "-n", "runai")
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(tmp_path / "b.tar.gz"),
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(tmp_path / "b.tar.gz"),
             "--skip", "database")
     assert r.code == 0, r.stderr
     bundle = tmp_path / "b.tar.gz"
@@ -126,7 +126,7 @@ def test_history_made_by_real_helm(apiserver: ApiServer, tmp_path: Path, binary:
 def test_configmap_driver(apiserver: ApiServer, tmp_path: Path) -> None:
     seed_runai(apiserver, projects=1, helm_driver="configmap")
     kc = apiserver.write_kubeconfig(tmp_path / "kc")
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(tmp_path / "b.tar.gz"),
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(tmp_path / "b.tar.gz"),
             "--skip", "database")
     assert r.code == 0, r.stderr
     c = components(manifest_of(tmp_path / "b.tar.gz"))

@@ -83,7 +83,7 @@ def seeded(apiserver: ApiServer, tmp_path: Path) -> tuple[ApiServer, Path, Path]
     seed_runai(apiserver, projects=2)
     kc = apiserver.write_kubeconfig(tmp_path / "kubeconfig")
     bundle = tmp_path / "b.tar.gz"
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(bundle), "--no-record",
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(bundle), "--no-record",
             "--skip", "database")
     assert r.code == 0, r.stderr
     return apiserver, kc, bundle
@@ -101,10 +101,13 @@ def test_helm_values_from_bundle_and_live(seeded: tuple[ApiServer, Path, Path],
         assert yaml.safe_load(live.stdout) == yaml.safe_load(r.stdout)
     r = cli("helm", "values", str(bundle), "--release", "runai-cluster", "--all")
     assert r.stdout.encode() == member(bundle, "helm/runai-cluster/values-all.yaml")
-    out = tmp_path / "v.yaml"
-    r = cli("helm", "values", str(bundle), "--release", "runai-cluster", "--output", str(out))
+    r = cli("helm", "values", str(bundle), "--release", "runai-cluster", "--values-dir",
+            str(tmp_path / "vals"))
+    out = tmp_path / "vals" / "runai-cluster-values.yaml"  # the file restore writes
     assert r.code == 0 and stat.S_IMODE(out.stat().st_mode) == 0o600
     assert yaml.safe_load(out.read_text())["cluster"]["uid"]
+    as_json = cli("helm", "values", str(bundle), "--release", "runai-cluster", "-o", "json")
+    assert json.loads(as_json.stdout) == yaml.safe_load(out.read_text())
     bad = cli("helm", "values", str(bundle), "--release", "nope")
     assert bad.code == 2 and "unknown release" in bad.stderr
 

@@ -45,7 +45,7 @@ def seeded(apiserver: ApiServer, tmp_path: Path) -> tuple[ApiServer, Path, SeedI
     info = seed_runai(apiserver, projects=1)
     kc = apiserver.write_kubeconfig(tmp_path / "kubeconfig")
     bundle = tmp_path / "b.tar.gz"
-    r = cli("backup", "--kubeconfig", str(kc), "--output", str(bundle), "--no-record",
+    r = cli("backup", "--kubeconfig", str(kc), "--to", str(bundle), "--no-record",
             "--skip", "database")
     assert r.code == 0, r.stderr
     return apiserver, kc, info, bundle

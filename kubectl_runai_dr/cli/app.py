@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 
-import typer
-
+from kubectl_runai_dr.cli import restore as restore_verb
 from kubectl_runai_dr.cli.backup import backup
+from kubectl_runai_dr.cli.command import App
 from kubectl_runai_dr.cli.helm import helm_app
 from kubectl_runai_dr.cli.inspect import inspect
 from kubectl_runai_dr.cli.namespaces import namespaces
 from kubectl_runai_dr.cli.protect import protect
-from kubectl_runai_dr.cli.restore import restore
-from kubectl_runai_dr.cli.restore_database import restore_database
 from kubectl_runai_dr.cli.snapshot import snapshot_app
 from kubectl_runai_dr.cli.status import status
 from kubectl_runai_dr.cli.verify import verify
@@ -24,21 +22,22 @@ PROG = "kubectl runai-dr"
 # PROG, which holds a space.
 COMPLETE_VAR = "_KUBECTL_RUNAI_DR_COMPLETE"
 
-app = typer.Typer(
+app = App(
     name=PROG,
     help="Back up, drill and restore a self-hosted Run:ai installation.\n\n"
-    "Uses the current kubeconfig context; honours --kubeconfig, --context and KUBECONFIG.",
+    "Uses the current kubeconfig context; honours --kubeconfig, --context and KUBECONFIG "
+    "given after the command, as kubectl does.",
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     add_completion=False,  # typer's --install-completion would hook the wrong program name
 )
 app.command()(backup)
 app.command()(inspect)
-app.command()(restore)
+app.command()(restore_verb.restore)
 app.command()(namespaces)
 app.add_typer(helm_app, name="helm")
-app.command(name="restore-database")(restore_database)
+app.command(name="restore-database", help=restore_verb.ALIAS_HELP,
+            context_settings={"default_map": restore_verb.ALIAS_DEFAULTS})(restore_verb.restore)
 app.add_typer(snapshot_app, name="snapshot")
 app.command()(protect)
 app.command()(status)

@@ -70,18 +70,23 @@ class DbFlags:
                    user=flags.pop("db_user"), names=tuple(flags.pop("db_name") or ()),
                    password_env=flags.pop("db_password_env"))
 
-    def component_options(self) -> dict[str, Any]:
-        """As the database component reads them (backup)."""
-        return {"db_mode": self.mode, "db_namespace": self.namespace, "db_pod": self.pod,
-                "db_container": self.container, "db_host": self.host, "db_port": self.port,
-                "db_user": self.user, "db_names": list(self.names),
-                "db_password_env": self.password_env}
-
     def options(self, **override: Any) -> DbOptions:
-        """As the database restore and drill read them; a bad value is a usage error."""
+        """As the database steps read them; a bad value is a usage error."""
         from kubectl_runai_dr.plan.database import DbOptions
 
+        fields = {"mode": self.mode, "namespace": self.namespace, "pod": self.pod,
+                  "container": self.container, "host": self.host, "port": self.port,
+                  "user": self.user, "databases": self.names,
+                  "password_env": self.password_env, **override}
         try:
-            return DbOptions.from_component_options({**self.component_options(), **override})
+            return DbOptions(**fields)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+
+
+def db_options(mode: str, namespace: str | None, pod: str | None, container: str | None,
+               host: str | None, port: int | None, user: str | None,
+               names: list[str] | None, password_env: str | None) -> DbOptions:
+    """The ``--db-*`` options as the database steps read them (bad values: usage error)."""
+    return DbFlags(mode, namespace, pod, container, host, port, user, tuple(names or ()),
+                   password_env).options()

@@ -2,75 +2,65 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kubectl_runai_dr.cli import options as o
+from kubectl_runai_dr.cli.command import App
 
-helm_app = typer.Typer(
-    help="The helm bridge: values of the Run:ai releases, read with no helm binary.",
-    no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+helm_app = App(help="The helm bridge: values of the Run:ai releases, read with no helm "
+               "binary.", no_args_is_help=True)
 
 
 @helm_app.command("values")
+@o.verb()
 def values(
     bundle: Annotated[Path | None, typer.Argument(
-        help="Read the values from this bundle; without it, from the live release.",
-        show_default=False)] = None,
+        metavar="BUNDLE", help="Read the values from this bundle; without it, from the live "
+        "release.", show_default=False)] = None,
     release: Annotated[str, typer.Option(
-        "--release", help="runai-backend (control plane) or runai-cluster (cluster), or the "
-        "names given by --control-plane-release / --cluster-release.")] = "runai-cluster",
+        "--release", metavar="RELEASE", help="runai-backend (control plane) or runai-cluster "
+        "(cluster), or the names given by --control-plane-release / --cluster-release.",
+        rich_help_panel=o.HELM)] = "runai-cluster",
     computed: Annotated[bool, typer.Option(
-        "--all", help="Computed values (chart defaults included), as `helm get values --all`.")
-    ] = False,
-    output_file: Annotated[Path | None, typer.Option(
-        "--output", help="Write to this file (mode 0600: values hold secrets) instead of "
-        "stdout.")] = None,
-    namespace: o.ClusterNamespace = "runai",
-    control_plane_namespace: o.ControlPlaneNamespace = "runai-backend",
-    cluster_release: o.ClusterRelease = "runai-cluster",
-    control_plane_release: o.ControlPlaneRelease = "runai-backend",
-    kubeconfig: o.Kubeconfig = None,
-    context: o.Context = None,
-    request_timeout: o.RequestTimeout = "0",
-    no_color: o.NoColor = False,
-    verbose: o.Verbose = 0,
+        "--all", help="Computed values (chart defaults included), as `helm get values --all`.",
+        rich_help_panel=o.HELM)] = False,
+    values_dir: o.ValuesDir = None,
+    *,
+    common: o.Common,
 ) -> None:
-    """Print (or write) the values of a Run:ai helm release, from a bundle or the cluster."""
-    common = o.Common(kubeconfig, context, request_timeout, o.OutputFormat.table, no_color,
-                      verbose)
-    with o.error_boundary(common):
-        from kubectl_runai_dr import render
-        from kubectl_runai_dr.components import helm
-        from kubectl_runai_dr.errors import UsageError
+    """Print the values of a Run:ai helm release, from a bundle or the cluster, or write them
+    to <release>-values.yaml in --values-dir (the file restore writes and helm reads).
 
-        releases = {control_plane_release: control_plane_namespace,
-                    cluster_release: namespace}
-        if release not in releases:
-            raise UsageError(f'unknown release "{release}"',
-                             hint=f"use {control_plane_release} or {cluster_release} (or "
-                                  "rename them with --control-plane-release/--cluster-release)")
-        if bundle is not None:
-            from kubectl_runai_dr.bundle.reader import Bundle
+    -o table and -o yaml print the values as helm stores them; -o json as JSON.
+    """
+    from kubectl_runai_dr.cli import helm_view as view
+    from kubectl_runai_dr.components import helm
+    from kubectl_runai_dr.errors import UsageError
 
-            b = Bundle.open(bundle)
-            try:
-                text = helm.bundle_values(b, release, computed=computed)
-            finally:
-                b.close()
-        else:
-            kube = common.connect()
-            text = helm.live_values(kube, release, releases[release], computed=computed)
-        if output_file is None:
-            typer.echo(text, nl=False)
-            return
-        fd = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(output_file, 0o600)
-        _, err = render.consoles(no_color)
-        err.print(f"wrote {render.escape(str(output_file))} (holds the release's values, "
-                  "which may include secrets)")
+    names = common.names
+    releases = {names.control_plane_release: names.control_plane_namespace,
+                names.cluster_release: names.cluster_namespace}
+    if release not in releases:
+        raise UsageError(f'unknown release "{release}"',
+                         hint=f"use {names.control_plane_release} or {names.cluster_release} "
+                              "(or rename them with --control-plane-release/--cluster-release)")
+    if bundle is not None:
+        from kubectl_runai_dr.bundle.reader import Bundle
+
+        b = Bundle.open(bundle)
+        try:
+            text = helm.bundle_values(b, release, computed=computed)
+        finally:
+            b.close()
+    else:
+        text = helm.live_values(common.connect(), release, releases[release],
+                                computed=computed)
+    written = None
+    if values_dir is not None:
+        from kubectl_runai_dr.components.releases import write_values_file
+
+        written = write_values_file(Path(values_dir), release, text)
+    view.show_values(common, release, text, written)

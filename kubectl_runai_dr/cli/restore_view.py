@@ -1,4 +1,5 @@
-"""Rendering shared by `restore` and `namespaces`: plan, per-object results, summary."""
+"""What `restore` and `namespaces` print: the plan, per-object results, the summary; the
+confirmation asked before a restore."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from kubectl_runai_dr.plan.readiness import format_seconds
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from kubectl_runai_dr.cli.options import Common
     from kubectl_runai_dr.components.restore_base import StepResult
     from kubectl_runai_dr.ops.restore import Preflight, RestoreOutcome
 
@@ -37,10 +39,38 @@ def show_preflight(out: Console, pf: Preflight) -> None:
         ("run:ai version", render.escape(str(src.get("runaiVersion") or "unknown"))),
         *(("target holds", render.escape(d)) for d in pf.detected),
     ]))
-    rows = [[render.escape(p.name), "[green]run[/]" if p.run else "[dim]-[/]",
+    rows = [[render.escape(p.name), "[green]yes[/]" if p.run else "[dim]no[/]",
              render.escape(p.step.reason if p.run else p.why_not)] for p in pf.plan]
     out.print()
-    out.print(render.table("plan", ["STEP", "", "WHY"], rows))
+    out.print(render.table("plan", ["STEP", "RUN", "WHY"], rows))
+
+
+def _preflight_findings(err: Console, pf: Preflight) -> None:
+    from kubectl_runai_dr import render
+
+    for w in pf.warnings:
+        render.warn(err, w)
+    for n in pf.notes:
+        err.print(f"[dim]note:[/] {render.escape(n)}")
+
+
+def confirm(common: Common, pf: Preflight) -> bool:
+    """Show where the restore goes and what it will do, and ask (on a terminal only)."""
+    import sys
+
+    import typer
+
+    from kubectl_runai_dr import render
+    from kubectl_runai_dr.errors import UsageError
+
+    err = render.consoles(common.no_color)[1]
+    show_preflight(err, pf)
+    _preflight_findings(err, pf)
+    if not sys.stdin.isatty():
+        raise UsageError("restore needs a confirmation and the input is not a terminal",
+                         hint="check the target above and pass --yes")
+    return typer.confirm(f'Restore into context "{pf.context}" ({pf.server})?',
+                         default=False, err=True)
 
 
 QUIET = ("unchanged", "created")  # counted in the summary; listed with -v
@@ -124,3 +154,47 @@ def show_outcome(out: Console, outcome: RestoreOutcome, *, verbose: int) -> None
     out.print(summary_table(outcome.steps))
     if not outcome.dry_run:
         out.print(f"[bold]{render.escape(recovery_time(outcome))}[/]", soft_wrap=True)
+
+
+def show(common: Common, outcome: RestoreOutcome, *, preflight: bool) -> None:
+    """The restore's report; ``preflight``: also the target and plan (not shown yet, as
+    they are when asking for confirmation)."""
+    from kubectl_runai_dr import render
+
+    out, err = render.consoles(common.no_color)
+    if common.table:
+        if preflight:
+            show_preflight(out, outcome.preflight)
+            _preflight_findings(err, outcome.preflight)
+        show_outcome(out, outcome, verbose=common.verbose)
+        if outcome.dry_run:
+            out.print("\n[bold]dry run[/]: nothing was written")
+    else:
+        render.emit(outcome.to_json(), common.output.value)
+    if outcome.interrupted:
+        render.warn(err, "restore interrupted; not finished: "
+                    + ", ".join(outcome.unfinished_steps))
+    elif outcome.failed:
+        render.warn(err, "restore finished with failures in: " + ", ".join(outcome.failed_steps))
+    if outcome.failed:
+        err.print(f"[yellow]hint:[/] {render.escape(outcome.hint)}")
+
+
+def show_namespaces(common: Common, step: StepResult, *, dry_run: bool) -> None:
+    """The report of `namespaces`: its one step, as restore reports it."""
+    from kubectl_runai_dr import render
+
+    out, err = render.consoles(common.no_color)
+    for w in step.warnings:
+        render.warn(err, w)
+    if common.table:
+        show_objects(out, [step], verbose=common.verbose)
+        out.print()
+        out.print(summary_table([step]))
+        if dry_run:
+            out.print("\n[bold]dry run[/]: nothing was written")
+    else:
+        render.emit(step.to_json(), common.output.value)
+    if step.failed:
+        err.print("[yellow]hint:[/] fix the cause and run the same command again (finished "
+                  "objects are reported unchanged)")

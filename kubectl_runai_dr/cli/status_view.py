@@ -10,6 +10,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from kubectl_runai_dr.cli.options import Common
+
+
+def show(common: Common, doc: dict[str, Any]) -> None:
+    """The table view (``-v``: every permission), or the document as json/yaml."""
+    from kubectl_runai_dr import render
+
+    if common.table:
+        show_status(render.consoles(common.no_color)[0], doc,
+                    all_permissions=common.verbose > 0)
+    else:
+        render.emit(doc, common.output.value)
+
 
 def _e(value: Any) -> str:
     from kubectl_runai_dr import render

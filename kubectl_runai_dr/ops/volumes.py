@@ -28,7 +28,7 @@ class SnapshotOutcome:
 
 
 def run_snapshot(kube: KubeApi, names: Names, opts: comp.SnapshotOptions, *,
-                 output: Path | None = None, write_bundle: bool = True, force: bool = False,
+                 output: str | Path | None = None, write_bundle: bool = True, force: bool = False,
                  progress: Progress | None = None,
                  now: datetime | None = None) -> SnapshotOutcome:
     """Take the snapshots; then (unless ``write_bundle`` is False) write a bundle holding
@@ -40,7 +40,7 @@ def run_snapshot(kube: KubeApi, names: Names, opts: comp.SnapshotOptions, *,
         target = target_path(output, kube.context, now)
         if target.exists() and not force:
             raise BundleExistsError(f"{target} already exists; no snapshot was taken",
-                                    hint="pass --force to overwrite it, or another --output")
+                                    hint="pass --force to overwrite it, or another --to")
     run = comp.take_snapshots(kube, names, opts, progress, now=now)
     out = SnapshotOutcome(run)
     if write_bundle and run.records:

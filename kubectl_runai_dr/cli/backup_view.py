@@ -1,0 +1,40 @@
+"""What `backup` prints: the per-component table and the bundle, or one json/yaml document."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kubectl_runai_dr import render
+
+if TYPE_CHECKING:
+    from kubectl_runai_dr.cli.options import Common
+    from kubectl_runai_dr.ops.backup import BackupOutcome
+
+
+def starting(common: Common, *, include_secrets: bool) -> None:
+    if include_secrets:
+        render.warn(render.consoles(common.no_color)[1],
+                    "--include-secrets: the bundle will hold Secret values (TLS keys, "
+                    "credentials); keep it as safe as the cluster's own secrets")
+
+
+def show(common: Common, outcome: BackupOutcome, *, keep: int | None) -> None:
+    out, err = render.consoles(common.no_color)
+    for w in outcome.warnings:
+        render.warn(err, w)
+    for name in outcome.deleted:
+        err.print(f"deleted old bundle {render.escape(name)} (--keep {keep})")
+    m = outcome.manifest
+    if not common.table:
+        render.emit({"bundle": str(outcome.path), "manifest": m, "deleted": outcome.deleted},
+                    common.output.value)
+    else:
+        out.print(render.table(None, ["COMPONENT", "STATUS", "OBJECTS", "SIZE", "NOTE"],
+                               render.component_rows(m)))
+        size = outcome.path.stat().st_size
+        out.print(f"\nbundle {render.escape(str(outcome.path))} "
+                  f"({render.human_size(size)}), {render.styled(m['status'])}")
+    if outcome.partial:
+        render.warn(err, f"backup is PARTIAL: {', '.join(m['failedComponents'])} failed (see "
+                    "NOTE); the bundle is marked partial. Fix the cause and run the backup "
+                    "again.")

@@ -1,0 +1,94 @@
+"""The typer app and command classes every verb is registered with: help without noise.
+
+- flags and the ``-v`` counter show no type (``<bool>``, ``<int>``) and no default,
+  arguments only their name (``BUNDLE``, not ``BUNDLE <path>``);
+- the usage line names arguments as people read them: ``BUNDLE``, ``[BUNDLE]``,
+  ``COMPONENTS...`` (not ``{BUNDLE}``);
+- a paragraph of help is one paragraph: the line breaks of a docstring (kept short for
+  the source) do not become hard breaks, so a command's summary is one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+def reflow(text: str | None) -> str | None:
+    """Paragraphs (separated by a blank line) with their single line breaks removed."""
+    if not text:
+        return text
+    paragraphs = [" ".join(line.strip() for line in p.splitlines() if line.strip())
+                  for p in text.strip().split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+def _usage_name(param: Any) -> str:
+    name = param.metavar or param.name.upper()
+    return name if param.required else f"[{name}]"
+
+
+class _Tidy:
+    """Mixed into typer's command and group classes."""
+
+    params: list[Any]
+    help: str | None
+    short_help: str | None
+    options_metavar: str | None
+
+    def _tidy(self) -> None:
+        self.help = reflow(self.help)
+        self.short_help = reflow(self.short_help)
+        for param in self.params:
+            if param.param_type_name == "argument":
+                if param.metavar is None:
+                    param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+                setattr(param, "display_type_rich", _no_type)  # the metavar names it  # noqa: B010
+            elif getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""
+                param.show_default = False
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        pieces += [_usage_name(p) for p in self.get_params(ctx)  # type: ignore[attr-defined]
+                   if p.param_type_name == "argument"]
+        return pieces
+
+
+class Command(_Tidy, TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tidy()
+
+
+class Group(_Tidy, TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tidy()
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), self.subcommand_metavar]
+
+
+class App(typer.Typer):
+    """A typer app whose commands and groups use the classes above."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", {"help_option_names": ["-h", "--help"]})
+        super().__init__(cls=Group, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", Command)
+        return super().command(*args, **kwargs)
