@@ -1,63 +1,38 @@
 #!/usr/bin/env bash
-# Set up everything the tool and its test suite need, from this checkout alone:
-# - a virtualenv in .venv with the package (editable) and its test extras;
-# - the real helm (3 and 4) and kubectl programs in .tools/bin (scripts/fetch-binaries.py);
-# - PostgreSQL 15 server programs (Debian's postgresql-15) for tests/pgserver.py.
-# Idempotent: a second run only checks. Works on a fresh Debian 12 machine as root
-# (it installs python3-venv and postgresql-15 with apt-get when they are missing).
+# Set up what running the tool needs, and nothing more: a virtualenv in .venv holding the
+# package (editable) and its runtime dependencies (typer, rich, kubernetes, pyyaml). Then
+# .venv/bin/kubectl-runai_dr is the plugin; kubectl runs it as `kubectl runai-dr` when
+# .venv/bin is on PATH.
+#
+# The test suite needs more (test packages, PostgreSQL, pinned helm and kubectl):
+# scripts/bootstrap-tests.sh sets that up, and scripts/test.sh runs it.
+#
+# Idempotent: a second run only checks. On a fresh Debian 12 machine as root it installs
+# python3-venv with apt-get when Python has no venv module.
+# Environment: PYTHON (default python3).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 py=${PYTHON:-python3}
-PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 
-apt_updated=
-apt_install() {
-  if [ "$(id -u)" != 0 ]; then
-    echo "bootstrap: need the Debian package(s) $*; run as root or: sudo apt-get install -y $*" >&2
-    return 1
-  fi
-  if [ -z "$apt_updated" ]; then
-    apt-get update -q >/dev/null
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
-}
-
-# 1. Python virtualenv with the package and its test extras.
 if [ ! -x .venv/bin/python ]; then
   if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
-    echo "bootstrap: $py has no venv/ensurepip; installing python3-venv" >&2
-    apt_install python3-venv
+    if [ "$(id -u)" != 0 ]; then
+      echo "bootstrap: $py has no venv module; run as root or: sudo apt-get install -y python3-venv" >&2
+      exit 1
+    fi
+    echo "bootstrap: $py has no venv module; installing python3-venv" >&2
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv >/dev/null
   fi
   rm -rf .venv
   "$py" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# Reinstalled when pyproject.toml changes (its dependencies or version).
+stamp=.venv/.installed-tool-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e ".[test]"
-  rm -f .venv/.installed-*
+  .venv/bin/pip install -q -e .
+  rm -f .venv/.installed-tool-*
   touch "$stamp"
-fi
-
-# 2. helm, helm4 and kubectl, pinned, into .tools/bin.
-.venv/bin/python scripts/fetch-binaries.py
-
-# 3. PostgreSQL 15 server programs.
-if [ ! -x "$PG_BINDIR/postgres" ]; then
-  echo "bootstrap: $PG_BINDIR/postgres missing; installing postgresql-15" >&2
-  apt_install postgresql-15 || apt_install postgresql || {
-    echo "bootstrap: PostgreSQL 15 server programs are needed in $PG_BINDIR" \
-         "(Debian: apt-get install postgresql-15); set PG_BINDIR to use another place" >&2
-    exit 1
-  }
-  if [ ! -x "$PG_BINDIR/postgres" ]; then
-    echo "bootstrap: installed PostgreSQL but $PG_BINDIR/postgres is still missing" >&2
-    exit 1
-  fi
-fi
-if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
-  echo "bootstrap: running as root needs a 'postgres' user to run the test server" >&2
-  exit 1
 fi

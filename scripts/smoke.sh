@@ -25,7 +25,7 @@ fail() { echo "smoke: FAIL: $*" >&2; exit 1; }
 passed=0
 ok() { passed=$((passed + 1)); echo "smoke: ok: $*" >&2; }
 
-bash scripts/bootstrap.sh
+bash scripts/bootstrap-tests.sh
 py=.venv/bin/python
 
 step "build"
