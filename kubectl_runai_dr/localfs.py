@@ -251,11 +251,15 @@ def open_private_dir(path: Path, *, create: bool = False) -> PrivateDir:
     return _create(path)
 
 
+class _ForeignLink(LocalFileError):
+    pass
+
+
 def _open_existing(path: Path) -> PrivateDir:
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) and st.st_uid not in (os.geteuid(), 0):
-        raise LocalFileError(f"{path} is a symbolic link of another user (uid {st.st_uid}); "
-                             "it is not followed", hint="give the real directory")
+        raise _ForeignLink(f"{path} is a symbolic link of another user (uid {st.st_uid}); "
+                           "it is not followed", hint="give the real directory")
     fd = os.open(path, _O_DIR)
     return _checked(path, fd)
 
@@ -273,6 +277,8 @@ def _create(path: Path) -> PrivateDir:
                 raise LocalFileError(f"cannot create {path}: no existing parent") from None
             missing.append(base.name)
             base = base.parent
+        except _ForeignLink:
+            raise
         except LocalFileError:
             if missing:  # an existing parent need not be private: only what is created
                 try:

@@ -100,7 +100,9 @@ def test_a_link_to_a_directory_is_followed_only_when_it_is_ours(tmp_path: Path) 
     os.lchown(tmp_path / "planted", OTHER_UID, OTHER_UID)
     with pytest.raises(LocalFileError, match="symbolic link of another user"):
         write_private_file(tmp_path / "planted" / "w.yaml", b"x")
-    assert not (real / "w.yaml").exists()
+    with pytest.raises(LocalFileError, match="symbolic link of another user"):
+        write_private_file(tmp_path / "planted" / "new" / "w.yaml", b"x")
+    assert list(real.iterdir()) == [real / "v.yaml"]
 
 
 def test_a_missing_directory_is_not_created_unless_asked(tmp_path: Path) -> None:
