@@ -30,9 +30,10 @@ def seeded(apiserver: ApiServer, tmp_path: Path) -> tuple[ApiServer, Path]:
 
 
 def _backup(kc: Path, *args: str) -> tuple[int, str, str]:
-    """Exit code, stdout, stderr (its lines joined: long paths are wrapped)."""
-    r = cli("backup", "--kubeconfig", str(kc), "--skip", "database", *args)
-    return r.code, r.stdout, r.stderr.replace("\n", "")
+    """Exit code, stdout, stderr (wide: messages with long paths stay on one line)."""
+    r = cli("backup", "--kubeconfig", str(kc), "--skip", "database", *args,
+            env={"COLUMNS": "1000"})
+    return r.code, r.stdout, r.stderr
 
 
 def _entries(directory: Path) -> list[str]:
@@ -122,6 +123,24 @@ def test_sigterm_cleans_up_like_ctrl_c(seeded: tuple[ApiServer, Path], tmp_path:
     assert _entries(out) == []
 
 
+def test_the_next_backup_removes_a_killed_backups_staging(seeded: tuple[ApiServer, Path],
+                                                          tmp_path: Path) -> None:
+    _, kc = seeded
+    out = tmp_path / "out"
+    out.mkdir(mode=0o700)
+    script = ("import os, sys; from pathlib import Path\n"
+              "from kubectl_runai_dr.bundle.writer import BundleWriter\n"
+              "w = BundleWriter(Path(sys.argv[1]))\n"
+              "w.write_bytes('secrets/secrets.json', b'{}')\n"
+              "os.kill(os.getpid(), 9)\n")
+    subprocess.run([sys.executable, "-c", script, str(out / "b.tar.gz")], cwd=ROOT, check=False)
+    [stale] = out.iterdir()
+    code, _, err = _backup(kc, "--to", str(out / "c.tar.gz"))
+    assert code == 0, err
+    assert f"removed {stale}, the staging directory of an interrupted backup" in err
+    assert _entries(out) == ["c.tar.gz"]
+
+
 # -- 6: interrupted after the bundle was written ---------------------------------------------
 def test_an_interruption_after_the_bundle_says_what_exists(
         seeded: tuple[ApiServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,6 +176,9 @@ def test_included_and_excluded_components_are_recorded(seeded: tuple[ApiServer, 
     assert record is not None
     assert "database" in json.loads(record["data"]["excludedComponents"])
     assert json.loads(record["data"]["includedComponents"]) == m["includedComponents"]
+    r = cli("status", "--kubeconfig", str(kc), "-o", "json")
+    problems = [p["message"] for p in json.loads(r.stdout)["problems"]]
+    assert "the last backup left out the database: b.tar.gz" in problems
 
 
 # -- 9 / K: the disk ---------------------------------------------------------------------------
@@ -169,11 +191,11 @@ def test_a_file_size_limit_is_reported_with_the_path(seeded: tuple[ApiServer, Pa
 
     out = tmp_path / "out"
     out.mkdir(mode=0o700)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "1000"}
     p = subprocess.run([sys.executable, "-m", "kubectl_runai_dr", "backup", "--kubeconfig",
                         str(kc), "--skip", "database", "--to", str(out)], env=env,
                        capture_output=True, text=True, preexec_fn=limit, timeout=120)
-    err = p.stderr.replace("\n", "")
+    err = p.stderr
     assert p.returncode == ExitCode.ERROR, err
     assert f"cannot write {out}/" in err and "File too large" in err
     assert "report it" not in err and "unexpected" not in err
