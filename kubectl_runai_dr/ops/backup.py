@@ -15,8 +15,9 @@ from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target, termina
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
 from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
-from kubectl_runai_dr.errors import Aborted, DrError, ExitCode, UsageError
+from kubectl_runai_dr.errors import Aborted, DrError, UsageError
 from kubectl_runai_dr.kube.api import KubeApi
+from kubectl_runai_dr.kube.errors import Forbidden, Unauthorized
 from kubectl_runai_dr.localfs import LocalFileError
 from kubectl_runai_dr.model import Names, Result, Status
 from kubectl_runai_dr.ops.record import write_record
@@ -205,17 +206,22 @@ def _after_bundle(kube: KubeApi, opts: BackupOptions, path: Path, manifest: dict
 
 def _refuse_empty(results: list[Result], errors: list[BaseException],
                   files: dict[str, Any]) -> None:
-    """No bundle when components failed and none saved anything: it would hold nothing
-    (and verify would call it valid). When every failure had the same cause (credentials
-    rejected, forbidden), that cause's exit code."""
+    """No bundle when nothing could be saved because every component was refused the same
+    way (credentials rejected, or forbidden): it would hold nothing, and verify would call
+    it valid. The exit code is that refusal's (5 or 6). Other failures still give a
+    partial bundle that records why."""
     if files or not errors:
         return
-    codes = {getattr(e, "exit_code", ExitCode.ERROR) for e in errors}
+    kinds = {type(e) for e in errors}
+    if len(kinds) != 1 or not issubclass(kinds.pop(), Unauthorized | Forbidden):
+        return
+    first = errors[0]
+    assert isinstance(first, DrError)
     failed = "; ".join(f"{r.name}: {r.reason}" for r in results if r.status is Status.FAILED)
-    err = DrError(f"every component failed or saved nothing, so no bundle was written "
-                  f"({failed})", hint=getattr(errors[0], "hint", None)
-                  or "fix the cause and run the backup again")
-    err.exit_code = codes.pop() if len(codes) == 1 else ExitCode.ERROR
+    err = DrError(f"no component could be backed up, so no bundle was written ({failed})",
+                  hint=first.hint or "check the credentials and the permissions (`kubectl "
+                                     "runai-dr status` lists what is missing)")
+    err.exit_code = first.exit_code
     raise err
 
 
