@@ -179,6 +179,8 @@ def test_included_and_excluded_components_are_recorded(seeded: tuple[ApiServer, 
     r = cli("status", "--kubeconfig", str(kc), "-o", "json")
     problems = [p["message"] for p in json.loads(r.stdout)["problems"]]
     assert "the last backup left out the database: b.tar.gz" in problems
+    r = cli("inspect", str(tmp_path / "b.tar.gz"))
+    assert "Left out" in r.stdout and "database" in r.stdout
 
 
 # -- 9 / K: the disk ---------------------------------------------------------------------------

@@ -293,3 +293,15 @@ def test_a_crc_mismatch_is_found(tmp_path: Path) -> None:
     problems = Bundle.open(bad).verify()
     assert problems and "corrupt" in problems[-1].message
 
+
+# -- 8: inspect says what it checked ------------------------------------------------------------
+def test_inspect_does_not_call_a_truncated_bundle_complete(tmp_path: Path) -> None:
+    good = _good(tmp_path)
+    bad = tmp_path / "cut.tar.gz"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size - 40])
+    r = cli("inspect", str(bad))
+    assert r.code == 0, r.stderr
+    status = next(ln for ln in r.stdout.splitlines() if ln.startswith("Status"))
+    assert "not verified" in status
+    data = json.loads(cli("inspect", str(bad), "-o", "json").stdout)
+    assert data["verified"] is False
