@@ -141,6 +141,29 @@ def test_shared_flags_after_the_verb(tmp_path: Path) -> None:
     assert r.code == 5 and 'context "prod" not found' in r.stderr, r.stderr
 
 
+def test_every_list_flag_takes_a_comma_list() -> None:
+    """`--skip a,b --skip c`: every list-valued option splits on commas."""
+    missing = []
+    for path in sorted(CLI.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Subscript) and getattr(node.value, "id", "") == "Annotated":
+                kind, *meta = node.slice.elts  # type: ignore[attr-defined]
+                calls = [m for m in meta if isinstance(m, ast.Call)
+                         and getattr(m.func, "attr", "") == "Option"]
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "shared_option":
+                kind = next(k.value for k in node.keywords if k.arg == "type")
+                calls = [node]
+            else:
+                continue
+            if not ast.unparse(kind).startswith("list["):
+                continue
+            for call in calls:
+                callback = [ast.unparse(k.value) for k in call.keywords if k.arg == "callback"]
+                if not callback or not callback[0].endswith("comma_list"):
+                    missing.append(f"{path.name}: {ast.unparse(call)[:60]}")
+    assert not missing, missing
+
+
 # -- verbs do not draw -------------------------------------------------------------------------
 def test_verb_modules_import_no_rich_and_hold_no_markup() -> None:
     for path in verb_modules():

@@ -357,6 +357,22 @@ def test_list_and_prune(srv: ApiServer, kube: Kube, kc: Path) -> None:
     assert r.code == 2
 
 
+def test_protect_and_prune_that_could_not_change_everything_are_partial(
+        srv: ApiServer, kube: Kube, kc: Path) -> None:
+    """A volume protect could not patch, a snapshot prune could not delete: the command
+    ran to its end, so it exits 3 (partial), like a partial backup or restore."""
+    srv.deny(verb="patch", resource="persistentvolumes")
+    r = cli("protect", "--kubeconfig", str(kc))
+    assert r.code == 3, r.stdout + r.stderr
+    assert "failed" in r.stdout and "PersistentVolume" in r.stderr
+    srv.clear_denies()
+    _three_runs(srv, kube)
+    srv.deny(verb="delete", resource="volumesnapshots", group="snapshot.storage.k8s.io")
+    r = cli("snapshot", "prune", "--kubeconfig", str(kc), "--keep", "2", "-o", "json")
+    assert r.code == 3, r.stdout + r.stderr
+    assert len(json.loads(r.stdout)["errors"]) == 3
+
+
 # -- restore -----------------------------------------------------------------------------------
 def _snapshot_bundle(srv: ApiServer, kube: Kube, tmp_path: Path) -> Path:
     with CsiController(srv).running():
