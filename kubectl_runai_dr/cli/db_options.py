@@ -83,10 +83,3 @@ class DbFlags:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
 
-
-def db_options(mode: str, namespace: str | None, pod: str | None, container: str | None,
-               host: str | None, port: int | None, user: str | None,
-               names: list[str] | None, password_env: str | None) -> DbOptions:
-    """The ``--db-*`` options as the database steps read them (bad values: usage error)."""
-    return DbFlags(mode, namespace, pod, container, host, port, user, tuple(names or ()),
-                   password_env).options()

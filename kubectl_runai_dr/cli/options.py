@@ -249,7 +249,7 @@ def verb(*, kube: bool = True, names: bool = True,
     groups: list[inspect.Parameter] = [*(KUBE_OPTIONS if kube else ()),
                                        *(NAME_OPTIONS if names else ())]
     if db:
-        from kubectl_runai_dr.cli.db_options import DB_OPTIONS
+        from kubectl_runai_dr.cli.db_options import DB_OPTIONS  # it imports this module
 
         groups += DB_OPTIONS
     groups += OUTPUT_OPTIONS
