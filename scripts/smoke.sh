@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build the plugin binary and smoke-test it as a user would, with no Python on PATH:
-#   1. build dist/kubectl-runai_dr and its archive (scripts/build.sh): a build failure
+#   1. build dist/kubectl-runai_dr/ and its archive (scripts/build.sh): a build failure
 #      fails the smoke test, it is never skipped;
-#   2. fill the krew manifests from the archive and check them (name, version, sha256,
-#      every field krew requires), check the committed manifests;
+#   2. render the krew manifest from krew/plugin.yaml.in for the archive, as a release
+#      does, and check it (name, version, sha256, every field krew requires, the archive's
+#      members, no placeholder left);
 #   3. install the archive as krew would, into a temporary KREW_ROOT;
 #   4. with PATH holding only that KREW_ROOT/bin, kubectl and a few shell tools (no
 #      python3 there): kubectl plugin discovery, `kubectl runai-dr version` / `--help`,
@@ -32,7 +33,7 @@ step "build"
 if [ "${SMOKE_NO_BUILD:-}" != 1 ]; then
   bash scripts/build.sh || fail "scripts/build.sh failed: the binary could not be built"
 fi
-[ -x "dist/$name" ] || fail "dist/$name was not built"
+[ -x "dist/$name/$name" ] || fail "dist/$name/$name was not built"
 [ -f "$archive" ] || fail "$archive was not built"
 version=$($py -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 commit=$(sed -n 's/^commit=//p' dist/build-info.txt)
@@ -52,22 +53,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "krew manifests"
-$py krew/update-manifest.py --check plugin.yaml --check krew/plugins/runai-dr.yaml ||
-  fail "committed manifests do not pass the checks"
-$py krew/update-manifest.py "$archive" --out-dir "$tmp/manifests" ||
-  fail "filling the manifests from $archive failed"
-$py krew/update-manifest.py --check "$tmp/manifests/plugins/runai-dr.yaml" \
-  --check "$tmp/manifests/plugin.yaml" --archive "$archive" ||
-  fail "filled manifests do not match the archive"
-ok "manifests: name, version v$version, sha256 of $archive, krew fields"
+step "krew manifest"
+# A release's URLs (names under .test, reserved for testing, are not placeholders).
+$py krew/manifest.py render "$archive" --out "$tmp/manifests" \
+  --base-url 'https://downloads.runai-dr.test/kubectl-runai-dr/v{version}' \
+  --homepage https://runai-dr.test/ || fail "rendering the manifest for $archive failed"
+index_manifest=$tmp/manifests/krew-index/plugins/runai-dr.yaml
+$py krew/manifest.py check --archive "$archive" "$index_manifest" "$tmp/manifests/plugin.yaml" ||
+  fail "the rendered manifest does not match the archive"
+ok "manifest: name, version v$version, sha256 of $archive, krew fields, no placeholder"
 
 step "install as krew would"
 krew_root=$tmp/krew
-$py krew/update-manifest.py --check "$tmp/manifests/plugins/runai-dr.yaml" \
-  --archive "$archive" --install-to "$krew_root" || fail "krew-style install failed"
-# The caveats tell users to link the completion helper; do the same.
-ln -s "$krew_root/store/runai-dr/v$version/kubectl_complete-runai_dr" "$krew_root/bin/"
+$py krew/manifest.py install "$index_manifest" "$archive" "$krew_root" ||
+  fail "krew-style install failed"
+# The caveats tell users to link the completion helper; do the same, with their command.
+link_cmd=$($py -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1]))["spec"]["caveats"]
+print(c[c.index("ln -s"):].replace("\\\n", " "))' "$index_manifest")
+KREW_ROOT=$krew_root sh -c "$link_cmd" || fail "the caveats' completion link failed: $link_cmd"
+[ -x "$krew_root/bin/kubectl_complete-runai_dr" ] || fail "no completion helper after: $link_cmd"
 [ -x "$krew_root/bin/$name" ] || fail "no $name in KREW_ROOT/bin"
 ok "installed into KREW_ROOT/store/runai-dr/v$version"
 
@@ -223,7 +227,7 @@ fi
 ok "verify rejects a corrupted bundle"
 
 step "start-up benchmark"
-$py bench/startup.py -n 11 --binary "dist/$name" --kubectl .tools/bin/kubectl \
+$py bench/startup.py -n 11 --binary "dist/$name/$name" --kubectl .tools/bin/kubectl \
   --limit "${SMOKE_HELP_LIMIT:-1.0}" || fail "start-up benchmark over the limit"
 ok "start-up benchmark"
 
