@@ -21,6 +21,7 @@ from kubectl_runai_dr.bundle.reader import MAX_IN_MEMORY, Bundle
 from kubectl_runai_dr.bundle.writer import BundleWriter
 from kubectl_runai_dr.errors import BundleError, ExitCode
 from tests.e2e import cli
+from tests.kubeapi import ApiServer
 from tests.test_bundle import MANIFEST
 
 MiB = 1024 * 1024
@@ -220,6 +221,20 @@ def test_manifest_schema_is_checked_at_open(tmp_path: Path, change: dict[str, An
         r = cli(verb, str(bad))
         assert r.code == ExitCode.INVALID_BUNDLE, (verb, r.stderr)
         assert "invalid manifest: field" in r.stderr and "unexpected" not in r.stderr
+
+
+def test_restore_and_helm_values_refuse_an_invalid_manifest(apiserver: ApiServer,
+                                                            tmp_path: Path) -> None:
+    good = _good(tmp_path)
+    m = _manifest_of(good)
+    m["components"] = [{}]
+    bad = _with_manifest(good, tmp_path / "bad.tar.gz", m)
+    kc = apiserver.write_kubeconfig(tmp_path / "kc")
+    for args in (["restore", str(bad), "--dry-run", "--kubeconfig", str(kc)],
+                 ["helm", "values", str(bad), "--release", "runai-backend"]):
+        r = cli(*args, env={"COLUMNS": "1000"})
+        assert r.code == ExitCode.INVALID_BUNDLE, (args, r.stderr)
+        assert 'invalid manifest: field "components[0].name" is null' in r.stderr
 
 
 def test_non_bundle_input_says_so_plainly(tmp_path: Path) -> None:
