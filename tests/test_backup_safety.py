@@ -146,21 +146,31 @@ def test_an_interruption_after_the_bundle_says_what_exists(
         seeded: tuple[ApiServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kubectl_runai_dr.ops import backup as ops
 
-    _, kc = seeded
+    srv, kc = seeded
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ops, "write_record", interrupted)
+    monkeypatch.setattr(ops, "rotate", interrupted)
     out = tmp_path / "out"
     out.mkdir(mode=0o700)
-    code, _, err = _backup(kc, "--to", str(out))
+    code, _, err = _backup(kc, "--to", str(out), "--keep", "3")
     assert code == ExitCode.ABORTED
     [bundle] = out.iterdir()
-    assert f"interrupted (Ctrl-C) after the bundle {bundle} was written (complete)" in err
-    assert "the in-cluster record was not updated" in err
+    assert (f"interrupted (Ctrl-C) after the bundle {bundle} was written (complete); old "
+            "bundles may have been deleted in part (--keep); the in-cluster record was not "
+            "updated, so `status` still shows the previous backup") in err
     assert "nothing was left behind" not in err
+    assert srv.get("v1", "ConfigMap", "runai-dr-last-backup", "runai-backend") is None
     assert cli("verify", str(bundle)).code == 0
+
+    monkeypatch.undo()
+    monkeypatch.setattr(ops, "write_record", interrupted)
+    bundle.unlink()
+    code, _, err = _backup(kc, "--to", str(out), "--keep", "3")
+    assert code == ExitCode.ABORTED
+    assert "old bundles were rotated (--keep); the in-cluster record may or may not have " \
+        "been updated" in err
 
 
 # -- 7: what a backup left out ---------------------------------------------------------------

@@ -221,3 +221,24 @@ def test_where_a_bundle_goes(tmp_path: Path) -> None:
                                                                  False)
     with pytest.raises(LocalFileError, match="does not exist"):
         BundleWriter(tmp_path / "nodir" / "b.tar.gz")
+
+
+def test_an_interruption_right_after_linking_knows_the_bundle_is_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubectl_runai_dr.bundle import writer as writer_module
+
+    real_link = os.link
+
+    def link_then_interrupt(*args: object, **kwargs: object) -> None:
+        real_link(*args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer_module.os, "link", link_then_interrupt)
+    w = BundleWriter(tmp_path / "b.tar.gz")
+    w.write_json("a/b.json", {"hello": "world"})
+    with pytest.raises(KeyboardInterrupt):
+        w.finalize(dict(MANIFEST), mtime=0)
+    w.abort()
+    assert w.placed  # so the caller says a complete bundle is there
+    assert [p.name for p in tmp_path.iterdir()] == ["b.tar.gz"]
+    assert Bundle.open(tmp_path / "b.tar.gz").verify() == []

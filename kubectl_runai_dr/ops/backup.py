@@ -134,15 +134,16 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
                               f"no bundle, {left}; the in-cluster record was not updated",
                               hint="run the backup again") from None
             path, manifest = writer.target, writer.manifest
-            raise Aborted(_interrupted_after(exc, path, manifest, "rotating",
-                                             opts), hint=_VERIFY_HINT.format(path)) from None
+            raise Aborted(_interrupted_after(exc, path, manifest, "written", opts),
+                          hint=_VERIFY_HINT.format(path)) from None
         except BaseException:
             writer.abort()
             raise
         state = "rotating"
         try:
-            deleted = _after_bundle(kube, opts, path, manifest, now, warnings)
-            state = "done"
+            deleted = _rotate(kube.context, opts, path, manifest, now, warnings)
+            state = "recording"
+            _record(kube, opts, path, manifest, warnings)
         except KeyboardInterrupt as exc:
             raise Aborted(_interrupted_after(exc, path, manifest, state, opts),
                           hint=_VERIFY_HINT.format(path)) from None
@@ -159,39 +160,47 @@ def _signal(exc: KeyboardInterrupt) -> str:
 
 def _interrupted_after(exc: KeyboardInterrupt, path: Path, manifest: dict[str, Any],
                        state: str, opts: BackupOptions) -> str:
-    """What is where after an interruption once the bundle was in place."""
+    """What is where after an interruption once the bundle was in place. ``state``:
+    written (nothing after it ran), rotating (--keep was deleting), recording."""
     parts = [f"interrupted ({_signal(exc)}) after the bundle {path} was written "
              f"({manifest.get('status', 'complete')})"]
     if opts.keep is not None:
-        parts.append("old bundles may have been deleted in part (--keep)" if state == "rotating"
-                     else "old bundles were rotated (--keep)")
+        parts.append({"written": "old bundles were not rotated (--keep)",
+                      "rotating": "old bundles may have been deleted in part (--keep)"}.get(
+                          state, "old bundles were rotated (--keep)"))
     if opts.record:
-        parts.append("the in-cluster record was not updated, so `status` still shows the "
-                     "previous backup")
+        parts.append("the in-cluster record may or may not have been updated" if
+                     state == "recording" else "the in-cluster record was not updated, so "
+                     "`status` still shows the previous backup")
     return "; ".join(parts)
 
 
-def _after_bundle(kube: KubeApi, opts: BackupOptions, path: Path, manifest: dict[str, Any],
-                  now: datetime, warnings: list[str]) -> list[str]:
-    """Rotation (--keep), then the in-cluster record of what exists afterwards."""
-    deleted: list[str] = []
-    if opts.keep is not None:
-        if manifest["status"] != "complete":
-            warnings.append("--keep: nothing deleted, because this backup is partial")
-        else:
-            try:
-                rotation = rotate(path.parent, context=kube.context, keep=opts.keep,
-                                  just_written=path.name, now=now)
-            except DrError as exc:
-                warnings.append(f"--keep: nothing deleted: {exc.message}")
-            else:
-                deleted = rotation.deleted
-                warnings.extend(rotation.warnings)
+def _rotate(context: str, opts: BackupOptions, path: Path, manifest: dict[str, Any],
+            now: datetime, warnings: list[str]) -> list[str]:
+    """--keep: the bundles of this context beyond the newest, after a complete backup."""
+    if opts.keep is None:
+        return []
+    if manifest["status"] != "complete":
+        warnings.append("--keep: nothing deleted, because this backup is partial")
+        return []
+    try:
+        rotation = rotate(path.parent, context=context, keep=opts.keep,
+                          just_written=path.name, now=now)
+    except DrError as exc:
+        warnings.append(f"--keep: nothing deleted: {exc.message}")
+        return []
+    warnings.extend(rotation.warnings)
+    return rotation.deleted
+
+
+def _record(kube: KubeApi, opts: BackupOptions, path: Path, manifest: dict[str, Any],
+            warnings: list[str]) -> None:
+    """The in-cluster record of the bundle, as it exists after the rotation."""
     if not opts.record:
-        return deleted
+        return
     if not os.path.lexists(path):
         warnings.append(f"{path} is gone: the backup is not recorded in the cluster")
-        return deleted
+        return
     warning = write_record(kube, opts.names, {
         "time": manifest["createdAt"], "bundle": path.name, "result": manifest["status"],
         "failedComponents": manifest["failedComponents"],
@@ -201,7 +210,6 @@ def _after_bundle(kube: KubeApi, opts: BackupOptions, path: Path, manifest: dict
     })
     if warning:
         warnings.append(warning)
-    return deleted
 
 
 def _refuse_empty(results: list[Result], errors: list[BaseException],
