@@ -284,7 +284,7 @@ def test_inspect_table_and_verify_tampered(seeded: tuple[ApiServer, Path],
     assert code == 0
     r = cli("inspect", str(bundle))
     assert r.code == 0
-    for word in ("Context", "loopback", "projects", "runaiconfig", "Components", "ago"):
+    for word in ("Context", "loopback", "namespaces", "runaiconfig", "Components", "ago"):
         assert word in r.stdout
     y = yaml.safe_load(cli("inspect", str(bundle), "-o", "yaml").stdout)
     assert y["status"] == "complete"
