@@ -2,8 +2,8 @@
 """Print or write the README's generated tables, from the component registry:
 the components (what each backs up and how it is restored) and the permissions.
 
-    scripts/readme-tables.py            print both tables
-    scripts/readme-tables.py --write    replace them in README.md, between their markers
+    .venv/bin/python scripts/readme-tables.py            print both tables
+    .venv/bin/python scripts/readme-tables.py --write    replace them in README.md
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without the package installed
-    sys.path.insert(0, str(ROOT))
+from kubectl_runai_dr.components.base import Component
+from kubectl_runai_dr.components.registry import COMPONENTS, PERMISSIONS
+from kubectl_runai_dr.plan.permissions import markdown_table
 
-from kubectl_runai_dr.components.registry import COMPONENTS, PERMISSIONS  # noqa: E402
-from kubectl_runai_dr.components.base import Component  # noqa: E402
-from kubectl_runai_dr.plan.permissions import markdown_table  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def components_table(components: tuple[Component, ...] = COMPONENTS) -> str:
