@@ -274,10 +274,22 @@ def _live_state(kube: KubeApi, work: list[NamespaceWork], from_live: bool
 # -- the write path --------------------------------------------------------------------------
 def _restore_one(kube: KubeApi, w: NamespaceWork, live_ns: dict[tuple[str, str], dict[str, Any]],
                  live_rb: dict[tuple[str, str], dict[str, Any]] | None,
-                 settings: RestoreSettings, step: Result, progress: Progress,
-                 stop: threading.Event | None = None) -> None:
+                 settings: RestoreSettings, progress: Progress,
+                 stop: threading.Event | None = None) -> Result:
+    """One namespace and its bindings, into a result of its own (merged into the step by
+    the caller: workers share nothing while they write)."""
+    step = Result(STEP)
     if stop is not None and stop.is_set():
-        return
+        return step
+    _restore_into(kube, w, live_ns, live_rb, settings, step, progress, stop)
+    return step
+
+
+def _restore_into(kube: KubeApi, w: NamespaceWork,
+                  live_ns: dict[tuple[str, str], dict[str, Any]],
+                  live_rb: dict[tuple[str, str], dict[str, Any]] | None,
+                  settings: RestoreSettings, step: Result, progress: Progress,
+                  stop: threading.Event | None) -> None:
     ns_result = step.add(restore_object(kube, r.NAMESPACES, w.namespace,
                                         live_ns.get(("", w.name)), step=STEP,
                                         settings=settings))
@@ -325,21 +337,26 @@ def restore_work(kube: KubeApi, work: list[NamespaceWork], settings: RestoreSett
     workers = max(1, min(settings.workers, MAX_WORKERS, len(work)))
     if workers == 1:
         for w in work:
-            _restore_one(kube, w, live_ns, live_rb, settings, step, progress)
+            step.merge(_restore_one(kube, w, live_ns, live_rb, settings, progress))
     else:
         # An interrupt (Ctrl-C, SIGTERM) reaches this thread: the workers are told to stop
         # and queued namespaces are cancelled; requests in flight finish, and everything
-        # done so far is in ``step``.
+        # done so far is merged into ``step`` before the interrupt goes on.
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore-ns")
+        futures = [pool.submit(_restore_one, kube, w, live_ns, live_rb, settings, progress,
+                               stop) for w in work]
+        merged = 0
         try:
-            futures = [pool.submit(_restore_one, kube, w, live_ns, live_rb, settings, step,
-                                   progress, stop) for w in work]
             for f in futures:
-                f.result()
+                step.merge(f.result())
+                merged += 1
         except BaseException:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            for f in futures[merged:]:
+                if f.done() and not f.cancelled() and f.exception() is None:
+                    step.merge(f.result())
             _sort(step)
             raise
         pool.shutdown(wait=True)
