@@ -306,9 +306,12 @@ def test_a_result_without_a_rule_is_a_bug() -> None:
 # -- a reader that goes away -------------------------------------------------------------------
 @pytest.mark.parametrize("args", [["version"], ["inspect", "{bundle}"],
                                   ["inspect", "{bundle}", "-o", "json"],
-                                  ["verify", "{bundle}"]])
+                                  ["verify", "{bundle}"],
+                                  ["--help"], ["backup", "--help"], ["snapshot", "--help"],
+                                  ["snapshot", "list", "-h"]])
 def test_broken_pipe_is_quiet(args: list[str], tmp_path: Path, bundle_file: Path) -> None:
-    """`inspect big.tar.gz | head -1`: no traceback, no error message, exit 0 or 141."""
+    """`inspect big.tar.gz | head -1`, `--help | head`: no traceback, no error message,
+    exit 0 or 141."""
     argv = [a.format(bundle=bundle_file) for a in args]
     p = subprocess.Popen([sys.executable, "-m", "kubectl_runai_dr", *argv], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,

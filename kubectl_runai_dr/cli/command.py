@@ -5,7 +5,8 @@
 - the usage line names arguments as people read them: ``BUNDLE``, ``[BUNDLE]``,
   ``COMPONENTS...`` (not ``{BUNDLE}``);
 - a paragraph of help is one paragraph: the line breaks of a docstring (kept short for
-  the source) do not become hard breaks, so a command's summary is one line.
+  the source) do not become hard breaks, so a command's summary is one line;
+- help whose reader goes away (``--help | head``) ends quietly, as the verbs do.
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ class _Tidy:
         if option is not None:
             option.metavar = ""
         return option
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """Help whose reader went away (``--help | head``) ends quietly with 141, as a verb
+        does. typer draws help with a rich console of its own, which ends the program with
+        exit code 1 when its output is a closed pipe (the only way it exits here)."""
+        from kubectl_runai_dr.cli.options import quiet_broken_pipe
+
+        try:
+            super().format_help(ctx, formatter)  # type: ignore[misc]
+        except BrokenPipeError:
+            quiet_broken_pipe()
+        except SystemExit as exc:
+            if exc.code != 1:
+                raise
+            quiet_broken_pipe()
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
