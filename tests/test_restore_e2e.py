@@ -400,3 +400,41 @@ def test_interrupt_stops_the_restore_and_says_how_to_resume(
     assert outcome.unfinished_steps == ["namespaces"]
     assert f"restore {bundle} --only namespaces" in outcome.hint
     assert outcome.to_json()["interrupted"] is True
+
+
+def test_sigterm_stops_a_restore_like_ctrl_c(seeded: tuple[ApiServer, Path, SeedInfo],
+                                            tmp_path: Path) -> None:
+    """What `timeout`, systemd and a CronJob's deadline send: the restore stops, prints what
+    was done, names the bundle and the steps to resume with, exits 130, and says nothing
+    about bundles left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.e2e import ROOT
+
+    srv, kc, info = seeded
+    bundle = backup(kc, tmp_path / "b.tar.gz")
+    wipe(srv, info)
+    srv.inject_fault(method="POST", path_regex=r"/api/v1/namespaces$", status=None,
+                     times=None, delay=1.0)
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "kubectl_runai_dr", "restore", str(bundle),
+                             "--yes", "--only", "namespaces", "--workers", "2",
+                             "--kubeconfig", str(kc)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not any(r.method == "POST" and r.path == "/api/v1/namespaces"
+                  for r in list(srv.requests)):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    text = " ".join((out + err).split())
+    assert "interrupted" in text
+    assert f"restore {bundle} --only namespaces" in text
+    assert "left behind" not in text
+    created = sum(1 for ns in info.project_namespaces if srv.get("v1", "Namespace", ns))
+    assert 0 < created < PROJECTS

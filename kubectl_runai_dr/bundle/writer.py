@@ -20,14 +20,12 @@ import hashlib
 import io
 import json
 import os
-import signal
 import stat
 import tarfile
-import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import IO, Any, BinaryIO, cast
 
 from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
@@ -343,29 +341,6 @@ class BundleWriter:
                  tb: TracebackType | None) -> None:
         if not self.placed:
             self.abort()
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (and SIGHUP, unless ignored) raise KeyboardInterrupt, as Ctrl-C does, while
-    a bundle is written: the same clean-up runs. Only in the main thread (Python delivers
-    signals there)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is signal.SIG_DFL:
-            previous[sig] = signal.signal(sig, interrupt)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _info(name: str, size: int, mtime: float) -> tarfile.TarInfo:

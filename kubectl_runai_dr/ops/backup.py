@@ -11,11 +11,12 @@ from typing import Any
 from kubectl_runai_dr._version import BUILD_COMMIT, __version__
 from kubectl_runai_dr.bundle.manifest import build_manifest, default_bundle_name, runai_version
 from kubectl_runai_dr.bundle.rotation import rotate
-from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target, terminate_as_interrupt
+from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
 from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
 from kubectl_runai_dr.errors import Aborted, DrError, UsageError
+from kubectl_runai_dr.interrupts import terminate_as_interrupt
 from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.errors import Forbidden, Unauthorized
 from kubectl_runai_dr.localfs import LocalFileError

@@ -21,6 +21,7 @@ from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.components.restore_base import Existing, RestoreContext, RestoreSettings
 from kubectl_runai_dr.errors import Aborted, BundleError, DrError
+from kubectl_runai_dr.interrupts import terminate_as_interrupt
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.errors import Forbidden
@@ -322,6 +323,12 @@ def _safe_probe(probe: Callable[[], Probe]) -> Probe:
 def run_restore(kube: KubeApi, opts: RestoreOptions, *, confirm: Confirm | None = None,
                 progress: Progress | None = None) -> RestoreOutcome:
     """Preflight, confirmation (unless --yes or a dry run), then every planned step."""
+    with terminate_as_interrupt():
+        return _run_restore(kube, opts, confirm=confirm, progress=progress)
+
+
+def _run_restore(kube: KubeApi, opts: RestoreOptions, *, confirm: Confirm | None,
+                 progress: Progress | None) -> RestoreOutcome:
     progress = progress or NullProgress()
     settings = opts.settings
     started = clock()
