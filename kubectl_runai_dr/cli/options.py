@@ -313,7 +313,7 @@ def error_boundary(common: Common) -> Iterator[None]:
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         _, err = render.consoles(common.no_color)
-        err.print("interrupted: nothing was left behind that looks complete")
+        err.print("interrupted")
         raise typer.Exit(int(ExitCode.ABORTED)) from None
     except Exception as exc:
         _, err = render.consoles(common.no_color)
