@@ -24,10 +24,17 @@ def _name(context: str, day: int, year: int = 2026) -> str:
     return f"runai-dr-{context}-{year}11{day:02d}T000000Z.tar.gz"
 
 
-def _bundle(directory: Path, name: str, context: str) -> Path:
+# what a `backup --skip database` holds
+CONFIG = ("control-plane", "cluster", "runaiconfig", "templates", "namespaces", "scheduling")
+
+
+def _bundle(directory: Path, name: str, context: str,
+            components: tuple[str, ...] = CONFIG) -> Path:
     w = BundleWriter(directory / name)
     w.write_json("a/b.json", {})
-    return w.finalize({**MANIFEST, "source": {"context": context, "server": "https://x"}},
+    return w.finalize({**MANIFEST, "source": {"context": context, "server": "https://x"},
+                       "components": [{"name": c, "status": "ok", "objects": 1,
+                                       "files": ["a/b.json"]} for c in components]},
                       mtime=0)
 
 
@@ -42,6 +49,29 @@ def test_plan_keeps_the_newest_of_the_context_and_never_the_new_one() -> None:
                           now=NOW).delete == []
     with pytest.raises(ValueError):
         plan_retention(prod, context="prod", keep=0, just_written="x", now=NOW)
+
+
+def test_keep_counts_per_component() -> None:
+    """Nightly full backups among hourly ones without the database: the two newest
+    database dumps survive however many config-only backups follow them."""
+    full, config = frozenset({"database", "cluster"}), frozenset({"cluster"})
+    cands = [Candidate(_name("prod", 1), "prod", full), Candidate(_name("prod", 2), "prod", full),
+             Candidate(_name("prod", 3), "prod", full)]
+    cands += [Candidate(_name("prod", d), "prod", config) for d in (4, 5, 6, 7)]
+    plan = plan_retention(cands, context="prod", keep=2, just_written=_name("prod", 9),
+                          now=NOW, written_components=config)
+    assert plan.keep == [_name("prod", 9), _name("prod", 7), _name("prod", 3), _name("prod", 2)]
+    assert plan.delete == [_name("prod", 1), _name("prod", 4), _name("prod", 5), _name("prod", 6)]
+    # the same components everywhere: simply the newest
+    plan = plan_retention([Candidate(c.name, "prod", full) for c in cands], context="prod",
+                          keep=2, just_written=_name("prod", 9), now=NOW,
+                          written_components=full)
+    assert plan.keep == [_name("prod", 9), _name("prod", 7)]
+    # a bundle that holds nothing (every component failed) is not worth keeping
+    plan = plan_retention([Candidate(_name("prod", 8), "prod", frozenset())], context="prod",
+                          keep=3, just_written=_name("prod", 9), now=NOW,
+                          written_components=full)
+    assert plan.delete == [_name("prod", 8)]
 
 
 def test_plan_ignores_names_dated_in_the_future() -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from kubectl_runai_dr.bundle.manifest import safe_context
 from kubectl_runai_dr.bundle.reader import read_manifest
@@ -29,8 +31,19 @@ class Rotation:
     warnings: list[str] = field(default_factory=list)
 
 
+def held_components(manifest: dict[str, Any],
+                    aliases: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The components whose data a bundle holds: those recorded ``ok``, under today's
+    names (``aliases``: earlier names and what they are called now)."""
+    aliases = aliases or {}
+    return frozenset(aliases.get(str(c.get("name")), str(c.get("name")))
+                     for c in manifest.get("components") or []
+                     if isinstance(c, dict) and c.get("status") == "ok")
+
+
 def rotate(directory: Path, *, context: str, keep: int, just_written: str,
-           now: datetime) -> Rotation:
+           now: datetime, written_components: frozenset[str] | None = None,
+           aliases: Mapping[str, str] | None = None) -> Rotation:
     """Delete the bundles of ``context`` in ``directory`` beyond the ``keep`` newest;
     ``just_written`` is always kept."""
     out = Rotation()
@@ -62,9 +75,11 @@ def rotate(directory: Path, *, context: str, keep: int, just_written: str,
                 continue
             finally:
                 os.close(fd)
-            candidates.append(Candidate(name, manifest["source"]["context"]))
+            candidates.append(Candidate(name, manifest["source"]["context"],
+                                        held_components(manifest, aliases)))
         plan = plan_retention(candidates, context=context, keep=keep,
-                              just_written=just_written, now=now)
+                              just_written=just_written, now=now,
+                              written_components=written_components)
         out.kept = plan.keep
         for name in plan.future:
             out.warnings.append(f"--keep: {name} is dated in the future; it was neither "

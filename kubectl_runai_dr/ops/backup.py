@@ -10,7 +10,7 @@ from typing import Any
 
 from kubectl_runai_dr._version import BUILD_COMMIT, __version__
 from kubectl_runai_dr.bundle.manifest import build_manifest, default_bundle_name, runai_version
-from kubectl_runai_dr.bundle.rotation import rotate
+from kubectl_runai_dr.bundle.rotation import held_components, rotate
 from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
@@ -186,7 +186,9 @@ def _rotate(context: str, opts: BackupOptions, path: Path, manifest: dict[str, A
         return []
     try:
         rotation = rotate(path.parent, context=context, keep=opts.keep,
-                          just_written=path.name, now=now)
+                          just_written=path.name, now=now,
+                          written_components=held_components(manifest),
+                          aliases=registry.ALIASES)
     except DrError as exc:
         warnings.append(f"--keep: nothing deleted: {exc.message}")
         return []

@@ -7,6 +7,11 @@ contexts (``prod/eu`` and ``prod_eu``), the manifest's cannot. Candidates are or
 the time in their names. The bundle just written is always kept (it counts as one of the
 ``keep``), and a name dated in the future (a clock that was wrong, or a planted name) is
 neither counted nor deleted: it is reported.
+
+``keep`` counts per component: the ``keep`` newest bundles holding each component (the
+database, either chart's values, the projects, …) are all kept. A run of backups made with
+``--skip database`` therefore never rotates the last database dumps away; with the same
+components in every backup this is simply the ``keep`` newest.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class Candidate:
 
     name: str
     context: str
+    # the components whose data the bundle holds (None: unknown, counted as holding all)
+    components: frozenset[str] | None = None
 
 
 @dataclass
@@ -47,12 +54,14 @@ class RetentionPlan:
 
 
 def plan_retention(candidates: Iterable[Candidate], *, context: str, keep: int,
-                   just_written: str, now: datetime) -> RetentionPlan:
-    """The bundles of ``context`` beyond the ``keep`` newest, never ``just_written``."""
+                   just_written: str, now: datetime,
+                   written_components: frozenset[str] | None = None) -> RetentionPlan:
+    """The bundles of ``context`` to delete: those not among the ``keep`` newest holding
+    any of their components; never ``just_written`` (holding ``written_components``)."""
     if keep < 1:
         raise ValueError("keep must be at least 1")
     plan = RetentionPlan(keep=[just_written])
-    dated: list[tuple[datetime, str]] = []
+    dated: list[tuple[datetime, Candidate]] = []
     for c in candidates:
         when = name_time(c.name)
         if c.name == just_written or c.context != context or when is None:
@@ -60,9 +69,28 @@ def plan_retention(candidates: Iterable[Candidate], *, context: str, keep: int,
         if when > now:
             plan.future.append(c.name)
         else:
-            dated.append((when, c.name))
-    dated.sort(reverse=True)
-    plan.keep += [name for _, name in dated[:keep - 1]]
-    plan.delete = [name for _, name in reversed(dated[keep - 1:])]
+            dated.append((when, c))
+    dated.sort(key=lambda x: (x[0], x[1].name), reverse=True)
+    held: dict[str, int] = {}  # component -> kept bundles holding it (newest first)
+    everything = "*"  # a bundle whose components are unknown counts for every component
+
+    def count(components: frozenset[str] | None) -> None:
+        for comp in (components if components is not None else {everything}):
+            held[comp] = held.get(comp, 0) + 1
+
+    def needed(components: frozenset[str] | None) -> bool:
+        if components is None:
+            return held.get(everything, 0) < keep or any(n < keep for n in held.values())
+        return any(held.get(comp, 0) + held.get(everything, 0) < keep for comp in components)
+
+    count(written_components)
+    deleted: list[str] = []
+    for _, c in dated:
+        if needed(c.components):
+            plan.keep.append(c.name)
+            count(c.components)
+        else:
+            deleted.append(c.name)
+    plan.delete = list(reversed(deleted))
     plan.future.sort()
     return plan
