@@ -332,8 +332,14 @@ def test_crd_lifecycle_over_http(api: client.ApiClient, apiserver: ApiServer) ->
                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
                         "type": "object", "properties": {"spec": {"type": "object", "properties": {
                             "size": {"type": "string", "enum": ["S", "M"]}}}}}}}]}}
-    ext.create_custom_resource_definition(crd)
+    created = ext.create_custom_resource_definition(crd)
+    conds = {c.type: c.status for c in created.status.conditions}
+    assert conds == {"NamesAccepted": "True", "Established": "False"}  # served only once Established
     co = client.CustomObjectsApi(api)
+    assert raw(apiserver, "GET", "/apis/example.com/v1")[0] == 404
+    deadline = time.time() + 10
+    while raw(apiserver, "GET", "/apis/example.com/v1")[0] != 200 and time.time() < deadline:
+        time.sleep(0.02)
     rl = raw(apiserver, "GET", "/apis/example.com/v1")[1]
     assert rl["resources"][0]["name"] == "widgets"
     with pytest.raises(ApiException) as e:

@@ -65,15 +65,20 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice@example
     assert kubectl("get", "rb", "-A", check=False).returncode != 0  # real servers have no "rb" short name
 
 
-def test_kubectl_sees_a_new_crd_at_once(apiserver: ApiServer, kubectl) -> None:  # type: ignore[no-untyped-def]
+def test_kubectl_sees_a_new_crd_once_established(apiserver: ApiServer, kubectl) -> None:  # type: ignore[no-untyped-def]
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
            "metadata": {"name": "gadgets.example.com"},
            "spec": {"group": "example.com", "scope": "Cluster",
                     "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
                         "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
-    kubectl("get", "namespaces")
+    apiserver.crd_establish_delay = 1.0
+    kubectl("get", "namespaces")  # discovery cached before the CRD exists
     kubectl("apply", "-f", "-", input=json.dumps(crd))
+    gadget = json.dumps({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}})
+    early = kubectl("apply", "-f", "-", input=gadget, check=False)  # not served before Established
+    assert early.returncode != 0 and 'no matches for kind "Gadget"' in early.stderr
+    kubectl("wait", "--for=condition=Established", "crd/gadgets.example.com", "--timeout=10s")
     kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "example.com/v1", "kind": "Gadget",
                                                  "metadata": {"name": "g"}, "spec": {"x": 1}}))
     assert kubectl("get", "gadgets", "-o", "name").stdout.strip() == "gadget.example.com/g"

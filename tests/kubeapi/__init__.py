@@ -7,6 +7,12 @@
     srv.requests / srv.clear_requests(); srv.inject_fault(...); srv.set_pod_exec(ns, pod, env=, cwd=)
     srv.expire_continue_tokens(); srv.namespaces_linger; srv.finalize_namespace(name)
     srv.exec_stdin_hang_timeout; srv.stop()
+    srv.pod_schedule_delay / pod_start_delay / pod_ready_delay / crd_establish_delay  (seconds)
+    srv.add_pod_backend(ns, name_regex, start, starting_env=None); srv.pod_backend(ns, pod)
+    srv.wait_for(api_version, kind, name, ns, until=fn); srv.wait_pod_ready(ns, pod)
+    pgbackend.add_postgres_backend(srv) -> PostgresBackend (.current, .server_for(ns, pod))
+
+What the server does (controllers, kubelet, delays, strictness): see the docstring of server.py.
 """
 
 from .server import ApiError, ApiServer, DenyRule, Fault, RequestRecord

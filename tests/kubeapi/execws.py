@@ -131,7 +131,9 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         raise ApiError(400, f"cannot exec into a container in a completed pod; current phase is {phase}")
     if not spec.get("nodeName"):
         raise ApiError(400, f"pod {t.name} does not have a host assigned")
-    if phase != "Running":
+    cstatus = next((cs for cs in status.get("containerStatuses") or [] if cs.get("name") == cname), None)
+    if phase != "Running" or (cstatus is not None and "running" not in (cstatus.get("state") or {})):
+        # the kubelet finds no running container (still being created, or crashed and backing off)
         raise ApiError(400, f'unable to upgrade connection: container not found ("{cname}")')
     command = query.get("command") or []
     want_stdin, want_stdout = _bool(query, "stdin"), _bool(query, "stdout", True)
@@ -151,11 +153,15 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
     with srv.store.lock:
         env = {"PATH": BASE_PATH, "HOSTNAME": t.name}
         env.update(_container_env(srv, pod, container))
+        backend = srv.workloads.exec_override(t.namespace, t.name, pod["metadata"].get("uid", ""))
         extra = srv.pod_exec.get((t.namespace, t.name))
     cwd = None
-    if extra is not None:
+    if backend is not None:  # the process behind the pod (add_pod_backend)
+        env.update(backend[0])
+        cwd = backend[1]
+    if extra is not None:  # set_pod_exec: the test's own override wins
         env.update(extra.env or {})
-        cwd = extra.cwd
+        cwd = extra.cwd or cwd
 
     ws = web.WebSocketResponse(protocols=served, max_msg_size=0, autoping=True, compress=False)
     await ws.prepare(request)

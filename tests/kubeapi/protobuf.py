@@ -133,7 +133,26 @@ def _configmap(buf: bytes) -> dict[str, Any]:
     return obj
 
 
-DECODERS = {("v1", "Secret"): _secret, ("v1", "ConfigMap"): _configmap}
+def _delete_options(buf: bytes) -> dict[str, Any]:
+    g = _grouped(buf)
+    obj: dict[str, Any] = {}
+    if 1 in g:
+        v = int(g[1][-1])  # type: ignore[arg-type]
+        obj["gracePeriodSeconds"] = v - (1 << 64) if v >= 1 << 63 else v
+    if 2 in g:
+        pre = _grouped(g[2][-1])  # type: ignore[arg-type]
+        obj["preconditions"] = {k: _s(pre[n][-1]) for n, k in ((1, "uid"), (2, "resourceVersion")) if n in pre}
+    if 3 in g:
+        obj["orphanDependents"] = bool(g[3][-1])
+    if 4 in g:
+        obj["propagationPolicy"] = _s(g[4][-1])
+    if 5 in g:
+        obj["dryRun"] = [_s(v) for v in g[5]]
+    return obj
+
+
+DECODERS = {("v1", "Secret"): _secret, ("v1", "ConfigMap"): _configmap, ("v1", "DeleteOptions"): _delete_options,
+            ("meta.k8s.io/v1", "DeleteOptions"): _delete_options}
 
 
 def decode(body: bytes) -> dict[str, Any]:

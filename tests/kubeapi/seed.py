@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .server import ApiServer
+from .workloads import template_hash
 
 BACKEND_NS = "runai-backend"
 CLUSTER_NS = "runai"
@@ -214,7 +215,7 @@ def _statefulset(name: str, ns: str, component: str, app: str, containers: list[
                  claim: str, size: str) -> dict[str, Any]:
     sel = {"app.kubernetes.io/name": app, "app.kubernetes.io/instance": "runai-backend",
            "app.kubernetes.io/component": component}
-    return {
+    sts: dict[str, Any] = {
         "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": name, "namespace": ns,
                      "labels": {**sel, "app.kubernetes.io/managed-by": "Helm"},
@@ -235,6 +236,9 @@ def _statefulset(name: str, ns: str, component: str, app: str, containers: list[
         "status": {"replicas": 1, "readyReplicas": 1, "currentReplicas": 1, "updatedReplicas": 1,
                    "availableReplicas": 1, "observedGeneration": 1},
     }
+    rev = f"{name}-{template_hash(sts['spec']['template'])}"
+    sts["status"].update(currentRevision=rev, updateRevision=rev)
+    return sts
 
 
 def seed_runai(srv: ApiServer, *, projects: int = 30, rolebindings_per_project: int = 7, control_plane: bool = True,
@@ -406,7 +410,9 @@ def seed_runai(srv: ApiServer, *, projects: int = 30, rolebindings_per_project: 
             (BACKEND_NS, {"metadata": {"name": "runai-backend-postgresql",
                                        "labels": {"app.kubernetes.io/name": "postgresql",
                                                   "app.kubernetes.io/instance": "runai-backend",
-                                                  "app.kubernetes.io/managed-by": "Helm"}},
+                                                  "app.kubernetes.io/managed-by": "Helm"},
+                                       "annotations": {"meta.helm.sh/release-name": "runai-backend",
+                                                       "meta.helm.sh/release-namespace": BACKEND_NS}},
                           "type": "Opaque", "data": {"postgres-password": _b64(postgres_password),
                                                      "password": _b64(postgres_password)}}),
             (BACKEND_NS, {"metadata": {"name": "runai-reg-creds"}, "type": "kubernetes.io/dockerconfigjson",
@@ -504,7 +510,8 @@ def seed_runai(srv: ApiServer, *, projects: int = 30, rolebindings_per_project: 
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": pod_name, "namespace": BACKEND_NS,
                              "labels": {**sel, "statefulset.kubernetes.io/pod-name": pod_name,
-                                        "apps.kubernetes.io/pod-index": "0"},
+                                        "apps.kubernetes.io/pod-index": "0",
+                                        "controller-revision-hash": sts["status"]["currentRevision"]},
                              "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": sts_name,
                                                   "uid": sts["metadata"]["uid"], "controller": True,
                                                   "blockOwnerDeletion": True}]},
@@ -526,7 +533,13 @@ def seed_runai(srv: ApiServer, *, projects: int = 30, rolebindings_per_project: 
             if sts_name == "runai-backend-postgresql":
                 info.postgres_pod = (BACKEND_NS, pod_name)
         put({"apiVersion": "v1", "kind": "Service",
-             "metadata": {"name": "runai-backend-postgresql", "namespace": BACKEND_NS},
+             "metadata": {"name": "runai-backend-postgresql", "namespace": BACKEND_NS,
+                          "labels": {"app.kubernetes.io/name": "postgresql",
+                                     "app.kubernetes.io/instance": "runai-backend",
+                                     "app.kubernetes.io/component": "primary",
+                                     "app.kubernetes.io/managed-by": "Helm"},
+                          "annotations": {"meta.helm.sh/release-name": "runai-backend",
+                                          "meta.helm.sh/release-namespace": BACKEND_NS}},
              "spec": {"type": "ClusterIP", "clusterIP": "172.20.14.2", "ports": [
                  {"name": "tcp-postgresql", "port": 5432, "protocol": "TCP", "targetPort": "tcp-postgresql"}],
                  "selector": {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": "runai-backend",

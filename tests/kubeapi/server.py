@@ -1,7 +1,113 @@
-"""A strict Kubernetes API server on loopback, for tests.
+"""A strict Kubernetes API server on loopback, for tests: as strict, and as slow, as a cluster.
 
 Runs an aiohttp application in its own thread and event loop. State lives in a Store; every
-HTTP request is recorded in `requests`.
+HTTP request is recorded in `requests`. Plain HTTP on `url`, TLS on `https_url` (kubectl and
+helm send a token only over TLS; `write_kubeconfig` writes the CA).
+
+Using it
+    srv = ApiServer(); srv.install_crds(paths_or_dicts); srv.start()   # or `with ApiServer() as srv`
+    srv.write_kubeconfig(path, context="loopback", token="admin-token", namespace=None, tls=True)
+    srv.seed(obj) / seed_many(objs)      store directly: no HTTP, auth, validation, controllers or delays
+    srv.get / list / delete_object(api_version, kind, ...)   read and delete in the store (delete cascades)
+    srv.wait_for(api_version, kind, name, ns, until=fn, timeout=30); srv.wait_pod_ready(ns, pod)
+    srv.stop()                           also stops exec commands still running and every pod backend
+
+The API (what clients see)
+- Authentication: bearer tokens (`add_user(token, username, groups)`; "admin-token" is admin);
+  no or an unknown token answers 401. Authorization: everything is allowed except `deny(verb=,
+  resource=, group=, namespace=, user=)` rules, which answer 403 with the apiserver's message and
+  are reflected in SelfSubjectAccessReview.
+- Discovery: /version, /api, /apis (with or without a trailing slash), /apis/<group>,
+  /apis/<group>/<version>, /api/v1, and a minimal OpenAPI v3 (/openapi/v3 and per group-version);
+  aggregated discovery is not served (clients fall back to the above). Built-in types: see
+  resources.builtin_types(); others come from CRDs.
+- CRUD as the apiserver: create 201 (uid, resourceVersion, creationTimestamp, generation,
+  managedFields), 409 AlreadyExists / Conflict on a stale resourceVersion, 404 with the real
+  messages, 422 Invalid with causes, PUT, PATCH (json, merge, strategic merge for built-ins,
+  server-side apply which also creates), DELETE with preconditions and propagationPolicy,
+  deletecollection, dryRun=All, fieldValidation Strict/Warn, status and finalize subresources
+  (a write of the main resource keeps `status`), scale as an autoscaling/v1 Scale (kubectl scale). Request bodies as JSON, YAML, or protobuf for
+  Secrets, ConfigMaps and DeleteOptions (client-go typed clients: helm's release storage).
+- Defaults the apiserver fills: Secret stringData->data and type, namespace name label and
+  phase, Pod status Pending, PVC/PV status Pending, StorageClass reclaim/binding mode,
+  StatefulSet replicas, revisionHistoryLimit, podManagementPolicy OrderedReady, updateStrategy
+  RollingUpdate (partition 0: kubectl reports "partitioned roll out complete"),
+  persistentVolumeClaimRetentionPolicy Retain; a Service created or updated through HTTP gets
+  type ClusterIP and a cluster IP (kept on update), ipFamilies, port protocol and targetPort.
+- Validation: object names, labels, annotations and sizes; the built-in checks of
+  validation.validate_builtin (immutable fields, selectors matching templates, role refs, ...);
+  CRD structural schemas with pruning of unknown fields, defaults and the CEL rules used.
+- Lists: labelSelector and fieldSelector (per-type supported fields), limit/continue with
+  consistent snapshots, 410 Expired after `expire_continue_tokens()`, Table output
+  (Accept: as=Table). Watches: from a resourceVersion or from now, with 410 on a compacted one.
+- Namespaces: deletion sets Terminating, deletes the content, then the namespace goes (at once, or
+  never while `namespaces_linger` is True until `finalize_namespace(name)`); creating in a
+  Terminating namespace answers 403. Finalizers other than the built-in ones keep an object
+  Terminating. Deleting an owner deletes its dependents (ownerReferences), unless Orphan.
+- Faults: `inject_fault(method=, path_regex=, status=, times=, retry_after=, delay=, message=)`
+  answers 429/500/503/504 (with Retry-After) or just delays; `clear_faults()`.
+- Pod exec over websocket (v5/v4 channel protocols, `exec_protocols` to serve v4 only): the
+  command runs locally with the container's resolved env (env, envFrom, secretKeyRef,
+  configMapKeyRef, fieldRef); `set_pod_exec(ns, pod, env=, cwd=)` adds env/cwd (it wins over a pod
+  backend's). See execws.py for the kubelet behaviours copied (stdin hang, exit codes, the
+  refusals below); `exec_stdin_hang_timeout`.
+
+What a cluster does after the API server stored an object (workloads.py)
+Writes through the HTTP API drive controllers; `seed()` never does. The lag is configurable
+(seconds; 0 makes a step immediate); the defaults are small but not zero:
+    srv.pod_schedule_delay = 0.1     Pending, not scheduled -> on the node (ContainerCreating)
+    srv.pod_start_delay    = 0.1     ContainerCreating -> Running (containers running, not ready)
+    srv.pod_ready_delay    = 0.2     Running -> Ready (not before a pod backend's start returned)
+    srv.crd_establish_delay = 0.2    CRD created through HTTP: NamesAccepted -> Established
+    srv.node_name = "loopback-node-1"
+- Kubelet: a pod created through HTTP or by the StatefulSet controller is first Pending with no
+  nodeName (PodScheduled=False, reason Unschedulable, while its claims cannot bind); after
+  `pod_schedule_delay` it is bound to `node_name` (PodScheduled True, containers waiting
+  ContainerCreating, Ready/ContainersReady False ContainersNotReady); after `pod_start_delay`
+  Running (podIP, containers running and started, ready false); after `pod_ready_delay` (and once a
+  pod backend started) Ready (Ready/ContainersReady True, containers ready). A backend whose start
+  fails makes the container crash: waiting CrashLoopBackOff, restartCount up, a Warning BackOff
+  event with the error, retried with a growing back-off. Exec is refused as a kubelet does: no
+  nodeName -> 400 "pod X does not have a host assigned"; container not running (creating, crashed)
+  -> 400 `unable to upgrade connection: container not found ("<name>")`; Succeeded/Failed -> 400.
+  Deleting a pod removes it at once (no grace period).
+- Events (core/v1 Event, involvedObject = the object, counted up when repeated): Scheduled and
+  FailedScheduling (default-scheduler), Pulled/Created/Started/BackOff (kubelet, fieldPath
+  spec.containers{name}), SuccessfulCreate/SuccessfulDelete (statefulset-controller),
+  WaitForFirstConsumer and ProvisioningSucceeded on claims.
+- Volumes: at scheduling, every claim of the pod must exist and bind: a claim naming a volume binds
+  to it; otherwise its StorageClass (or the default one, assigned retroactively) provisions a
+  PersistentVolume `pvc-<claim uid>` (csi driver = the class's provisioner, its reclaim policy)
+  and both are Bound. No class at all, a missing claim, or a VolumeSnapshot data source not
+  readyToUse -> the pod stays Pending with a FailedScheduling event saying why. A deleted claim
+  releases its volume: reclaim policy Delete deletes the PersistentVolume, Retain makes it
+  Released. A fresh server has no StorageClass: seed one (seed_runai seeds gp3-csi).
+- StatefulSet controller, for StatefulSets created or updated through HTTP (a seeded one is left
+  alone until then; its seeded pods are adopted): pods `<sts>-0 .. <sts>-(replicas-1)` from the
+  template (labels plus statefulset.kubernetes.io/pod-name, apps.kubernetes.io/pod-index,
+  controller-revision-hash; ownerReference to the StatefulSet with controller true; hostname,
+  subdomain = serviceName), a claim `<template>-<sts>-<i>` per volumeClaimTemplate when absent
+  (labels = the selector's; owned by the StatefulSet only with whenDeleted: Delete).
+  OrderedReady creates each pod once the ones before are Ready, Parallel all at once; scale down
+  removes the highest ordinals first; a deleted pod is re-created; a template change rolls the
+  pods (highest ordinal first, each once all are Ready; partition and OnDelete honoured; pods
+  without a revision label count as current). Status: replicas, readyReplicas,
+  availableReplicas, currentReplicas, updatedReplicas, currentRevision, updateRevision,
+  observedGeneration (kubectl rollout status works). Deleting the StatefulSet deletes its pods
+  (garbage collection), claims stay; deleting the namespace deletes everything.
+- Pod backends: `add_pod_backend(namespace, name_regex, start, starting_env=None)`: when a matching
+  pod (namespace None: any) turns Running, `start(pod) -> PodBackend` runs in a worker thread; the
+  pod turns Ready only after it returned; its `env`/`cwd` then apply to exec into the pod
+  (`starting_env` while it starts); its `stop()` runs when the pod is deleted in any way (pod
+  delete, StatefulSet or namespace deletion, scale down) and at `stop()`. `pod_backend(ns, pod)`
+  is the current one. `workloads.SimpleBackend(env, cwd, on_stop)` is a ready-made PodBackend;
+  pgbackend.add_postgres_backend(srv) puts a real PostgreSQL behind the database pod.
+- CRDs created through HTTP (helm's crds/ folder, kubectl apply) get NamesAccepted True and
+  Established False (reason Installing) at once, Established True after `crd_establish_delay`;
+  until then their group/version/resources are absent from discovery and OpenAPI, and requests
+  for their resources answer 404 as for an unknown type. `install_crds` and `seed` are instant.
+  Deleting a CRD deletes its objects and its API at once.
+- Errors of the controllers are kept in `srv.workloads.errors` (tracebacks).
 """
 
 from __future__ import annotations
@@ -22,7 +128,7 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +141,7 @@ from .patch import PatchError, apply_merge, json_patch, merge_patch, strategic_m
 from .resources import CRD_GROUP, ResourceType, builtin_types, sort_versions, type_from_crd
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 from .store import Entry, Event, ResKey, Store, dumps
+from .workloads import BackendRule, PodBackend, Workloads
 
 SERVER_VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.3", "gitCommit": "32cc146f75aad04beaaa245a7157eb35063a9f99",
@@ -217,6 +324,14 @@ class ApiServer:
         # cluster before Kubernetes 1.30, which has no v5 (no end-of-stdin frame)
         self.exec_protocols: tuple[str, ...] = ("v5.channel.k8s.io", "v4.channel.k8s.io")
         self.namespaces_linger = False  # True: deleted namespaces stay Terminating ("stuck")
+        # the lag of a real cluster, in seconds (see the module docstring); 0 makes a step immediate
+        self.pod_schedule_delay = 0.1  # Pending and unscheduled -> bound to the node (ContainerCreating)
+        self.pod_start_delay = 0.1  # ContainerCreating -> Running (containers started, not ready)
+        self.pod_ready_delay = 0.2  # Running -> Ready (and not before a pod backend's start returned)
+        self.crd_establish_delay = 0.2  # a CRD created through HTTP: NamesAccepted -> Established (served)
+        self.node_name = "loopback-node-1"
+        self.workloads = Workloads(self)
+        self._cluster_ips = 0
         self.url = ""
         self.port = 0
         self.https_url = ""
@@ -227,6 +342,7 @@ class ApiServer:
         self._watchers: set[tuple[ResKey, asyncio.Queue[Event]]] = set()
         self._req_lock = threading.Lock()
         self.store.listeners.append(self._on_event)
+        self.store.listeners.append(self.workloads.on_store_event)
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
@@ -285,6 +401,7 @@ class ApiServer:
         self.https_url = f"https://127.0.0.1:{self.https_port}"
 
     async def _shutdown(self) -> None:
+        await self.workloads.cancel_tasks()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -292,6 +409,7 @@ class ApiServer:
         if self._loop is None or self._thread is None:
             return
         loop = self._loop
+        self.workloads.stopping = True
         # commands still running in "pods" (they outlive their clients) die first, so their
         # exec handlers end while the loop still runs
         for pid in list(self.exec_processes):
@@ -310,6 +428,7 @@ class ApiServer:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         self.exec_processes.clear()
+        self.workloads.shutdown()
 
     def __enter__(self) -> ApiServer:
         return self.start()
@@ -379,6 +498,62 @@ class ApiServer:
     def set_pod_exec(self, namespace: str, pod: str, *, env: dict[str, str] | None = None,
                      cwd: str | None = None) -> None:
         self.pod_exec[(namespace, pod)] = PodExec(env=dict(env or {}), cwd=cwd)
+
+    def add_pod_backend(self, namespace: str | None, name_regex: str,
+                        start: Callable[[dict[str, Any]], PodBackend], *,
+                        starting_env: dict[str, str] | None = None) -> BackendRule:
+        """Put a real process behind the pods named `name_regex` (fullmatch) in `namespace` (None: any).
+        `start(pod)` runs in a worker thread when such a pod turns Running; the pod is Ready only once it
+        returned. The backend's env/cwd then apply to exec into that pod; its stop() is called when the pod
+        is deleted (however) and at server stop. `starting_env`: exec env while start() runs.
+        `start.close()`, if it has one, is called at server stop."""
+        rule = BackendRule(namespace, name_regex, start, dict(starting_env) if starting_env is not None else None)
+        with self.store.lock:
+            self.workloads.rules.append(rule)
+        return rule
+
+    def pod_backend(self, namespace: str, pod: str) -> PodBackend | None:
+        """The started backend of the pod that exists now under that name, if any."""
+        with self.store.lock:
+            b = self.workloads.backends.get((namespace, pod))
+            return b[1] if b is not None else None
+
+    def container_env(self, pod: dict[str, Any], container: str | None = None) -> dict[str, str]:
+        """A container's environment as the kubelet resolves it (env, envFrom, secretKeyRef, ...)."""
+        from .execws import _container_env
+
+        containers = (pod.get("spec") or {}).get("containers") or []
+        c = next((x for x in containers if container is None or x.get("name") == container), None)
+        if c is None:
+            raise KeyError(f"no container {container!r} in pod {pod['metadata']['name']}")
+        with self.store.lock:
+            return _container_env(self, pod, c)
+
+    def wait_for(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
+                 until: Callable[[dict[str, Any] | None], bool], timeout: float = 30,
+                 what: str = "") -> dict[str, Any] | None:
+        """Poll the store until `until(obj or None)` holds; the object. AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                obj = self.get(api_version, kind, name, namespace)
+            except KeyError:
+                obj = None
+            if until(obj):
+                return obj
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {kind} {namespace or ''}/{name} "
+                                     f"{what}: last state {json.dumps(obj, default=str)[:2000]}")
+            time.sleep(0.02)
+
+    def wait_pod_ready(self, namespace: str, name: str, timeout: float = 30) -> dict[str, Any]:
+        def ready(p: dict[str, Any] | None) -> bool:
+            return p is not None and any(c.get("type") == "Ready" and c.get("status") == "True"
+                                         for c in (p.get("status") or {}).get("conditions") or [])
+
+        obj = self.wait_for("v1", "Pod", name, namespace, until=ready, timeout=timeout, what="to be Ready")
+        assert obj is not None
+        return obj
 
     def expire_continue_tokens(self) -> None:
         """Compact history: outstanding continue tokens and watch resourceVersions answer 410 Expired."""
@@ -727,6 +902,8 @@ class ApiServer:
             from .execws import handle_exec
 
             return await handle_exec(self, request, t, query)
+        if t.sub == "scale":
+            return self._scale(request, t, user, body, q1, dry_run)
         if t.rt.plural == "selfsubjectaccessreviews":
             if method != "POST" or t.name:
                 raise ApiError(405, "the server does not allow this method on the requested resource")
@@ -755,7 +932,10 @@ class ApiServer:
             with self.store.lock:
                 self._check_namespace_for_create(t, obj)
                 code, entry = self._create(t.rt, t.version, t.namespace, obj, dry_run=dry_run,
-                                           field_manager=manager, validation=q1.get("fieldValidation"))
+                                           field_manager=manager, validation=q1.get("fieldValidation"),
+                                           via_api=True)
+                if not dry_run:
+                    self.workloads.after_api_write(t.rt.plural, entry, True, t.sub)
             return self._obj_response(entry, t, code)
         if method == "PUT":
             if t.name is None:
@@ -764,6 +944,8 @@ class ApiServer:
             obj = self._decode(body, request.content_type, t)
             with self.store.lock:
                 code, entry = self._update(t, obj, dry_run=dry_run, validation=q1.get("fieldValidation"))
+                if not dry_run:
+                    self.workloads.after_api_write(t.rt.plural, entry, False, t.sub)
             return self._obj_response(entry, t, code)
         if method == "PATCH":
             if t.name is None:
@@ -772,12 +954,19 @@ class ApiServer:
             ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip()
             with self.store.lock:
                 code, entry = self._patch(t, ctype, body or b"", dry_run=dry_run, q=q1)
+                if not dry_run:
+                    self.workloads.after_api_write(t.rt.plural, entry, code == 201, t.sub)
             return self._obj_response(entry, t, code)
         if method == "DELETE":
             opts: dict[str, Any] = {}
             if body:
                 try:
-                    opts = json.loads(body)
+                    if request.content_type == "application/vnd.kubernetes.protobuf":  # client-go typed clients
+                        from .protobuf import decode
+
+                        opts = decode(body)
+                    else:
+                        opts = json.loads(body)
                 except ValueError as e:
                     raise ApiError(400, f"invalid DeleteOptions: {e}") from e
             if "All" in (opts.get("dryRun") or []):
@@ -799,6 +988,62 @@ class ApiServer:
                                     content_type="application/json")
             return self._json(result)
         raise ApiError(405, "the server does not allow this method on the requested resource")
+
+    def _scale(self, request: web.Request, t: Target, user: User, body: bytes | None, q1: dict[str, str],
+               dry_run: bool) -> web.Response:
+        """The scale subresource: an autoscaling/v1 Scale view of spec.replicas (kubectl scale)."""
+        assert t.name is not None
+        method = request.method
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(method)
+        if verb is None:
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        self._authorize(user, verb, t)
+        with self.store.lock:
+            e = self.store.get(t.rt.key, t.namespace or "", t.name)
+            if e is None:
+                raise not_found(t.rt, t.name)
+
+            def view(obj: dict[str, Any]) -> dict[str, Any]:
+                md = obj["metadata"]
+                sel = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+                return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                        "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                                        "creationTimestamp") if k in md},
+                        "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
+                        "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                                   "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items()))}}
+
+            cur = view(e.obj)
+            if method == "GET":
+                return self._json(cur)
+            if method == "PUT":
+                new = self._decode(body, request.content_type, t)
+            else:
+                ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+                try:
+                    patch = json.loads(body or b"null")
+                    if ctype == "application/json-patch+json":
+                        new = json_patch(cur, patch)
+                    elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                        new = merge_patch(cur, patch)
+                    else:
+                        raise ApiError(415, f"the body of the request was in an unknown format: {ctype}")
+                except (ValueError, PatchError) as err:
+                    raise ApiError(400, f"error decoding patch: {err}") from err
+            replicas = ((new or {}).get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or replicas < 0:
+                raise invalid_error(t.rt, t.name, [val.invalid("spec.replicas", replicas,
+                                                               "must be greater than or equal to 0")])
+            rv = ((new.get("metadata") or {}).get("resourceVersion")) if method == "PUT" else None
+            obj = copy.deepcopy(e.obj)
+            obj["spec"]["replicas"] = replicas
+            if rv:
+                obj["metadata"]["resourceVersion"] = rv
+            _code, entry = self._update(Target(t.group, t.version, t.rt, t.namespace, t.name, None), obj,
+                                        dry_run=dry_run, from_patch=True)
+            if not dry_run:
+                self.workloads.after_api_write(t.rt.plural, entry, False, None)
+            return self._json(view(entry.obj))
 
     def _obj_response(self, entry: Entry, t: Target, code: int) -> web.Response:
         return web.Response(status=code, body=entry.bytes_for(t.rt.api_version(t.version)),
@@ -889,11 +1134,17 @@ class ApiServer:
         elif p == "storageclasses":
             obj.setdefault("reclaimPolicy", "Delete")
             obj.setdefault("volumeBindingMode", "Immediate")
-        elif p in ("deployments", "statefulsets") and creating:
+        elif p in ("deployments", "statefulsets"):
             spec = obj.setdefault("spec", {})
-            spec.setdefault("replicas", 1)
-            spec.setdefault("revisionHistoryLimit", 10)
-            obj.setdefault("status", {"replicas": 0} if p == "statefulsets" else {})
+            if creating:
+                spec.setdefault("replicas", 1)
+                spec.setdefault("revisionHistoryLimit", 10)
+                obj.setdefault("status", {"replicas": 0} if p == "statefulsets" else {})
+            if p == "statefulsets":
+                spec.setdefault("podManagementPolicy", "OrderedReady")
+                spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+                spec.setdefault("persistentVolumeClaimRetentionPolicy",
+                                {"whenDeleted": "Retain", "whenScaled": "Retain"})
         elif p == "customresourcedefinitions" and creating:
             names = obj.get("spec", {}).get("names", {})
             accepted = {**names}
@@ -966,7 +1217,8 @@ class ApiServer:
         return causes
 
     def _create(self, rt: ResourceType, version: str, ns: str | None, obj: dict[str, Any], *, dry_run: bool,
-                field_manager: str | None = None, validation: str | None = None) -> tuple[int, Entry]:
+                field_manager: str | None = None, validation: str | None = None,
+                via_api: bool = False) -> tuple[int, Entry]:
         self._check_type_fields(rt, version, obj)
         md = obj.get("metadata")
         if not isinstance(md, dict):
@@ -988,6 +1240,14 @@ class ApiServer:
         if "status" in rt.subresources and rt.plural not in ("namespaces",):
             obj.pop("status", None)
         self._defaults(rt, obj, creating=True)
+        establish_later = via_api and rt.plural == "customresourcedefinitions" and self.crd_establish_delay > 0 \
+            and self._loop is not None
+        if establish_later:
+            for c in obj["status"]["conditions"]:
+                if c["type"] == "Established":
+                    c.update(status="False", reason="Installing", message="the initial names have been accepted")
+        if via_api and rt.plural == "services":
+            self._service_defaults(obj, None)
         if rt.plural == "customresourcedefinitions":
             crd_causes = []
             try:
@@ -1019,8 +1279,61 @@ class ApiServer:
         md["resourceVersion"] = str(rv)
         e = self.store.put(rt.key, obj, rv, "ADDED")
         if rt.plural == "customresourcedefinitions":
-            self._register_crd(obj)
+            if establish_later:
+                self._establish_later(md["name"], md["uid"])
+            else:
+                self._register_crd(obj)
         return 201, e
+
+    def _establish_later(self, name: str, uid: str) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        delay = self.crd_establish_delay
+
+        def arm() -> None:
+            loop.call_later(delay, self._establish_crd, name, uid)
+
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(arm)
+
+    def _establish_crd(self, name: str, uid: str) -> None:
+        """A CRD created through HTTP turns Established: its resources are served from now on."""
+        with self.store.lock:
+            e = self.store.get((CRD_GROUP, "customresourcedefinitions"), "", name)
+            if e is None or e.obj["metadata"].get("uid") != uid or _crd_established(e.obj):
+                return
+            obj = copy.deepcopy(e.obj)
+            for c in (obj.get("status") or {}).get("conditions") or []:
+                if c.get("type") == "Established":
+                    c.update(status="True", reason="InitialNamesAccepted",
+                             message="the initial names have been accepted", lastTransitionTime=now())
+            rv = self.store.next_rv()
+            obj["metadata"]["resourceVersion"] = str(rv)
+            self.store.put((CRD_GROUP, "customresourcedefinitions"), obj, rv, "MODIFIED")
+            self._register_crd(obj)
+
+    def _service_defaults(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """What the API server fills in a Service: type, a cluster IP (kept on update), port protocols."""
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        ospec = (old or {}).get("spec") or {}
+        if spec["type"] != "ExternalName":
+            if not spec.get("clusterIP") and ospec.get("clusterIP"):
+                spec["clusterIP"] = ospec["clusterIP"]
+                spec["clusterIPs"] = list(ospec.get("clusterIPs") or [ospec["clusterIP"]])
+            if not spec.get("clusterIP"):
+                self._cluster_ips += 1
+                spec["clusterIP"] = f"10.96.{self._cluster_ips // 250 % 250}.{self._cluster_ips % 250 + 2}"
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+            if spec["clusterIP"] != "None":
+                spec.setdefault("ipFamilies", ["IPv4"])
+                spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
 
     @staticmethod
     def _managed_entry(manager: str, operation: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -1096,6 +1409,8 @@ class ApiServer:
                 else:
                     obj.pop("status", None)
             self._defaults(rt, obj, creating=False)
+            if rt.plural == "services":
+                self._service_defaults(obj, old.obj)
         # system fields are not the client's to change
         for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
             if k in oldmd:
@@ -1128,7 +1443,7 @@ class ApiServer:
         newrv = self.store.next_rv()
         md["resourceVersion"] = str(newrv)
         e = self.store.put(rt.key, obj, newrv, "MODIFIED")
-        if rt.plural == "customresourcedefinitions":
+        if rt.plural == "customresourcedefinitions" and _crd_established(obj):
             self._register_crd(obj)
         return 200, e
 
@@ -1168,7 +1483,7 @@ class ApiServer:
                 obj.setdefault("metadata", {})["name"] = t.name
                 self._check_namespace_for_create(t, obj)
                 return self._create(rt, t.version, t.namespace, obj, dry_run=dry_run, field_manager=fm,
-                                    validation=q.get("fieldValidation"))
+                                    validation=q.get("fieldValidation"), via_api=True)
             cur = old.copy_obj(rt.api_version(t.version))
             new = apply_merge(cur, patch)
         else:
@@ -1596,6 +1911,11 @@ def _tls_files() -> tuple[str, str]:
                 check=True, capture_output=True)
             _TLS = (cert, key)
         return _TLS
+
+
+def _crd_established(crd: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Established" and c.get("status") == "True"
+               for c in (crd.get("status") or {}).get("conditions") or [])
 
 
 def _age(seconds: float) -> str:

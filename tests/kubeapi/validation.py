@@ -125,6 +125,23 @@ def validate_metadata(obj: dict[str, Any], plural: str, *, creating: bool) -> li
     return causes
 
 
+STS_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy", "revisionHistoryLimit",
+               "persistentVolumeClaimRetentionPolicy", "minReadySeconds")
+
+
+def _sts_fixed(spec: dict[str, Any]) -> dict[str, Any]:
+    """The part of a StatefulSet spec an update may not change, as the apiserver compares it (defaults
+    applied: a claim template's volumeMode, its TypeMeta and empty status do not count)."""
+    out = {k: v for k, v in spec.items() if k not in STS_MUTABLE}
+    vcts = []
+    for t in out.get("volumeClaimTemplates") or []:
+        t = {k: v for k, v in (t or {}).items() if k not in ("apiVersion", "kind", "status")}
+        t["spec"] = {"volumeMode": "Filesystem", **(t.get("spec") or {})}
+        vcts.append(t)
+    out["volumeClaimTemplates"] = vcts
+    return out
+
+
 def validate_builtin(obj: dict[str, Any], plural: str, old: dict[str, Any] | None) -> list[Cause]:
     """The checks the built-in types' validators make that matter to backup and restore."""
     causes: list[Cause] = []
@@ -189,6 +206,10 @@ def validate_builtin(obj: dict[str, Any], plural: str, old: dict[str, Any] | Non
                                   "`selector` does not match template `labels`"))
         if old is not None and (old.get("spec") or {}).get("selector") != spec.get("selector"):
             causes.append(invalid("spec.selector", spec.get("selector"), "field is immutable"))
+        if plural == "statefulsets" and old is not None and _sts_fixed(old.get("spec") or {}) != _sts_fixed(spec):
+            causes.append(forbidden("spec", "updates to statefulset spec for fields other than 'replicas', "
+                                    "'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+                                    "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"))
     if plural == "pods":
         spec = obj.get("spec") or {}
         if not spec.get("containers"):
