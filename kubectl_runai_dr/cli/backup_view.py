@@ -23,17 +23,17 @@ def show(common: Common, outcome: BackupOutcome, *, keep: int | None) -> None:
     for w in outcome.warnings:
         render.warn(err, w)
     for name in outcome.deleted:
-        err.print(f"deleted old bundle {render.escape(name)} (--keep {keep})")
+        render.say(err, f"deleted old bundle {render.escape(name)} (--keep {keep})")
     m = outcome.manifest
     if not common.table:
         render.emit({"bundle": str(outcome.path), "manifest": m, "deleted": outcome.deleted},
                     common.output.value)
     else:
-        out.print(render.table(None, ["COMPONENT", "STATUS", "OBJECTS", "SIZE", "NOTE"],
-                               render.component_rows(m)))
+        out.print(render.table(None, render.COMPONENT_COLUMNS, render.component_rows(m)))
         size = outcome.path.stat().st_size
-        out.print(f"\nbundle {render.escape(str(outcome.path))} "
-                  f"({render.human_size(size)}), {render.styled(m['status'])}")
+        out.print()
+        render.say(out, f"bundle {render.escape(str(outcome.path))} "
+                   f"({render.human_size(size)}), {render.styled(m['status'])}")
     if outcome.partial:
         render.warn(err, f"backup is PARTIAL: {', '.join(m['failedComponents'])} failed (see "
                     "NOTE); the bundle is marked partial. Fix the cause and run the backup "

@@ -33,5 +33,5 @@ def show(common: Common, bundle: Path, data: dict[str, Any], manifest: dict[str,
         ("Size", f"{render.human_size(data['totalSize'])} in {data['fileCount']} files"),
     ]))
     out.print()
-    out.print(render.table("Components", ["COMPONENT", "STATUS", "OBJECTS", "SIZE", "NOTE"],
+    out.print(render.table("Components", render.COMPONENT_COLUMNS,
                            render.component_rows(manifest)))

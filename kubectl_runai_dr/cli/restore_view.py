@@ -42,7 +42,7 @@ def show_preflight(out: Console, pf: Preflight) -> None:
     rows = [[render.escape(p.name), "[green]yes[/]" if p.run else "[dim]no[/]",
              render.escape(p.step.reason if p.run else p.why_not)] for p in pf.plan]
     out.print()
-    out.print(render.table("plan", ["STEP", "RUN", "WHY"], rows))
+    out.print(render.table("plan", ["STEP", "RUN", render.Col("WHY", text=True)], rows))
 
 
 def _preflight_findings(err: Console, pf: Preflight) -> None:
@@ -51,7 +51,7 @@ def _preflight_findings(err: Console, pf: Preflight) -> None:
     for w in pf.warnings:
         render.warn(err, w)
     for n in pf.notes:
-        err.print(f"[dim]note:[/] {render.escape(n)}")
+        render.note(err, n)
 
 
 def confirm(common: Common, pf: Preflight) -> bool:
@@ -128,8 +128,11 @@ def summary_table(steps: list[StepResult]) -> Any:
             took = format_seconds(s.seconds) + (f" (waited {format_seconds(s.waited)})"
                                                 if s.waited >= 0.05 else "")
         rows.append([render.escape(s.name), status, *cells, took, render.escape(note)])
+    # on a narrow terminal the time goes first (the waits first of all): the recovery time
+    # line under the table has them too
+    time = render.Col("TIME", drop=1, short=lambda cell: cell.split(" (")[0])
     return render.table("summary", ["STEP", "STATUS", *(o.value.upper() for o in outcomes),
-                                    "TIME", "NOTE"], rows)
+                                    time, render.Col("NOTE", text=True)], rows)
 
 
 def _outcomes() -> list[Any]:
@@ -153,7 +156,7 @@ def show_outcome(out: Console, outcome: RestoreOutcome, *, verbose: int) -> None
     out.print()
     out.print(summary_table(outcome.steps))
     if not outcome.dry_run:
-        out.print(f"[bold]{render.escape(recovery_time(outcome))}[/]", soft_wrap=True)
+        render.say(out, f"[bold]{render.escape(recovery_time(outcome))}[/]")
 
 
 def show(common: Common, outcome: RestoreOutcome, *, preflight: bool) -> None:
@@ -177,7 +180,7 @@ def show(common: Common, outcome: RestoreOutcome, *, preflight: bool) -> None:
     elif outcome.failed:
         render.warn(err, "restore finished with failures in: " + ", ".join(outcome.failed_steps))
     if outcome.failed:
-        err.print(f"[yellow]hint:[/] {render.escape(outcome.hint)}")
+        render.hint(err, outcome.hint)
 
 
 def show_namespaces(common: Common, step: StepResult, *, dry_run: bool) -> None:
@@ -196,5 +199,5 @@ def show_namespaces(common: Common, step: StepResult, *, dry_run: bool) -> None:
     else:
         render.emit(step.to_json(), common.output.value)
     if step.failed:
-        err.print("[yellow]hint:[/] fix the cause and run the same command again (finished "
-                  "objects are reported unchanged)")
+        render.hint(err, "fix the cause and run the same command again (finished objects are "
+                    "reported unchanged)")

@@ -45,8 +45,10 @@ def _age(seconds: float | None) -> str:
 
 
 def _degraded(out: Console, errors: list[dict[str, Any]]) -> None:
+    from kubectl_runai_dr import render
+
     for err in errors:
-        out.print(f"  [yellow]could not read:[/] {_e(err['message'])}")
+        render.say(out, f"  [yellow]could not read:[/] {_e(err['message'])}", indent=4)
 
 
 def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = False) -> None:
@@ -80,12 +82,15 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
                      _e(rel["chartVersion"]), _e(rel["appVersion"]), revision, status,
                      _e(rel["lastDeployed"][:19].replace("T", " ") if rel["lastDeployed"]
                         else "")])
-    out.print(render.table(None, ["RELEASE", "NAMESPACE", "CHART", "VERSION", "APP VERSION",
-                                  "REVISION", "STATUS", "LAST DEPLOYED"], rows))
+    col = render.Col
+    out.print(render.table(None, [
+        "RELEASE", "NAMESPACE", col("CHART", drop=2), "VERSION", col("APP VERSION", drop=4),
+        col("REVISION", drop=3, short=lambda cell: cell.split(" (")[0]), "STATUS",
+        col("LAST DEPLOYED", drop=1, short=lambda cell: cell.split(" ")[0])], rows))
     for rel in doc["releases"]["releases"]:
         if rel["error"]:
-            out.print(f"  [yellow]could not read {_e(rel['name'])}:[/] "
-                      f"{_e(rel['error']['message'])}")
+            render.say(out, f"  [yellow]could not read {_e(rel['name'])}:[/] "
+                       f"{_e(rel['error']['message'])}", indent=4)
     _degraded(out, doc["releases"]["errors"])
 
     d = doc["database"]
@@ -137,8 +142,12 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
                        else "[yellow]none[/]")
             rows.append([_e(cl["role"]), _e(cl["name"]), _e(cl["size"]),
                          _e(cl["storageClass"]), _e(cl["driver"]), reclaim, vsc, latest])
-        out.print(render.table(None, ["ROLE", "CLAIM", "SIZE", "STORAGE CLASS", "CSI DRIVER",
-                                      "RECLAIM", "SNAPSHOT CLASS", "LATEST SNAPSHOT"], rows))
+        # the latest snapshot goes under the table rather than be split
+        col = render.Col
+        out.print(render.table(None, [
+            "ROLE", "CLAIM", col("SIZE", drop=2), col("STORAGE CLASS", drop=4),
+            col("CSI DRIVER", drop=5), "RECLAIM", col("SNAPSHOT CLASS", drop=3),
+            col("LATEST SNAPSHOT", text=True)], rows))
     _degraded(out, v["errors"])
 
     ru = doc["runai"]
@@ -197,7 +206,9 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
         rows.append([_e(chk["command"]), _e(chk["step"]), _e(chk["verb"]),
                      _e(chk["resource"]), _e(chk["namespace"]), allowed])
     if rows:
-        out.print(render.table(None, ["COMMAND", "STEP", "VERB", "RESOURCE", "NAMESPACE",
+        # narrow terminals: resources without their API group, as kubectl names them
+        resource = render.Col("RESOURCE", short=lambda cell: cell.split(".")[0])
+        out.print(render.table(None, ["COMMAND", "STEP", "VERB", resource, "NAMESPACE",
                                       "ALLOWED"], rows))
     _degraded(out, p["errors"])
 
@@ -205,9 +216,9 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
     if not doc["problems"]:
         out.print("  [green]none[/]")
     for prob in doc["problems"]:
-        out.print(f"  {render.styled(prob['severity'])} {_e('[' + prob['section'] + ']')} "
-                  f"{_e(prob['message'])}")
-        out.print(f"      [dim]what to do:[/] {_e(prob['hint'])}")
+        render.say(out, f"  {render.styled(prob['severity'])} "
+                   f"{_e('[' + prob['section'] + ']')} {_e(prob['message'])}", indent=4)
+        render.say(out, f"      [dim]what to do:[/] {_e(prob['hint'])}", indent=8)
     sm = doc["summary"]
     out.print()
     if sm["healthy"]:

@@ -21,15 +21,15 @@ def checked(common: Common, result: VerifyResult, *, drill_follows: bool) -> Non
     problems = result.problems
     name = render.escape(str(result.bundle))
     if problems:
-        err.print(render.table("Problems", ["FILE", "PROBLEM"],
+        err.print(render.table("Problems", ["FILE", render.Col("PROBLEM", text=True)],
                                [[render.escape(p.file), render.escape(p.message)]
                                 for p in problems]))
-        err.print(f"[bold red]error:[/] {name} is not valid: {len(problems)} problem(s), "
-                  f"first: {render.escape(problems[0].file)} "
-                  f"{render.escape(problems[0].message)}")
+        render.say(err, f"[bold red]error:[/] {name} is not valid: {len(problems)} "
+                   f"problem(s), first: {render.escape(problems[0].file)} "
+                   f"{render.escape(problems[0].message)}", indent=len("error: "))
         return
-    out.print(f"{name}: valid ({result.files} files, "
-              f"{render.human_size(float(result.bytes))} checked)")
+    render.say(out, f"{name}: valid ({result.files} files, "
+               f"{render.human_size(float(result.bytes))} checked)")
     if result.status == "partial":
         render.warn(err, "the bundle is valid but PARTIAL: some components failed at backup "
                     "time (`kubectl runai-dr inspect` shows which)")
@@ -53,9 +53,11 @@ def _database_table(out: Any, err: Any, data: dict[str, Any]) -> None:
         rows.append([render.escape(db["database"]), render.escape(db["action"]),
                      render.styled("ok" if db["ok"] else "failed"), str(db["tables"]),
                      str(db["rows"]), render.escape(note)])
-    out.print(render.table(None, ["DATABASE", "ACTION", "CHECK", "TABLES", "ROWS", "NOTE"],
+    out.print(render.table(None, ["DATABASE", "ACTION", "CHECK", render.Col("TABLES", drop=2),
+                                  render.Col("ROWS", drop=1), render.Col("NOTE", text=True)],
                            rows))
-    out.print(f"\ntarget: {render.escape(data['target'])}")
+    out.print()
+    render.say(out, f"target: {render.escape(data['target'])}")
     for w in data["warnings"]:
         render.warn(err, w)
     if not data["ok"]:

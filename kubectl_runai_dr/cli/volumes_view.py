@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kubectl_runai_dr import render
+from kubectl_runai_dr.render import Col
 
 if TYPE_CHECKING:
     from kubectl_runai_dr.cli.options import Common
@@ -28,12 +29,15 @@ def show_snapshot(common: Common, outcome: SnapshotOutcome) -> None:
     rows = [[e(r["namespace"]), e(r["volumeSnapshotName"]), e(r["claim"]["name"]),
              e(str(r["restoreSize"])), e(r["deletionPolicy"]), e(r["snapshotHandle"])]
             for r in run.records]
-    out.print(render.table(None, ["NAMESPACE", "SNAPSHOT", "CLAIM", "SIZE", "DELETION POLICY",
-                                  "HANDLE"], rows))
+    # the snapshot's name holds its claim; the handle and policy are in the bundle
+    out.print(render.table(None, [Col("NAMESPACE", drop=1), "SNAPSHOT", Col("CLAIM", drop=4),
+                                  Col("SIZE", drop=2), Col("DELETION POLICY", drop=3),
+                                  Col("HANDLE", drop=5)], rows))
     if run.checkpoint:
-        out.print(f"\ndatabase CHECKPOINT: {e(run.checkpoint)}")
+        out.print()
+        render.say(out, f"database CHECKPOINT: {e(run.checkpoint)}")
     if outcome.bundle is not None:
-        out.print(f"bundle {e(str(outcome.bundle))} (snapshot records only)")
+        render.say(out, f"bundle {e(str(outcome.bundle))} (snapshot records only)")
 
 
 def show_list(common: Common, items: list[Listed]) -> None:
@@ -49,8 +53,10 @@ def show_list(common: Common, items: list[Listed]) -> None:
              render.styled("failed") if s.error else ("yes" if s.ready else "no"),
              e(s.restore_size or "-"), render.human_age(s.created), e(s.error)]
             for s in items]
-    out.print(render.table(None, ["NAMESPACE", "NAME", "CLAIM", "BACKUP", "READY", "SIZE", "AGE",
-                                  "ERROR"], rows))
+    # the name holds the claim and the backup id: those columns go first on a narrow terminal
+    out.print(render.table(None, [Col("NAMESPACE", drop=1), "NAME", Col("CLAIM", drop=4),
+                                  Col("BACKUP", drop=3), "READY", Col("SIZE", drop=2), "AGE",
+                                  Col("ERROR", text=True)], rows))
 
 
 def show_prune(common: Common, result: PruneOutcome) -> None:
@@ -62,8 +68,8 @@ def show_prune(common: Common, result: PruneOutcome) -> None:
         done = result.decision.delete if result.dry_run else result.deleted
         e = render.escape
         for s in done:
-            out.print(f"{verb} {e(s.namespace)}/{e(s.name)} (claim {e(s.claim)}, "
-                      f"{render.human_age(s.created)} old)")
+            render.say(out, f"{verb} {e(s.namespace)}/{e(s.name)} (claim {e(s.claim)}, "
+                       f"{render.human_age(s.created)} old)")
         out.print(f"{len(done)} {verb}, {len(result.decision.keep)} kept")
     for problem in result.errors:
         render.warn(err, problem)
@@ -87,7 +93,8 @@ def show_protect(common: Common, result: ProtectOutcome) -> None:
             rows.append([render.escape(v.volume), render.escape(v.claim),
                          render.escape(v.policy), action])
         if rows:
-            out.print(render.table(None, ["VOLUME", "CLAIM", "RECLAIM POLICY", "ACTION"], rows))
+            out.print(render.table(None, ["VOLUME", "CLAIM", Col("RECLAIM POLICY", drop=1),
+                                          "ACTION"], rows))
         else:
             ns = common.names.control_plane_namespace
             out.print(f'no bound claims in namespace "{render.escape(ns)}"')
