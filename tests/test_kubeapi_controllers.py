@@ -687,3 +687,39 @@ def test_helm_installs_runai_cluster_crds_then_runaiconfig(tmp_path: Path, tool_
             srv.get("run.ai/v1", "RunaiConfig", "runai", "runai")
     finally:
         srv.stop()
+
+
+@needs_tools
+@pytest.mark.parametrize("helm", [h for h in ("helm", "helm4") if (TOOLS / h).exists()])
+def test_helm_wait_returns_once_the_database_is_ready(apiserver: ApiServer, kubeconfig: Path,
+                                                      tool_env: dict[str, str], helm: str) -> None:
+    """helm --wait watches the StatefulSet (helm 4 as a streaming list: initial events, then a bookmark)."""
+    srv = apiserver
+    srv.pod_ready_delay = 1.0
+    default_class(srv)
+    t0 = time.monotonic()
+    tool(tool_env, kubeconfig, helm, "upgrade", "--install", "runai-backend", str(CHARTS / "control-plane"),
+         "--namespace", "runai-backend", "--create-namespace", "--set", "postgresql.auth.postgresPassword=x",
+         "--wait", "--timeout", "60s", timeout=90)
+    assert time.monotonic() - t0 >= 1.0
+    pod = srv.get("v1", "Pod", "runai-backend-postgresql-0", "runai-backend")
+    assert pod is not None and {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
+    tool(tool_env, kubeconfig, helm, "uninstall", "runai-backend", "-n", "runai-backend", "--wait", timeout=90)
+    assert srv.get("v1", "Pod", "runai-backend-postgresql-0", "runai-backend") is None
+
+
+def test_streaming_list_ends_its_initial_events_with_a_bookmark(apiserver: ApiServer) -> None:
+    code, body = http_get(apiserver, "/api/v1/namespaces?watch=1&sendInitialEvents=true")
+    assert code == 422 and "resourceVersionMatch" in body["message"]
+    import urllib.request
+
+    req = urllib.request.Request(apiserver.url + "/api/v1/namespaces?watch=1&sendInitialEvents=true"
+                                 "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+                                 headers={"Authorization": "Bearer admin-token"})
+    with urllib.request.urlopen(req) as r:
+        events = [json.loads(line) for line in r.read().splitlines() if line.strip()]
+    assert [e["type"] for e in events] == ["ADDED"] * 4 + ["BOOKMARK"]
+    mark = events[-1]["object"]
+    assert mark["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert int(mark["metadata"]["resourceVersion"]) >= max(int(e["object"]["metadata"]["resourceVersion"])
+                                                          for e in events[:-1])

@@ -39,7 +39,10 @@ The API (what clients see)
   CRD structural schemas with pruning of unknown fields, defaults and the CEL rules used.
 - Lists: labelSelector and fieldSelector (per-type supported fields), limit/continue with
   consistent snapshots, 410 Expired after `expire_continue_tokens()`, Table output
-  (Accept: as=Table). Watches: from a resourceVersion or from now, with 410 on a compacted one.
+  (Accept: as=Table). Watches: from a resourceVersion or from now, with 410 on a compacted one;
+  streaming lists (sendInitialEvents=true, which needs resourceVersionMatch=NotOlderThan, else
+  422): the current objects as ADDED, then a BOOKMARK annotated k8s.io/initial-events-end, as a
+  1.32 apiserver does (client-go 0.35, e.g. helm 4 --wait, lists this way).
 - Namespaces: deletion sets Terminating, deletes the content, then the namespace goes (at once, or
   never while `namespaces_linger` is True until `finalize_namespace(name)`); creating in a
   Terminating namespace answers 403. Finalizers other than the built-in ones keep an object
@@ -1782,12 +1785,19 @@ class ApiServer:
         lsel, fsel = self._matchers(t, q)
         timeout = float(q.get("timeoutSeconds") or 1800)
         rv_param = q.get("resourceVersion") or ""
+        # streaming lists (WatchList, on by default in 1.32): the current state as ADDED events, then a
+        # BOOKMARK annotated k8s.io/initial-events-end; client-go 0.35 (helm 4) lists this way
+        send_initial = q.get("sendInitialEvents") in ("true", "1")
+        if send_initial and q.get("resourceVersionMatch") != "NotOlderThan":
+            raise invalid_error(t.rt, "", [val.Cause(
+                "resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                "FieldValueForbidden")])
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         initial: list[tuple[str, Entry]] = []
         with self.store.lock:
             key = (t.rt.key, queue)
             self._watchers.add(key)  # type: ignore[arg-type]
-            if rv_param in ("", "0"):
+            if rv_param in ("", "0") or send_initial:
                 for e in self.store.sorted_entries(t.rt.key):
                     initial.append(("ADDED", e))
                 last_rv = self.store.rv
@@ -1828,6 +1838,10 @@ class ApiServer:
                     return resp
                 if visible(e):
                     await send(typ, e)
+            if send_initial:
+                mark = {"kind": t.rt.kind, "apiVersion": av, "metadata": {
+                    "resourceVersion": str(last_rv), "annotations": {"k8s.io/initial-events-end": "true"}}}
+                await resp.write(dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
             deadline = asyncio.get_running_loop().time() + timeout
             while True:
                 left = deadline - asyncio.get_running_loop().time()
