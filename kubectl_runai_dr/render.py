@@ -214,6 +214,55 @@ def human_age(created: str, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
+# -- repeated messages ---------------------------------------------------------------------------
+# What varies between messages of one kind: quoted values, and words holding a digit or one
+# of / . _ : @ - (names, namespaces, paths, numbers, versions). Trailing punctuation is not
+# part of a word.
+_VARYING = re.compile(r'"[^"]*"|\'[^\']*\'|[\w@:./-]*[\d@:./_-][\w@:./-]*(?<![.:])')
+FEW = 3  # how many more of a kind a summary names
+
+
+def varying(message: str) -> list[str]:
+    return _VARYING.findall(message)
+
+
+def shape(message: str) -> str:
+    """The message with what varies masked: messages of the same shape say the same thing
+    about different objects."""
+    return _VARYING.sub("…", message)
+
+
+def similar(messages: Iterable[str]) -> list[list[str]]:
+    """Messages grouped by shape, each group in order, groups in order of first appearance."""
+    groups: dict[str, list[str]] = {}
+    for m in messages:
+        groups.setdefault(shape(m), []).append(m)
+    return list(groups.values())
+
+
+def more_like_it(group: Sequence[str], *, few: int = FEW) -> str:
+    """``and 209 more like it: <what differs in the next few>, …; -v lists all``."""
+    first = varying(group[0])
+    examples = []
+    for m in group[1:few + 1]:
+        differs = [v for k, v in enumerate(varying(m)) if k >= len(first) or v != first[k]]
+        examples.append(" ".join(differs) or m)
+    more = len(group) - 1
+    return (f"and {more} more like it: {', '.join(examples)}"
+            f"{', …' if more > few else ''}; -v lists all")
+
+
+def aggregate(messages: Iterable[str], *, verbose: int = 0, few: int = FEW) -> list[str]:
+    """Messages for a summary: with -v all of them; otherwise repeated ones (the same
+    shape) as one, the first in full followed by how many more and what differs in the
+    next few, so that hundreds of near-identical warnings stay one line."""
+    msgs = list(messages)
+    if verbose:
+        return msgs
+    return [g[0] if len(g) == 1 else f"{g[0]} ({more_like_it(g, few=few)})"
+            for g in similar(msgs)]
+
+
 # -- tables -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Col:
@@ -399,14 +448,15 @@ COMPONENT_COLUMNS = ("COMPONENT", "STATUS", Col("OBJECTS", drop=1), Col("SIZE", 
                      Col("NOTE", text=True))
 
 
-def component_rows(manifest: dict[str, Any]) -> list[list[str]]:
+def component_rows(manifest: dict[str, Any], *, verbose: int = 0) -> list[list[str]]:
+    """The components of a bundle; repeated warnings aggregated unless ``verbose``."""
     files = manifest.get("files", {})
     rows = []
     for c in manifest.get("components", []):
         size = sum(files.get(f, {}).get("size", 0) for f in c.get("files", []))
         note = c.get("reason", "")
         if c.get("warnings"):
-            note = "; ".join(filter(None, [note, *c["warnings"]]))
+            note = "; ".join(filter(None, [note, *aggregate(c["warnings"], verbose=verbose)]))
         rows.append([escape(c["name"]), styled(c["status"]), str(c.get("objects", 0)),
                      human_size(size) if c.get("files") else "-", escape(note)])
     return rows

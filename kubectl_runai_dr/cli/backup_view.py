@@ -20,7 +20,7 @@ def starting(common: Common, *, include_secrets: bool) -> None:
 
 def show(common: Common, outcome: BackupOutcome, *, keep: int | None) -> None:
     out, err = render.consoles(common.no_color)
-    for w in outcome.warnings:
+    for w in render.aggregate(outcome.warnings, verbose=common.verbose):
         render.warn(err, w)
     for name in outcome.deleted:
         render.say(err, f"deleted old bundle {render.escape(name)} (--keep {keep})")
@@ -29,7 +29,8 @@ def show(common: Common, outcome: BackupOutcome, *, keep: int | None) -> None:
         render.emit({"bundle": str(outcome.path), "manifest": m, "deleted": outcome.deleted},
                     common.output.value)
     else:
-        out.print(render.table(None, render.COMPONENT_COLUMNS, render.component_rows(m)))
+        out.print(render.table(None, render.COMPONENT_COLUMNS,
+                               render.component_rows(m, verbose=common.verbose)))
         size = outcome.path.stat().st_size
         out.print()
         render.say(out, f"bundle {render.escape(str(outcome.path))} "

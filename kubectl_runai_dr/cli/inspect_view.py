@@ -34,4 +34,4 @@ def show(common: Common, bundle: Path, data: dict[str, Any], manifest: dict[str,
     ]))
     out.print()
     out.print(render.table("Components", render.COMPONENT_COLUMNS,
-                           render.component_rows(manifest)))
+                           render.component_rows(manifest, verbose=common.verbose)))

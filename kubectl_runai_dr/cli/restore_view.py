@@ -45,12 +45,12 @@ def show_preflight(out: Console, pf: Preflight) -> None:
     out.print(render.table("plan", ["STEP", "RUN", render.Col("WHY", text=True)], rows))
 
 
-def _preflight_findings(err: Console, pf: Preflight) -> None:
+def _preflight_findings(err: Console, pf: Preflight, *, verbose: int = 0) -> None:
     from kubectl_runai_dr import render
 
-    for w in pf.warnings:
+    for w in render.aggregate(pf.warnings, verbose=verbose):
         render.warn(err, w)
-    for n in pf.notes:
+    for n in render.aggregate(pf.notes, verbose=verbose):
         render.note(err, n)
 
 
@@ -65,7 +65,7 @@ def confirm(common: Common, pf: Preflight) -> bool:
 
     err = render.consoles(common.no_color)[1]
     show_preflight(err, pf)
-    _preflight_findings(err, pf)
+    _preflight_findings(err, pf, verbose=common.verbose)
     if not sys.stdin.isatty():
         raise UsageError("restore needs a confirmation and the input is not a terminal",
                          hint="check the target above and pass --yes")
@@ -106,7 +106,8 @@ def show_objects(out: Console, steps: list[StepResult], *, verbose: int) -> None
             out.print(f"  [dim]{', '.join(hidden)} (-v lists them)[/]")
 
 
-def summary_table(steps: list[StepResult]) -> Any:
+def summary_table(steps: list[StepResult], *, verbose: int = 0) -> Any:
+    """One row per step; a step's repeated warnings are aggregated (-v: all of them)."""
     from kubectl_runai_dr import render
 
     all_counts = [s.counts() for s in steps]
@@ -119,7 +120,8 @@ def summary_table(steps: list[StepResult]) -> Any:
         if s.error and s.hint:
             note += f" (hint: {s.hint})"
         if s.warnings:
-            note = "; ".join(filter(None, [note, *s.warnings]))
+            note = "; ".join(filter(None, [note, *render.aggregate(s.warnings,
+                                                                    verbose=verbose)]))
         status = ("[dim]not run[/]" if not s.ran else "[bold red]failed[/]" if s.failed
                   else f"[cyan]after {render.escape(s.after)}[/]" if s.after
                   else "[green]ok[/]")
@@ -154,7 +156,7 @@ def show_outcome(out: Console, outcome: RestoreOutcome, *, verbose: int) -> None
 
     show_objects(out, outcome.steps, verbose=verbose)
     out.print()
-    out.print(summary_table(outcome.steps))
+    out.print(summary_table(outcome.steps, verbose=verbose))
     if not outcome.dry_run:
         render.say(out, f"[bold]{render.escape(recovery_time(outcome))}[/]")
 
@@ -168,7 +170,7 @@ def show(common: Common, outcome: RestoreOutcome, *, preflight: bool) -> None:
     if common.table:
         if preflight:
             show_preflight(out, outcome.preflight)
-            _preflight_findings(err, outcome.preflight)
+            _preflight_findings(err, outcome.preflight, verbose=common.verbose)
         show_outcome(out, outcome, verbose=common.verbose)
         if outcome.dry_run:
             out.print("\n[bold]dry run[/]: nothing was written")
@@ -188,12 +190,12 @@ def show_namespaces(common: Common, step: StepResult, *, dry_run: bool) -> None:
     from kubectl_runai_dr import render
 
     out, err = render.consoles(common.no_color)
-    for w in step.warnings:
+    for w in render.aggregate(step.warnings, verbose=common.verbose):
         render.warn(err, w)
     if common.table:
         show_objects(out, [step], verbose=common.verbose)
         out.print()
-        out.print(summary_table([step]))
+        out.print(summary_table([step], verbose=common.verbose))
         if dry_run:
             out.print("\n[bold]dry run[/]: nothing was written")
     else:

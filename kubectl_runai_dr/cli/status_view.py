@@ -19,7 +19,7 @@ def show(common: Common, doc: dict[str, Any]) -> None:
 
     if common.table:
         show_status(render.consoles(common.no_color)[0], doc,
-                    all_permissions=common.verbose > 0)
+                    all_permissions=common.verbose > 0, verbose=common.verbose)
     else:
         render.emit(doc, common.output.value)
 
@@ -44,15 +44,32 @@ def _age(seconds: float | None) -> str:
     return human_duration(seconds)
 
 
-def _degraded(out: Console, errors: list[dict[str, Any]]) -> None:
+def _degraded(out: Console, errors: list[dict[str, Any]], verbose: int = 0) -> None:
     from kubectl_runai_dr import render
 
-    for err in errors:
-        render.say(out, f"  [yellow]could not read:[/] {_e(err['message'])}", indent=4)
+    for message in render.aggregate([e["message"] for e in errors], verbose=verbose):
+        render.say(out, f"  [yellow]could not read:[/] {_e(message)}", indent=4)
 
 
-def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = False) -> None:
-    """``all_permissions``: list every permission (-v), not only those not granted."""
+def _problem_groups(problems: list[dict[str, Any]], *,
+                    verbose: int) -> list[list[dict[str, Any]]]:
+    """Problems of one kind (severity, section, the shape of message and hint) together,
+    so that many of them stay a few lines; with -v each on its own."""
+    from kubectl_runai_dr import render
+
+    if verbose:
+        return [[p] for p in problems]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for p in problems:
+        key = (p["severity"], p["section"], render.shape(p["message"]), render.shape(p["hint"]))
+        groups.setdefault(key, []).append(p)
+    return list(groups.values())
+
+
+def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = False,
+                verbose: int = 0) -> None:
+    """``all_permissions``: list every permission (-v), not only those not granted;
+    ``verbose``: every problem, not one of each kind with how many more."""
     from kubectl_runai_dr import render
 
     c = doc["cluster"]
@@ -63,7 +80,7 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
         ("installed", _e(c["installation"])),
         ("control plane", _yes_no(c["controlPlane"])), ("cluster", _yes_no(c["cluster"])),
     ]))
-    _degraded(out, c["errors"])
+    _degraded(out, c["errors"], verbose)
 
     render.section(out, "Helm releases")
     rows = []
@@ -91,7 +108,7 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
         if rel["error"]:
             render.say(out, f"  [yellow]could not read {_e(rel['name'])}:[/] "
                        f"{_e(rel['error']['message'])}", indent=4)
-    _degraded(out, doc["releases"]["errors"])
+    _degraded(out, doc["releases"]["errors"], verbose)
 
     d = doc["database"]
     render.section(out, "Database")
@@ -114,7 +131,7 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
         if d["databases"]:
             out.print(render.table(None, ["DATABASE", "SIZE"], [
                 [_e(x["name"]), render.human_size(x["bytes"])] for x in d["databases"]]))
-    _degraded(out, d["errors"])
+    _degraded(out, d["errors"], verbose)
 
     v = doc["volumes"]
     render.section(out, "Volumes")
@@ -148,7 +165,7 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
             "ROLE", "CLAIM", col("SIZE", drop=2), col("STORAGE CLASS", drop=4),
             col("CSI DRIVER", drop=5), "RECLAIM", col("SNAPSHOT CLASS", drop=3),
             col("LATEST SNAPSHOT", text=True)], rows))
-    _degraded(out, v["errors"])
+    _degraded(out, v["errors"], verbose)
 
     ru = doc["runai"]
     render.section(out, "Run:ai")
@@ -165,7 +182,7 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
          ("[bold red]" + _e(", ".join(m["project"] for m in missing)) + "[/]" if missing
           else "none")),
     ]))
-    _degraded(out, ru["errors"])
+    _degraded(out, ru["errors"], verbose)
 
     b = doc["backup"]
     render.section(out, "Last backup")
@@ -186,7 +203,7 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
              else f"[bold red]{result}[/]"),
             ("recorded in", _e(f"ConfigMap runai-dr-last-backup in {b['namespace']}")),
         ]))
-    _degraded(out, b["errors"])
+    _degraded(out, b["errors"], verbose)
 
     p = doc["permissions"]
     render.section(out, "Permissions (of the current user, per step)")
@@ -210,15 +227,19 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
         resource = render.Col("RESOURCE", short=lambda cell: cell.split(".")[0])
         out.print(render.table(None, ["COMMAND", "STEP", "VERB", resource, "NAMESPACE",
                                       "ALLOWED"], rows))
-    _degraded(out, p["errors"])
+    _degraded(out, p["errors"], verbose)
 
     render.section(out, "Problems")
     if not doc["problems"]:
         out.print("  [green]none[/]")
-    for prob in doc["problems"]:
+    for group in _problem_groups(doc["problems"], verbose=verbose):
+        prob = group[0]
         render.say(out, f"  {render.styled(prob['severity'])} "
                    f"{_e('[' + prob['section'] + ']')} {_e(prob['message'])}", indent=4)
         render.say(out, f"      [dim]what to do:[/] {_e(prob['hint'])}", indent=8)
+        if len(group) > 1:
+            render.say(out, "      " + _e(render.more_like_it([p["message"] for p in group])),
+                       indent=8)
     sm = doc["summary"]
     out.print()
     if sm["healthy"]:

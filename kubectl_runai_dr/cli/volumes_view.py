@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def show_snapshot(common: Common, outcome: SnapshotOutcome) -> None:
     out, err = render.consoles(common.no_color)
     run = outcome.run
-    for w in run.warnings:
+    for w in render.aggregate(run.warnings, verbose=common.verbose):
         render.warn(err, w)
     if not common.table:
         render.emit(outcome.to_json(), common.output.value)
