@@ -162,3 +162,21 @@ def test_split_list() -> None:
     assert split_list(["volumes,control-plane", " database ", "volumes", ""]) == [
         "volumes", "control-plane", "database"]
     assert split_list(None) == []
+
+
+def test_waiter_gives_up_on_what_never_appears_after_its_settle_time() -> None:
+    """A chart that brings no CRD: waiting the whole --wait-timeout would not help."""
+    clock = FakeClock()
+    w = Waiter(900, clock=clock, sleep=clock.sleep)
+    with pytest.raises(WaitTimeout) as err:
+        w.wait("the CRD", lambda: Probe(State.ABSENT, "CRD x is not installed"), expect=True,
+               hint="h", settle=30, missing="the chart installed no CRD")
+    assert err.value.message.startswith("the chart installed no CRD (still absent after 30s")
+    assert 30 <= clock.now < 40
+    # something on its way is waited for up to the timeout, not the settle time
+    clock2 = FakeClock()
+    w2 = Waiter(120, clock=clock2, sleep=clock2.sleep)
+    with pytest.raises(WaitTimeout, match="gave up after"):
+        w2.wait("x", lambda: Probe(State.PENDING, "Pending"), expect=True, hint="",
+                settle=30, missing="never")
+    assert clock2.now >= 120

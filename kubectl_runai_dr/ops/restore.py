@@ -300,7 +300,8 @@ def _prepare(planned: PlannedStep, ctx: RestoreContext, done: dict[str, Result],
         rest = later[later.index(planned.name):]
         ctx.progress.start(f"{planned.name}: waiting for {need.title}")
         try:
-            seconds = waiter.wait(need.title, probe, expect=expect, hint=(
+            seconds = waiter.wait(need.title, probe, expect=expect, settle=need.settle,
+                                  missing=need.missing, hint=(
                 f"see why (`kubectl describe` the object named above), fix it or raise "
                 f"--wait-timeout, then resume: `kubectl runai-dr restore BUNDLE --only "
                 f"{','.join(rest)}` with the same flags"))

@@ -52,12 +52,14 @@ class Waiter:
     sleep: Callable[[float], None] = time.sleep
 
     def wait(self, title: str, probe: Callable[[], Probe], *, expect: bool,
-             hint: str) -> float:
+             hint: str, settle: float | None = None, missing: str = "") -> float:
         """Poll ``probe`` until ready; the seconds waited.
 
         ``expect``: an earlier step of this run creates it, so its absence is waited for
-        too; otherwise only something on its way (Pending, not Established) is waited for
-        and an absent one returns at once (the step then says what is missing)."""
+        too, but only for ``settle`` seconds (then ``missing`` says what is wrong: waiting
+        longer would not help); otherwise only something on its way (Pending, not
+        Established) is waited for and an absent one returns at once (the step then says
+        what is missing)."""
         start = self.clock()
         delay = self.interval
         while True:
@@ -68,6 +70,10 @@ class Waiter:
             elapsed = self.clock() - start
             if last.ready or (last.state is State.ABSENT and not expect):
                 return elapsed
+            if (last.state is State.ABSENT and settle is not None and elapsed >= settle
+                    and elapsed < self.timeout):
+                raise WaitTimeout(f"{missing or last.detail} (still absent after "
+                                  f"{format_seconds(elapsed)}: {last.detail})", hint=hint)
             if elapsed >= self.timeout:
                 raise WaitTimeout(
                     f"gave up after {format_seconds(elapsed)} waiting for {title}; last "

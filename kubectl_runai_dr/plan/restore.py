@@ -28,16 +28,27 @@ class Prerequisite:
     key: str
     title: str  # what the restore waits for, in the administrator's words
     provided_by: str  # the step that creates it
+    # how long it may still be entirely absent once its provider finished (it may come a
+    # little later, e.g. from a hook), and what to say when it never appears
+    settle: float = 30.0
+    missing: str = ""
 
 
 DATABASE_READY = Prerequisite(
     "database-ready", "the control plane's database (pod Ready and PostgreSQL answering)",
-    "control-plane")
+    "control-plane", settle=60.0,
+    missing="the control-plane chart created no database StatefulSet; if the database is "
+            "external (postgresql.enabled: false in the values), restore it with "
+            "--db-mode local")
 RUNAICONFIG_CRD = Prerequisite(
     "runaiconfig-crd", "the RunaiConfig CRD (runaiconfigs.run.ai) Established and served",
-    "cluster")
+    "cluster", settle=30.0,
+    missing="the cluster chart installed no RunaiConfig CRD (runaiconfigs.run.ai): this chart "
+            "has no crds/ folder with it; apply the CRDs of this Run:ai version (kubectl apply "
+            "-f the crds/ folder of the runai-cluster chart)")
 CLUSTER_NAMESPACE = Prerequisite(
-    "cluster-namespace", "the cluster namespace", "cluster")
+    "cluster-namespace", "the cluster namespace", "cluster", settle=10.0,
+    missing="the cluster chart's release namespace does not exist")
 
 
 @dataclass(frozen=True)
