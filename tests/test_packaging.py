@@ -548,8 +548,10 @@ def test_completion_helper_flags_and_values(plugin_path: Path) -> None:
 
 
 def test_completion_helper_leaves_paths_to_the_shell(plugin_path: Path) -> None:
-    assert complete(plugin_path, "inspect", "") == [":0"]
+    # nothing of the plugin's own (bundles, directories: tests/test_completion.py) matches
+    assert complete(plugin_path, "inspect", str(plugin_path / "x")) == [":0"]
     assert complete(plugin_path, "inspect", "some/fi") == [":0"]
+    assert complete(plugin_path, "backup", "--to", "") == [":0"]
 
 
 @pytest.mark.skipif(not KUBECTL.exists(), reason="run scripts/bootstrap-tests.sh for kubectl")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from kubectl_runai_dr.cli import complete
 from kubectl_runai_dr.cli import options as o
 from kubectl_runai_dr.errors import UsageError
 
@@ -16,7 +17,8 @@ BUNDLE = o.BUNDLE
 def backup(
     components: Annotated[list[str] | None, typer.Argument(
         metavar="COMPONENT...", help="Back up only these components (e.g. `database`); "
-        "default: all.", show_default=False, callback=o.comma_list)] = None,
+        "default: all.", show_default=False, callback=o.comma_list,
+        autocompletion=complete.backup_components)] = None,
     to: o.To = None,
     force: o.Force = False,
     include_secrets: Annotated[bool, typer.Option(
@@ -24,8 +26,8 @@ def backup(
         "then holds secrets).", rich_help_panel=BUNDLE)] = False,
     skip: Annotated[list[str] | None, typer.Option(
         "--skip", metavar="COMPONENT,...", help="Leave out these components (comma list or "
-        "repeated).", rich_help_panel=BUNDLE, show_default=False, callback=o.comma_list)
-    ] = None,
+        "repeated).", rich_help_panel=BUNDLE, show_default=False, callback=o.comma_list,
+        autocompletion=complete.backup_skip)] = None,
     no_database: Annotated[bool, typer.Option(
         "--no-database", help="Leave the database out (same as --skip database).",
         rich_help_panel=BUNDLE)] = False,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kubectl_runai_dr.cli import complete
 from kubectl_runai_dr.cli import options as o
 from kubectl_runai_dr.cli.command import App
 
@@ -19,7 +20,7 @@ helm_app = App(help="The helm bridge: values of the Run:ai releases, read with n
 def values(
     bundle: Annotated[Path | None, typer.Argument(
         metavar="BUNDLE", help="Read the values from this bundle; without it, from the live "
-        "release.", show_default=False)] = None,
+        "release.", show_default=False, autocompletion=complete.bundles)] = None,
     release: Annotated[str, typer.Option(
         "--release", metavar="RELEASE", help="runai-backend (control plane) or runai-cluster "
         "(cluster), or the names given by --control-plane-release / --cluster-release.",

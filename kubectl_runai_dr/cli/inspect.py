@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from kubectl_runai_dr.bundle.manifest import excluded_components
+from kubectl_runai_dr.cli import complete
 from kubectl_runai_dr.cli import options as o
 
 
@@ -34,7 +35,8 @@ def inspect_data(manifest: dict[str, Any]) -> dict[str, Any]:
 @o.verb(kube=False, names=False)
 def inspect(
     bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="The bundle file.",
-                                           show_default=False)],
+                                           show_default=False,
+                                           autocompletion=complete.bundles)],
     *,
     common: o.Common,
 ) -> None:

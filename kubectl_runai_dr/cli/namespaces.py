@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kubectl_runai_dr.cli import complete
 from kubectl_runai_dr.cli import options as o
 from kubectl_runai_dr.errors import UsageError
 
@@ -15,7 +16,7 @@ from kubectl_runai_dr.errors import UsageError
 def namespaces(
     bundle: Annotated[Path | None, typer.Argument(
         metavar="BUNDLE", help="Bundle to take namespaces and role bindings from.",
-        show_default=False)] = None,
+        show_default=False, autocompletion=complete.bundles)] = None,
     from_live: Annotated[bool, typer.Option(
         "--from-live", help="No bundle: create the namespace of every projects.run.ai object "
         "that lacks one (runai-<project>, label runai/queue=<project>).",

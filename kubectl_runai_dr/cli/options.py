@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kubectl_runai_dr.cli import complete
 from kubectl_runai_dr.errors import DrError, ExitCode, UsageError
 from kubectl_runai_dr.model import Names
 
@@ -106,7 +107,7 @@ KUBE_OPTIONS = (
             "then the in-cluster service account).", rich_help_panel=KUBE),
     shared_option("context", None, "--context", type=str | None, metavar="NAME",
             help="The kubeconfig context to use (default: the current context).",
-            rich_help_panel=KUBE),
+            rich_help_panel=KUBE, autocompletion=complete.contexts),
     shared_option("request_timeout", "0", "--request-timeout", type=str, metavar="DURATION",
             help='Timeout of a single API request, e.g. "30s", "1m"; "0" waits forever.',
             rich_help_panel=KUBE),

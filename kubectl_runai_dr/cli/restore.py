@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kubectl_runai_dr.cli import complete
 from kubectl_runai_dr.cli import options as o
 from kubectl_runai_dr.errors import UsageError
 
@@ -18,18 +19,19 @@ HELM = o.HELM
 def restore(
     args: Annotated[list[str], typer.Argument(
         metavar="[database] BUNDLE", help="The bundle to restore. `restore database BUNDLE` "
-        "restores only the database (the same as --only database).", show_default=False)],
+        "restores only the database (the same as --only database).", show_default=False,
+        autocompletion=complete.restore_args)],
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the plan and, for every object, create / unchanged / update "
         "with a diff against the cluster; write nothing.", rich_help_panel=RESTORE)] = False,
     only: Annotated[list[str] | None, typer.Option(
         "--only", metavar="STEP,...", help="Run only these steps (comma list or repeated): "
-        "volumes, secrets, control-plane, database, cluster, runaiconfig, templates, "
-        "namespaces.", rich_help_panel=RESTORE, show_default=False, callback=o.comma_list)
-    ] = None,
+        f"{', '.join(complete.RESTORABLE)}.", rich_help_panel=RESTORE, show_default=False,
+        callback=o.comma_list, autocompletion=complete.restore_steps)] = None,
     skip: Annotated[list[str] | None, typer.Option(
         "--skip", metavar="STEP,...", help="Leave out these steps (comma list or repeated).",
-        rich_help_panel=RESTORE, show_default=False, callback=o.comma_list)] = None,
+        rich_help_panel=RESTORE, show_default=False, callback=o.comma_list,
+        autocompletion=complete.restore_steps)] = None,
     existing: o.Existing = "skip",
     yes: o.Yes = False,
     project: o.Project = None,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kubectl_runai_dr.cli import complete
 from kubectl_runai_dr.cli import options as o
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ class VerifyResult:
 @o.verb(db=True)
 def verify(
     bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="The bundle file.",
-                                           show_default=False)],
+                                           show_default=False,
+                                           autocompletion=complete.bundles)],
     drill: Annotated[bool, typer.Option(
         "--drill", help="Also restore the database dumps into a scratch database on the live "
         "server (or --target), check every table's row count, and drop it.",
