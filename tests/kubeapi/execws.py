@@ -259,6 +259,10 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
                 proc.stdin.close()
         code = await wait_task
         srv.exec_processes.discard(proc.pid)
+        if getattr(srv, "stopping", False):  # the server is going away: no status, the connection drops
+            if request.transport is not None:
+                request.transport.abort()
+            return ws
         exited.set()
         await asyncio.gather(out_task, err_task, return_exceptions=True)
         if want_stdin and not state["stdin_eof"] and not in_task.done():

@@ -353,6 +353,7 @@ class ApiServer:
     def start(self) -> ApiServer:
         if self._thread is not None:
             return self
+        self.stopping = False
         ready = threading.Event()
         errors: list[BaseException] = []
 
@@ -414,7 +415,9 @@ class ApiServer:
         loop = self._loop
         self.workloads.stopping = True
         # commands still running in "pods" (they outlive their clients) die first, so their
-        # exec handlers end while the loop still runs
+        # exec handlers end while the loop still runs; as the server is going away, they drop
+        # their connections without an exit status (execws)
+        self.stopping = True
         for pid in list(self.exec_processes):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
