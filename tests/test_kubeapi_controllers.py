@@ -7,7 +7,6 @@ database pod), CRDs served only once Established, and the stand-in charts instal
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 import time
@@ -148,12 +147,6 @@ class PodWatch:
 
     def of(self, name: str) -> list[tuple[str, str | None, str, bool]]:
         return [s[1:] for s in self.states if s[0] == name]
-
-
-@pytest.fixture
-def tool_env(tmp_path: Path) -> dict[str, str]:
-    return {"PATH": f"{TOOLS}:{os.environ['PATH']}", "HOME": str(tmp_path), "HELM_CACHE_HOME": str(tmp_path / "hc"),
-            "HELM_CONFIG_HOME": str(tmp_path / "hcfg"), "HELM_DATA_HOME": str(tmp_path / "hd")}
 
 
 def tool(env: dict[str, str], kc: Path, name: str, *args: str, check: bool = True, timeout: float = 120,

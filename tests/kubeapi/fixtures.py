@@ -53,3 +53,17 @@ def runai_server(apiserver: ApiServer) -> ApiServer:
 
     apiserver.seed_info = seed_runai(apiserver)  # type: ignore[attr-defined]
     return apiserver
+
+
+TOOLS_BIN = Path(__file__).resolve().parent.parent.parent / ".tools" / "bin"
+
+
+@pytest.fixture
+def tool_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for the pinned helm and kubectl (.tools/bin first on PATH), with a
+    private HOME and helm directories, so no test reads or writes the user's."""
+    import os
+
+    return {"PATH": f"{TOOLS_BIN}:{os.environ['PATH']}", "HOME": str(tmp_path),
+            "HELM_CACHE_HOME": str(tmp_path / "hc"), "HELM_CONFIG_HOME": str(tmp_path / "hcfg"),
+            "HELM_DATA_HOME": str(tmp_path / "hd")}
