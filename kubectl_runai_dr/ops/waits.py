@@ -70,8 +70,8 @@ class Waiter:
             elapsed = self.clock() - start
             if last.ready or (last.state is State.ABSENT and not expect):
                 return elapsed
-            if (last.state is State.ABSENT and settle is not None and elapsed >= settle
-                    and elapsed < self.timeout):
+            if (last.state is State.ABSENT and settle is not None
+                    and elapsed >= min(settle, self.timeout)):
                 raise WaitTimeout(f"{missing or last.detail} (still absent after "
                                   f"{format_seconds(elapsed)}: {last.detail})", hint=hint)
             if elapsed >= self.timeout:
