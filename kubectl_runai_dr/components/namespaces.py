@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -344,10 +344,12 @@ def restore_work(kube: KubeApi, work: list[NamespaceWork], settings: RestoreSett
         # done so far is merged into ``step`` before the interrupt goes on.
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore-ns")
-        futures = [pool.submit(_restore_one, kube, w, live_ns, live_rb, settings, progress,
-                               stop) for w in work]
+        futures: list[Future[Result]] = []
         merged = 0
-        try:
+        try:  # submitting is inside: an interrupt may come as soon as the first one runs
+            for w in work:
+                futures.append(pool.submit(_restore_one, kube, w, live_ns, live_rb, settings,
+                                           progress, stop))
             for f in futures:
                 step.merge(f.result())
                 merged += 1
