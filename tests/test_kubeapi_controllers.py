@@ -221,7 +221,7 @@ def test_statefulset_pods_go_pending_running_ready_in_order(apiserver: ApiServer
 
 def test_exec_is_refused_until_the_container_runs(apiserver: ApiServer, api: client.ApiClient) -> None:
     srv = apiserver
-    srv.pod_schedule_delay, srv.pod_start_delay = 0.5, 1.5
+    srv.pod_schedule_delay, srv.pod_start_delay = 0.4, 1.0
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     apps.create_namespaced_stateful_set(NS, sts_body("web", claim=False))
     until(lambda: srv.get("v1", "Pod", "web-0", NS), what="pod")
@@ -345,11 +345,11 @@ def test_seeded_statefulset_stays_as_seeded(runai_server: ApiServer, api: client
     srv = runai_server
     pod = srv.get("v1", "Pod", "runai-backend-postgresql-0", "runai-backend")
     assert pod is not None and pod["status"]["phase"] == "Running"
-    time.sleep(0.5)
+    time.sleep(0.3)
     assert srv.get("v1", "Pod", "runai-backend-postgresql-0", "runai-backend") == pod
     core = client.CoreV1Api(api)
     core.delete_namespaced_pod("runai-backend-postgresql-0", "runai-backend")
-    time.sleep(0.5)  # a seeded StatefulSet is not reconciled until written through HTTP
+    time.sleep(0.3)  # a seeded StatefulSet is not reconciled until written through HTTP
     assert srv.get("v1", "Pod", "runai-backend-postgresql-0", "runai-backend") is None
     client.AppsV1Api(api).patch_namespaced_stateful_set("runai-backend-postgresql", "runai-backend",
                                                         {"metadata": {"labels": {"touched": "yes"}}})
@@ -688,13 +688,13 @@ def test_helm_wait_returns_once_the_database_is_ready(apiserver: ApiServer, kube
                                                       tool_env: dict[str, str], helm: str) -> None:
     """helm --wait watches the StatefulSet (helm 4 as a streaming list: initial events, then a bookmark)."""
     srv = apiserver
-    srv.pod_ready_delay = 1.0
+    srv.pod_ready_delay = 0.6
     default_class(srv)
     t0 = time.monotonic()
     tool(tool_env, kubeconfig, helm, "upgrade", "--install", "runai-backend", str(CHARTS / "control-plane"),
          "--namespace", "runai-backend", "--create-namespace", "--set", "postgresql.auth.postgresPassword=x",
          "--wait", "--timeout", "60s", timeout=90)
-    assert time.monotonic() - t0 >= 1.0
+    assert time.monotonic() - t0 >= 0.6
     pod = srv.get("v1", "Pod", "runai-backend-postgresql-0", "runai-backend")
     assert pod is not None and {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
     tool(tool_env, kubeconfig, helm, "uninstall", "runai-backend", "-n", "runai-backend", "--wait", timeout=90)
@@ -707,10 +707,12 @@ def test_streaming_list_ends_its_initial_events_with_a_bookmark(apiserver: ApiSe
     import urllib.request
 
     req = urllib.request.Request(apiserver.url + "/api/v1/namespaces?watch=1&sendInitialEvents=true"
-                                 "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+                                 "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=10",
                                  headers={"Authorization": "Bearer admin-token"})
-    with urllib.request.urlopen(req) as r:
-        events = [json.loads(line) for line in r.read().splitlines() if line.strip()]
+    events: list[dict[str, Any]] = []
+    with urllib.request.urlopen(req) as r:  # the watch goes on after the bookmark: read up to it
+        while not events or events[-1]["type"] != "BOOKMARK":
+            events.append(json.loads(r.readline()))
     assert [e["type"] for e in events] == ["ADDED"] * 4 + ["BOOKMARK"]
     mark = events[-1]["object"]
     assert mark["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
