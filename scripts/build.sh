@@ -153,11 +153,14 @@ while IFS= read -r mod; do
   hidden+=(--hidden-import "$mod")
 done < <(cd "$work/src" && find kubectl_runai_dr -name '*.py' ! -name '__main__.py' |
          sed -e 's|/__init__\.py$||' -e 's|\.py$||' -e 's|/|.|g' | sort)
-meta=$(basename "$work"/meta/*.dist-info)
+# PyInstaller copies the metadata of every distribution the code asks importlib.metadata
+# about, from the first place the build's Python finds it: PYTHONPATH puts the generated
+# one ahead of the editable install's.
+PYTHONPATH="$work/meta${PYTHONPATH:+:$PYTHONPATH}" \
 .venv/bin/pyinstaller --noconfirm --clean --log-level WARN \
   "${bundle[@]}" --name "$name" \
   --paths "$work/src" \
-  --add-data "$work/meta/$meta:$meta" \
+  --copy-metadata kubectl-runai-dr \
   --collect-submodules shellingham \
   "${hidden[@]}" \
   "${strip[@]}" \

@@ -390,39 +390,56 @@ def test_install_as_krew_would(archive: Path, tmp_path: Path) -> None:
 
 
 # -- the build: reproducible, the layout krew needs --------------------------------------------
-def build(tmp: Path, label: str, umask: str = "022", **env: str) -> Path:
+def build(checkout: Path, tmp: Path, label: str, umask: str = "022", **env: str) -> Path:
     dist, work = tmp / f"dist-{label}", tmp / f"work-{label}"
     r = subprocess.run(["bash", "-c", f"umask {umask} && exec bash scripts/build.sh"],
-                       cwd=ROOT, text=True,
-                       capture_output=True, check=False, timeout=1200,
+                       cwd=checkout, text=True, capture_output=True, check=False, timeout=1800,
                        env={**os.environ, "DIST_DIR": str(dist), "BUILD_DIR": str(work), **env})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     shutil.rmtree(work, ignore_errors=True)
     return dist
 
 
+# What a build reads from the checkout.
+BUILD_INPUTS = ("kubectl_runai_dr", "pyproject.toml", "README.md", "LICENSE",
+                "kubectl_complete-runai_dr", "scripts/build.sh", "scripts/bootstrap.sh")
+
+
 @pytest.mark.slow
 def test_build_is_reproducible(tmp_path: Path) -> None:
-    """Two builds of the same tree, in different folders and with different umasks and
-    locales, give the same archive, byte for byte; its members are sorted, owned by 0:0,
-    dated SOURCE_DATE_EPOCH, and files or folders only; the plugin in it runs; and the
-    manifest renders and checks against it."""
-    a = build(tmp_path, "a")
-    b = build(tmp_path, "b", umask="077", LANG="C.UTF-8", TZ="America/New_York")
+    """Two builds of the same sources give the same archive, byte for byte: one in this
+    checkout, one in a copy of it elsewhere with its own fresh virtualenv, with another
+    umask, locale and time zone. The archive's members are sorted, owned by 0:0, dated
+    SOURCE_DATE_EPOCH, and files or folders only; the plugin in it runs; and the manifest
+    renders and checks against it."""
+    copy = tmp_path / "elsewhere" / "checkout"
+    for name in BUILD_INPUTS:
+        src, dest = ROOT / name, copy / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest)
+    # The same commit stamp and time for both (the copy is no git checkout).
+    epoch = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=ROOT, capture_output=True,
+                           text=True, check=False).stdout.strip() or "1700000000"
+    same = {"BUILD_COMMIT": "reproducible", "SOURCE_DATE_EPOCH": epoch}
+    a = build(ROOT, tmp_path, "a", **same)
+    b = build(copy, tmp_path, "b", umask="077", LANG="C.UTF-8", TZ="America/New_York", **same)
     sha_a = km.sha256_file(a / ARCHIVE_NAME)
     sha_b = km.sha256_file(b / ARCHIVE_NAME)
     print(f"build a: {sha_a}\nbuild b: {sha_b}")
     assert sha_a == sha_b
     info = dict(line.split("=", 1) for line in (a / "build-info.txt").read_text().splitlines())
     assert info["sha256"] == sha_a and info["mode"] == "onedir"
-    epoch = int(info["source_date_epoch"])
+    assert info["source_date_epoch"] == epoch
     with tarfile.open(a / ARCHIVE_NAME) as tar:
         members = tar.getmembers()
     names = [m.name for m in members]
     assert names[0] == "LICENSE" and "kubectl-runai_dr/kubectl-runai_dr" in names
     assert names == sorted(names, key=lambda n: n.split("/"))
     assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
-    assert {m.mtime for m in members} == {epoch}
+    assert {m.mtime for m in members} == {int(epoch)}
     assert all(m.isfile() or m.isdir() for m in members)
     assert all(m.mode & 0o022 == 0 for m in members)
     _, _, problems = km.archive_problems(a / ARCHIVE_NAME)
