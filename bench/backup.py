@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     kubectl = shutil.which("kubectl", path=f"{ROOT / '.tools' / 'bin'}:{os.environ['PATH']}")
     if not kubectl:
-        raise SystemExit("kubectl not found: run scripts/bootstrap.sh")
+        raise SystemExit("kubectl not found: run scripts/bootstrap-tests.sh")
 
     srv = ApiServer()
     srv.install_crds(fixture_crd_paths())

@@ -70,7 +70,7 @@ def main() -> None:
     tools = f"{ROOT / '.tools' / 'bin'}:{os.environ['PATH']}"
     kubectl = shutil.which("kubectl", path=tools)
     if not kubectl:
-        raise SystemExit("kubectl not found: run scripts/bootstrap.sh")
+        raise SystemExit("kubectl not found: run scripts/bootstrap-tests.sh")
 
     srv = ApiServer()
     srv.install_crds(fixture_crd_paths())

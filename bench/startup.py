@@ -59,7 +59,7 @@ def main() -> int:
                                if (ROOT / ".tools/bin/kubectl").exists()
                                else shutil.which("kubectl"))
     if not kubectl:
-        raise SystemExit("no kubectl: run scripts/bootstrap.sh or pass --kubectl")
+        raise SystemExit("no kubectl: run scripts/bootstrap-tests.sh or pass --kubectl")
     binary: Path = args.binary
     if not binary.is_file():
         raise SystemExit(f"{binary} missing: build it with scripts/build.sh")

@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL server for tests, and the pytest fixtures that provide it.
 
 The server is the real PostgreSQL (Debian's postgresql-15 programs, installed by
-scripts/bootstrap.sh), started in a temporary directory on a free loopback port with
+scripts/bootstrap-tests.sh), started in a temporary directory on a free loopback port with
 fsync off, so it is up in about a second. When the tests run as root, initdb and the
 server run as the `postgres` user (PostgreSQL refuses to run as root).
 
@@ -38,7 +38,7 @@ def find_bindir() -> Path:
     if not (bindir / "postgres").is_file():
         raise FileNotFoundError(
             f"PostgreSQL server programs not found in {bindir} (no {bindir / 'postgres'}); "
-            "run scripts/bootstrap.sh (it installs postgresql-15) or set PG_BINDIR"
+            "run scripts/bootstrap-tests.sh (it installs postgresql-15) or set PG_BINDIR"
         )
     return bindir
 

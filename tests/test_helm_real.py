@@ -20,7 +20,7 @@ from tests.kubeapi.seed import seed_runai
 
 HELMS = [h for h in ("helm", "helm4") if (ROOT / ".tools" / "bin" / h).exists()]
 pytestmark = pytest.mark.skipif(not HELMS, reason="helm binaries not installed "
-                                "(scripts/bootstrap.sh fetches them)")
+                                "(scripts/bootstrap-tests.sh fetches them)")
 
 
 def helm(binary: str, kc: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

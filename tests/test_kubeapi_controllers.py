@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools" / "bin"
 CHARTS = ROOT / "tests" / "charts"
 needs_tools = pytest.mark.skipif(not (TOOLS / "helm").exists() or not (TOOLS / "kubectl").exists(),
-                                 reason="helm/kubectl not installed (scripts/bootstrap.sh fetches them)")
+                                 reason="helm/kubectl not installed (scripts/bootstrap-tests.sh fetches them)")
 NS = "default"
 
 

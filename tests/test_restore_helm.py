@@ -24,7 +24,7 @@ from tests.kubeapi.seed import seed_runai
 
 HELM = ROOT / ".tools" / "bin" / "helm"
 needs_helm = pytest.mark.skipif(not HELM.exists(), reason="helm not installed "
-                                "(scripts/bootstrap.sh fetches it)")
+                                "(scripts/bootstrap-tests.sh fetches it)")
 
 
 def test_control_plane_commands_with_restored_volume() -> None:
