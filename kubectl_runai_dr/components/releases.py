@@ -306,9 +306,7 @@ CONTROL_PLANE = Component(
     backup=backup_control_plane, restore=restore_control_plane,
     holds_data=_holds_control_plane, control_plane=True, changes_api=True,
     backup_needs=perm.helm_storage(perm.CONTROL_PLANE, write=False),
-    restore_needs=(*perm.helm_storage(perm.CONTROL_PLANE, write=True),
-                   perm.need("create", perm.CORE, "namespaces", perm.CLUSTER_SCOPED,
-                             perm.RUN_HELM)),
+    restore_needs=perm.helm_install(perm.CONTROL_PLANE),
     restore_note="helm install also creates every object of the chart",
 )
 CLUSTER = Component(
@@ -320,8 +318,6 @@ CLUSTER = Component(
     backup=backup_cluster, restore=restore_cluster, holds_data=_holds_cluster,
     changes_api=True,
     backup_needs=perm.helm_storage(perm.CLUSTER, write=False),
-    restore_needs=(*perm.helm_storage(perm.CLUSTER, write=True),
-                   perm.need("create", perm.CORE, "namespaces", perm.CLUSTER_SCOPED,
-                             perm.RUN_HELM)),
+    restore_needs=perm.helm_install(perm.CLUSTER),
     restore_note="helm install also creates every object of the chart",
 )

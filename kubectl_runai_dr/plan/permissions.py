@@ -98,13 +98,22 @@ def helm_storage(scope: str, *, write: bool) -> tuple[Need, ...]:
     return tuple(needs)
 
 
+def helm_install(scope: str) -> tuple[Need, ...]:
+    """Re-installing a release (restore --run-helm): its storage, and its namespace."""
+    return (*helm_storage(scope, write=True),
+            _n("create", CORE, "namespaces", CLUSTER_SCOPED, RUN_HELM))
+
+
+# The control plane's claims and their volumes, read.
+CLAIMS = (_n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
+          _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED))
+
 DATABASE_POD = (_n("get", APPS, "statefulsets", CONTROL_PLANE),
                 _n("list", CORE, "pods", CONTROL_PLANE),
                 _n("create", CORE, "pods/exec", CONTROL_PLANE))
 
 # CSI snapshots of the control plane's claims, after a CHECKPOINT in the database pod.
-SNAPSHOT_NEEDS = (_n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
-                  _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
+SNAPSHOT_NEEDS = (*CLAIMS,
                   _n("list", SNAPSHOT, "volumesnapshotclasses", CLUSTER_SCOPED),
                   _n("list", CORE, "pods", CONTROL_PLANE),
                   _n("create", CORE, "pods/exec", CONTROL_PLANE),
@@ -149,17 +158,14 @@ VERBS: tuple[StepPermissions, ...] = (
     StepPermissions("snapshot", "prune", (_n("list", SNAPSHOT, "volumesnapshots", ALL),
                                           _n("delete", SNAPSHOT, "volumesnapshots", ALL))),
     StepPermissions("protect", "protect", (
-        _n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
-        _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
-        _n("patch", CORE, "persistentvolumes", CLUSTER_SCOPED)), control_plane=True),
+        *CLAIMS, _n("patch", CORE, "persistentvolumes", CLUSTER_SCOPED)), control_plane=True),
     # status: reads only (and exec for the database's version and sizes)
     StepPermissions("status", "status", (
         _n("list", CORE, "namespaces", CLUSTER_SCOPED),
         _n("list", CORE, "secrets", CONTROL_PLANE),
         _n("list", CORE, "secrets", CLUSTER),
         *DATABASE_POD,
-        _n("list", CORE, "persistentvolumeclaims", CONTROL_PLANE),
-        _n("get", CORE, "persistentvolumes", CLUSTER_SCOPED),
+        *CLAIMS,
         _n("list", SNAPSHOT, "volumesnapshotclasses", CLUSTER_SCOPED),
         _n("list", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
         _n("get", RUNAI, "runaiconfigs", CLUSTER),
