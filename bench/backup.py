@@ -5,6 +5,9 @@ Run:ai installation of the chosen size, alternating, in the same run. Prints the
 times, their ratio (goal: backup within 1.5x of kubectl) and each program's peak RSS.
 
     .venv/bin/python bench/backup.py [--projects 2000] [--rolebindings 7] [--rounds 3]
+
+The loopback API server is the package kubeapi (testing/), installed by
+scripts/bootstrap-tests.sh.
 """
 
 from __future__ import annotations
@@ -19,12 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from kubeapi import ApiServer
+from kubeapi.seed import crd_paths, seed_runai
 
-from tests.kubeapi import ApiServer  # noqa: E402
-from tests.kubeapi.fixtures import fixture_crd_paths  # noqa: E402
-from tests.kubeapi.seed import seed_runai  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
@@ -51,7 +52,7 @@ def main() -> None:
         raise SystemExit("kubectl not found: run scripts/bootstrap-tests.sh")
 
     srv = ApiServer()
-    srv.install_crds(fixture_crd_paths())
+    srv.install_crds(crd_paths())
     srv.start()
     t0 = time.perf_counter()
     seed_runai(srv, projects=args.projects, rolebindings_per_project=args.rolebindings)
@@ -59,7 +60,7 @@ def main() -> None:
           f"{time.perf_counter() - t0:.1f}s")
     work = Path(tempfile.mkdtemp(prefix="runai-dr-bench-"))
     kc = srv.write_kubeconfig(work / "kubeconfig")
-    env = {**os.environ, "KUBECONFIG": str(kc), "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "KUBECONFIG": str(kc), "NO_COLOR": "1"}
     plugin = [sys.executable, "-m", "kubectl_runai_dr", "backup", "--no-record", "--force",
               "--skip", "database",
               "--to", str(work / "bench.tar.gz")]

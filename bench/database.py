@@ -9,6 +9,9 @@ loopback API server, which runs the command locally). Prints:
   packs the bundle) and its peak RSS, goal < 150 MB whatever the database size.
 
     .venv/bin/python bench/database.py [--size 200M|1G] [--rounds 3]
+
+The loopback API server and PostgreSQL come from the package kubeapi (testing/),
+installed by scripts/bootstrap-tests.sh.
 """
 
 from __future__ import annotations
@@ -22,16 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from kubeapi import ApiServer
+from kubeapi.pgserver import PgServer
+from kubeapi.seed import crd_paths, seed_runai
 
-from kubectl_runai_dr.components.dbrun import PodRunner  # noqa: E402
-from kubectl_runai_dr.kube.client import ConnectOptions, connect  # noqa: E402
-from kubectl_runai_dr.plan import database as p  # noqa: E402
-from tests.kubeapi import ApiServer  # noqa: E402
-from tests.kubeapi.fixtures import fixture_crd_paths  # noqa: E402
-from tests.kubeapi.seed import seed_runai  # noqa: E402
-from tests.pgserver import PgServer  # noqa: E402
+from kubectl_runai_dr.components.dbrun import PodRunner
+from kubectl_runai_dr.kube.client import ConnectOptions, connect
+from kubectl_runai_dr.plan import database as p
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PASSWORD = "pg-Secr3t-for-tests"
 NS, POD = "runai-backend", "runai-backend-postgresql-0"
@@ -73,7 +75,7 @@ def plugin_stream(kube: object, out: Path) -> float:
 
 
 def plugin_process(kc: Path, out: Path) -> tuple[float, int]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    env = {**os.environ, "NO_COLOR": "1"}
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "kubectl_runai_dr", "backup", "database",
                              "--kubeconfig", str(kc), "--to", str(out), "--force",
@@ -96,7 +98,7 @@ def main() -> None:
         fill(pg, size)
         actual = int(pg.psql("SELECT pg_database_size('backend')"))
         srv = ApiServer()
-        srv.install_crds(fixture_crd_paths())
+        srv.install_crds(crd_paths())
         srv.start()
         try:
             seed_runai(srv, projects=3, rolebindings_per_project=1)

@@ -16,8 +16,8 @@ for the objects, and kubectl's time divided by ours for the same objects (goal: 
 
     .venv/bin/python bench/rebuild.py [--projects 2000] [--rolebindings 7] [--rounds 1]
 
-The loopback server and its PostgreSQL backend come from the test suite's packages
-(installed by scripts/bootstrap-tests.sh).
+The loopback server and its PostgreSQL backend come from the package kubeapi (testing/),
+installed by scripts/bootstrap-tests.sh.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubeapi import ApiServer
+from kubeapi.pgbackend import add_postgres_backend
 
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.namespaces import work_from_bundle
@@ -42,8 +44,6 @@ from kubectl_runai_dr.components.runaiconfig import saved_object
 from kubectl_runai_dr.components.templates import FILE as TEMPLATES_FILE
 from kubectl_runai_dr.model import Names
 from kubectl_runai_dr.sanitize import Skip, clean_for_restore
-from tests.kubeapi import ApiServer
-from tests.kubeapi.pgbackend import add_postgres_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 CHARTS = ROOT / "tests" / "charts"

@@ -9,6 +9,9 @@ ours (goal: at least 3).
 
     .venv/bin/python bench/restore_namespaces.py [--projects 2000] [--rolebindings 7]
         [--rounds 1] [--workers 8]
+
+The loopback API server is the package kubeapi (testing/), installed by
+scripts/bootstrap-tests.sh.
 """
 
 from __future__ import annotations
@@ -24,14 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from kubeapi import ApiServer
+from kubeapi.seed import crd_paths, seed_runai
 
-from kubectl_runai_dr.bundle.reader import Bundle  # noqa: E402
-from kubectl_runai_dr.components.namespaces import work_from_bundle  # noqa: E402
-from tests.kubeapi import ApiServer  # noqa: E402
-from tests.kubeapi.fixtures import fixture_crd_paths  # noqa: E402
-from tests.kubeapi.seed import seed_runai  # noqa: E402
+from kubectl_runai_dr.bundle.reader import Bundle
+from kubectl_runai_dr.components.namespaces import work_from_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(cmd: list[str], env: dict[str, str]) -> float:
@@ -73,7 +75,7 @@ def main() -> None:
         raise SystemExit("kubectl not found: run scripts/bootstrap-tests.sh")
 
     srv = ApiServer()
-    srv.install_crds(fixture_crd_paths())
+    srv.install_crds(crd_paths())
     srv.start()
     t0 = time.perf_counter()
     info = seed_runai(srv, projects=args.projects, rolebindings_per_project=args.rolebindings)
@@ -81,7 +83,7 @@ def main() -> None:
           f"{time.perf_counter() - t0:.1f}s")
     work = Path(tempfile.mkdtemp(prefix="runai-dr-bench-"))
     kc = srv.write_kubeconfig(work / "kubeconfig")
-    env = {**os.environ, "PATH": tools, "PYTHONPATH": str(ROOT), "NO_COLOR": "1",
+    env = {**os.environ, "PATH": tools, "NO_COLOR": "1",
            "HOME": str(work)}
     bundle = work / "bundle.tar.gz"
     plugin = [sys.executable, "-m", "kubectl_runai_dr"]

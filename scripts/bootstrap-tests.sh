@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs, on top of what the tool needs
 # (scripts/bootstrap.sh):
-# - the package's test extras in .venv (pytest, aiohttp, psutil, mypy, ruff, stubs);
+# - the package's test extras in .venv (pytest, aiohttp, psutil, mypy, ruff, stubs), and
+#   the loopback Kubernetes API server's package `kubeapi` (testing/, editable: tests,
+#   bench/ and `python -m kubeapi serve` import it; it is not part of the tool);
 # - the real helm (3 and 4) and kubectl programs in .tools/bin (scripts/fetch-binaries.py);
-# - PostgreSQL 15 server programs (Debian's postgresql-15) for tests/pgserver.py.
+# - PostgreSQL 15 server programs (Debian's postgresql-15) for testing/kubeapi/pgserver.py.
 # Idempotent: a second run only checks. Works on a fresh Debian 12 machine as root (it
 # installs python3-venv and postgresql-15 with apt-get when they are missing).
 # Environment: PYTHON (default python3), PG_BINDIR (default /usr/lib/postgresql/15/bin).
@@ -25,11 +27,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
 }
 
-# 1. The tool's virtualenv, then the test extras in it.
+# 1. The tool's virtualenv, then the test extras and the loopback API server in it.
 bash scripts/bootstrap.sh
-stamp=.venv/.installed-test-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-test-$(cat pyproject.toml testing/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -q -e ".[test]" -e ./testing
   rm -f .venv/.installed-test-*
   touch "$stamp"
 fi

@@ -136,11 +136,12 @@ fi
 strip=(--strip)
 [ "${BUILD_STRIP:-1}" = 0 ] && strip=()
 # Modules that nothing in the tool uses at run time, left out to keep the bundle small
-# and quick to load (pydantic's mypy plugin would pull in all of mypy).
+# and quick to load (pydantic's mypy plugin would pull in all of mypy), and the tests'
+# loopback API server (kubeapi), which the tool never imports.
 excludes=()
 for m in tkinter _tkinter unittest pydoc_data lib2to3 sqlite3 xmlrpc pytest _pytest \
          setuptools pkg_resources pip IPython numpy mypy mypyc ast_serialize \
-         pydantic.mypy pydantic.v1.mypy curses _curses; do
+         pydantic.mypy pydantic.v1.mypy curses _curses kubeapi; do
   excludes+=(--exclude-module "$m")
 done
 # Modules imported by name are invisible to PyInstaller's import scan: every module of

@@ -11,7 +11,7 @@
 #      kubectl's plugin completion (`kubectl __complete runai-dr ...` and real bash
 #      completion through `kubectl completion bash`);
 #   5. a full backup (database included: a real PostgreSQL behind the loopback pod exec),
-#      inspect and verify against the loopback API server (tests/kubeapi);
+#      inspect and verify against the loopback API server (testing/kubeapi);
 #   6. the start-up benchmark (bench/startup.py), failing only on a gross regression.
 # Options (environment): SMOKE_NO_BUILD=1 reuses dist/; SMOKE_BACKUP_ARGS adds
 # arguments to `backup`; SMOKE_HELP_LIMIT (seconds, default 1.0) for step 6.
@@ -150,18 +150,17 @@ ok "bash: kubectl runai-dr ba<TAB> -> backup"
 
 step "backup, inspect, verify against the loopback API server"
 kubeconfig=$tmp/kubeconfig
-# The loopback API server seeded with a Run:ai installation (what `python -m tests.kubeapi
-# serve` does), plus a real PostgreSQL 15 behind the database pod's exec, so the
+# The loopback API server seeded with a Run:ai installation (what `python -m kubeapi serve`
+# does), plus a real PostgreSQL 15 behind the database pod's exec, so the
 # database component runs pg_dump for real.
 cat > "$tmp/serve.py" <<'PY'
 import signal
 import sys
 from pathlib import Path
 
-from tests.kubeapi import ApiServer
-from tests.kubeapi.fixtures import fixture_crd_paths
-from tests.kubeapi.seed import seed_runai
-from tests.pgserver import PgServer
+from kubeapi import ApiServer
+from kubeapi.pgserver import PgServer
+from kubeapi.seed import crd_paths, seed_runai
 
 PASSWORD = "smoke-pg-password"
 kubeconfig = Path(sys.argv[1])
@@ -175,7 +174,7 @@ with PgServer(password=PASSWORD, host_auth="scram-sha-256") as pg:
             "INSERT INTO projects (name) SELECT 'p' || g FROM generate_series(1, 300) g;",
             db="backend")
     srv = ApiServer()
-    srv.install_crds(fixture_crd_paths())
+    srv.install_crds(crd_paths())
     info = seed_runai(srv, postgres_password=PASSWORD)
     srv.start()
     assert info.postgres_pod is not None
@@ -189,7 +188,7 @@ with PgServer(password=PASSWORD, host_auth="scram-sha-256") as pg:
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
     srv.stop()
 PY
-PYTHONPATH="$here" $py "$tmp/serve.py" "$kubeconfig" >"$tmp/serve.out" 2>"$tmp/serve.err" &
+$py "$tmp/serve.py" "$kubeconfig" >"$tmp/serve.out" 2>"$tmp/serve.err" &
 server_pid=$!
 for _ in $(seq 300); do
   [ -s "$kubeconfig" ] && break

@@ -1,3 +1,22 @@
-"""Shared pytest configuration: fixture modules used across the suite."""
+"""Shared pytest configuration: the loopback API server's fixtures (the kubeapi package,
+installed by scripts/bootstrap-tests.sh) and the environment for the pinned helm and kubectl."""
 
-pytest_plugins = ["tests.kubeapi.fixtures", "tests.pgserver"]
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["kubeapi.fixtures"]
+
+TOOLS_BIN = Path(__file__).resolve().parent.parent / ".tools" / "bin"
+
+
+@pytest.fixture
+def tool_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for the pinned helm and kubectl (.tools/bin first on PATH), with a
+    private HOME and helm directories, so no test reads or writes the user's."""
+    return {"PATH": f"{TOOLS_BIN}:{os.environ['PATH']}", "HOME": str(tmp_path),
+            "HELM_CACHE_HOME": str(tmp_path / "hc"), "HELM_CONFIG_HOME": str(tmp_path / "hcfg"),
+            "HELM_DATA_HOME": str(tmp_path / "hd")}

@@ -27,9 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeapi import ApiServer
+from kubeapi.server import now
+
 from kubectl_runai_dr.plan.volumes import parse_quantity
-from tests.kubeapi import ApiServer
-from tests.kubeapi.server import now
 
 SNAP = "snapshot.storage.k8s.io/v1"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubeapi import ApiServer
+from kubeapi.seed import seed_runai
 
 from tests.e2e import ROOT, cli, components, manifest_of, member, subprocess_cli
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import seed_runai
 
 SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
 

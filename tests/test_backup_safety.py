@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.seed import seed_runai
 
 from kubectl_runai_dr.errors import ExitCode
 from tests.e2e import ROOT, cli, manifest_of
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import seed_runai
 
 
 @pytest.fixture

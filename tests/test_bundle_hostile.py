@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubeapi import ApiServer
 
 from kubectl_runai_dr.bundle.reader import MAX_IN_MEMORY, Bundle
 from kubectl_runai_dr.bundle.writer import BundleWriter
 from kubectl_runai_dr.errors import BundleError, ExitCode
 from tests.e2e import cli
-from tests.kubeapi import ApiServer
 from tests.test_bundle import MANIFEST
 
 MiB = 1024 * 1024

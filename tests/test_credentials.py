@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
+from kubeapi import ApiServer
 
 from tests.e2e import ROOT, cli
-from tests.kubeapi import ApiServer
 
 TOKEN = "canary-Token-7f3a9c2e51d04b8aa6e1"
 PASSWORD = "canary-Passw0rd-c41d9e"

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.pgserver import PgServer
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.model import Status
 from kubectl_runai_dr.ops.backup import BackupOptions, run_backup
 from tests.e2e import cli, components, manifest_of, member
-from tests.kubeapi import ApiServer
-from tests.pgserver import PgServer
 
 PASSWORD = "pg-Secr3t-for-tests"  # the seeded Secret's postgres-password (seed_runai default)
 NS, POD = "runai-backend", "runai-backend-postgresql-0"

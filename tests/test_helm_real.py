@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubeapi import ApiServer
+from kubeapi.seed import seed_runai
 
 from tests.e2e import ROOT, cli, components, manifest_of, member
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import seed_runai
 
 HELMS = [h for h in ("helm", "helm4") if (ROOT / ".tools" / "bin" / h).exists()]
 pytestmark = pytest.mark.skipif(not HELMS, reason="helm binaries not installed "

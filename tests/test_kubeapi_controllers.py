@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 import yaml
+from kubeapi import ApiServer
+from kubeapi.pgbackend import add_postgres_backend
+from kubeapi.seed import CRD_DIR, backend_chart_values, cluster_chart_values, seed_runai
+from kubeapi.workloads import SimpleBackend
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
-
-from tests.kubeapi import ApiServer
-from tests.kubeapi.pgbackend import add_postgres_backend
-from tests.kubeapi.seed import backend_chart_values, cluster_chart_values, seed_runai
-from tests.kubeapi.workloads import SimpleBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools" / "bin"
@@ -550,7 +549,7 @@ def test_charts_match_the_seeded_releases(apiserver: ApiServer) -> None:
         assert (meta["name"], meta["version"]) == (rel.chart, rel.chart_version)
         assert yaml.safe_load((CHARTS / chart_dir / "values.yaml").read_text()) == values(rel.chart_version)
     crd = yaml.safe_load((CHARTS / "runai-cluster" / "crds" / "runai-2.16.79-runaiconfigs.run.ai.yaml").read_text())
-    assert crd == yaml.safe_load((ROOT / "tests/fixtures/crds/runai-2.16.79-runaiconfigs.run.ai.yaml").read_text())
+    assert crd == yaml.safe_load((CRD_DIR / "runai-2.16.79-runaiconfigs.run.ai.yaml").read_text())
 
 
 @needs_tools

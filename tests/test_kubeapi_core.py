@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubeapi import ApiServer
+from kubeapi.seed import crd_paths
+from kubeapi.validation import check_rule_supported, collect_rules
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
-
-from tests.kubeapi import ApiServer
-from tests.kubeapi.fixtures import fixture_crd_paths
-from tests.kubeapi.validation import check_rule_supported, collect_rules
 
 
 @pytest.fixture
@@ -290,7 +289,7 @@ def test_custom_resources_validation_pruning_and_versions(api: client.ApiClient,
 
 def test_cel_rules_of_fixture_crds_are_all_implemented() -> None:
     rules = []
-    for path in fixture_crd_paths():
+    for path in crd_paths():
         for doc in yaml.safe_load_all(path.read_text()):
             for v in doc["spec"]["versions"]:
                 rules += collect_rules(v.get("schema", {}).get("openAPIV3Schema", {}))
@@ -465,7 +464,7 @@ def test_request_log(api: client.ApiClient, apiserver: ApiServer) -> None:
 
 
 def test_large_list_is_fast(apiserver: ApiServer, api: client.ApiClient) -> None:
-    from tests.kubeapi.seed import seed_runai
+    from kubeapi.seed import seed_runai
 
     t = time.time()
     info = seed_runai(apiserver, projects=2000)

@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from kubeapi import ApiServer
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
-
-from tests.kubeapi import ApiServer
 
 NS, POD = "runai-backend", "runai-backend-postgresql-0"
 ROOT = Path(__file__).resolve().parent.parent

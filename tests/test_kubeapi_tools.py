@@ -9,9 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import decode_helm_release, encode_helm_release, seed_runai
+from kubeapi import ApiServer
+from kubeapi.seed import decode_helm_release, encode_helm_release, seed_runai
 
 ROOT = Path(__file__).resolve().parent.parent
 

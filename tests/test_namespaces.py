@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.seed import SeedInfo, seed_runai
 
 from kubectl_runai_dr.components.namespaces import (
     missing_role,
@@ -19,8 +21,6 @@ from kubectl_runai_dr.components.namespaces import (
 from kubectl_runai_dr.kube.client import ConnectOptions, connect
 from kubectl_runai_dr.sanitize import clean
 from tests.e2e import cli
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import SeedInfo, seed_runai
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 import yaml
+from kubeapi import ApiServer
+from kubeapi.pgbackend import PostgresBackend, add_postgres_backend
+from kubeapi.pgserver import PgServer
 
 from kubectl_runai_dr.sanitize import clean
 from tests.e2e import cli
-from tests.kubeapi import ApiServer
-from tests.kubeapi.pgbackend import PostgresBackend, add_postgres_backend
-from tests.pgserver import PgServer
 from tests.test_kubeapi_controllers import CHARTS, default_class, needs_tools, tool, until
 
 CP_NS, CL_NS = "runai-backend", "runai"

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.seed import SeedInfo, seed_runai
 from typer.testing import CliRunner
 
 from kubectl_runai_dr.cli.app import app
@@ -25,8 +27,6 @@ from kubectl_runai_dr.kube.client import ConnectOptions, connect
 from kubectl_runai_dr.model import Names
 from tests.csi_controller import CsiController
 from tests.e2e import manifest_of
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import SeedInfo, seed_runai
 
 # A terminal of this many columns (rich's TTY_COMPATIBLE: a terminal without a tty), or a
 # pipe: None (COLUMNS unset) and "pipe-60" (COLUMNS=60 set, as CI runners do).
@@ -92,11 +92,11 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    from tests.kubeapi.fixtures import fixture_crds
+    from kubeapi.seed import crd_docs
 
     tmp = tmp_path_factory.mktemp("widths")
     srv = ApiServer()
-    srv.install_crds(fixture_crds())
+    srv.install_crds(crd_docs())
     srv.start()
     empty = ApiServer()
     empty.start()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kubeapi import ApiServer
+from kubeapi.pgserver import PgServer
+
 from tests.e2e import cli
-from tests.kubeapi import ApiServer
-from tests.pgserver import PgServer
 from tests.test_database import backup, counts, env, pg  # noqa: F401 - fixtures
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}

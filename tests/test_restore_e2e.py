@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.seed import SeedInfo, seed_runai
 
 from kubectl_runai_dr.sanitize import clean
 from tests.e2e import cli, subprocess_cli
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import SeedInfo, seed_runai
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
 PROJECTS = 6

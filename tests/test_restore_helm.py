@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubeapi import ApiServer
+from kubeapi.seed import seed_runai
 
 from kubectl_runai_dr.components.releases import (
     ChartSource,
@@ -19,8 +21,6 @@ from kubectl_runai_dr.components.releases import (
     upgrade_command,
 )
 from tests.e2e import ROOT, cli, member
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import seed_runai
 
 HELM = ROOT / ".tools" / "bin" / "helm"
 needs_helm = pytest.mark.skipif(not HELM.exists(), reason="helm not installed "

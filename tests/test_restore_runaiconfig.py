@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.seed import SeedInfo, seed_runai
 
 from kubectl_runai_dr.components.runaiconfig import chart_set_keys, merged_spec, wrap_spec
 from kubectl_runai_dr.model import Names
 from tests.e2e import cli
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import SeedInfo, seed_runai
 
 
 def test_merged_spec_saved_wins_maps_merge_lists_replace() -> None:

@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.seed import seed_runai
 
 from kubectl_runai_dr.bundle.rotation import rotate
 from kubectl_runai_dr.bundle.writer import BundleWriter
 from kubectl_runai_dr.plan.retention import Candidate, plan_retention
 from tests.e2e import cli
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import seed_runai
 from tests.test_bundle import MANIFEST
 
 NOW = datetime(2026, 11, 10, tzinfo=timezone.utc)

@@ -7,13 +7,14 @@ from __future__ import annotations
 from contextlib import closing
 from pathlib import Path
 
+from kubeapi import ApiServer
+
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components import registry, scheduling
 from kubectl_runai_dr.components.restore_base import RestoreSettings
 from kubectl_runai_dr.kube.client import ConnectOptions, connect
 from kubectl_runai_dr.ops.backup import BackupOptions, run_backup
 from kubectl_runai_dr.ops.restore import RestoreOptions, run_restore
-from tests.kubeapi import ApiServer
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 

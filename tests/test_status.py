@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.pgserver import PgServer
+from kubeapi.seed import BACKEND_NS, CLUSTER_NS, seed_runai
 
 from kubectl_runai_dr.components.helm import decode_release_payload, encode_release_payload
 from kubectl_runai_dr.kube.client import ConnectOptions, connect
 from kubectl_runai_dr.ops.backup import BackupOptions, run_backup
 from kubectl_runai_dr.ops.record import RECORD_NAME
 from tests.e2e import cli
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import BACKEND_NS, CLUSTER_NS, seed_runai
-from tests.pgserver import PgServer
 
 DB_POD = "runai-backend-postgresql-0"
 DB_CLAIM = "data-runai-backend-postgresql-0"

@@ -13,12 +13,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kubeapi import ApiServer
+from kubeapi.seed import seed_runai
+
 from kubectl_runai_dr import render
 from kubectl_runai_dr.cli import restore_view, status_view
 from kubectl_runai_dr.model import Result
 from tests.e2e import cli
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import seed_runai
 
 BINDINGS = ["researcher-service-rw", "runai-admission-controller-project", "runai-job-executor",
             "runai-scheduler-rw", "runai-user-psp", "runai-job-controller-project",

@@ -8,11 +8,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.seed import seed_runai
 
 from kubectl_runai_dr.errors import ExitCode
 from tests.e2e import cli, member
-from tests.kubeapi import ApiServer
-from tests.kubeapi.seed import seed_runai
 
 
 @pytest.fixture

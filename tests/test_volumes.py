@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubeapi import ApiServer
+from kubeapi.execws import BASE_PATH
+from kubeapi.pgserver import PgServer
+from kubeapi.seed import crd_paths, seed_runai
 
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
@@ -25,11 +29,6 @@ from kubectl_runai_dr.ops.restore import RestoreOptions, run_restore
 from kubectl_runai_dr.plan import volumes as p
 from tests.csi_controller import SNAP, CsiController
 from tests.e2e import cli, components, manifest_of, member
-from tests.kubeapi import ApiServer
-from tests.kubeapi.execws import BASE_PATH
-from tests.kubeapi.fixtures import fixture_crd_paths
-from tests.kubeapi.seed import seed_runai
-from tests.pgserver import PgServer
 
 NS = "runai-backend"
 DB_CLAIM = "data-runai-backend-postgresql-0"
@@ -233,7 +232,7 @@ def test_snapshot_timeout(srv: ApiServer, kube: Kube) -> None:
 
 def test_no_snapshot_crds(tmp_path: Path) -> None:
     srv = ApiServer()
-    srv.install_crds([x for x in fixture_crd_paths() if "csi-snapshot" not in x.name])
+    srv.install_crds([x for x in crd_paths() if "csi-snapshot" not in x.name])
     srv.start()
     try:
         srv.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
@@ -438,7 +437,7 @@ def test_restore_same_cluster(srv: ApiServer, kube: Kube, tmp_path: Path) -> Non
 
 def _new_cluster(tmp_path: Path, *, binding: str = "Immediate") -> ApiServer:
     new = ApiServer()
-    new.install_crds(fixture_crd_paths())
+    new.install_crds(crd_paths())
     new.start()
     new.seed({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
               "metadata": {"name": "gp3-csi"}, "provisioner": "ebs.csi.aws.com",

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for tests, and the pytest fixtures that provide it.
+"""A throwaway PostgreSQL server for tests and benchmarks (the database behind pgbackend's pod).
 
 The server is the real PostgreSQL (Debian's postgresql-15 programs, installed by
 scripts/bootstrap-tests.sh), started in a temporary directory on a free loopback port with
@@ -9,14 +9,12 @@ Authentication is `trust` by default; the superuser `postgres` has a password al
 same, and `PgServer(host_auth="scram-sha-256")` makes TCP connections require it, so
 code paths that pass a password can be tested.
 
-Fixtures (registered through `pytest_plugins` in tests/conftest.py):
-- `pg_server`: one server for the whole session;
-- `pg_database`: a fresh, empty database on that server for one test, dropped after.
+The pytest fixtures `pg_server` (one server for the whole session) and `pg_database` (a
+fresh, empty database on it for one test) are in kubeapi.fixtures.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
@@ -24,10 +22,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin"
 
@@ -192,25 +187,3 @@ class PgServer:
 
     def drop_database(self, name: str) -> None:
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """A PostgreSQL 15 server shared by the whole test session."""
-    try:
-        server = PgServer()
-    except FileNotFoundError as e:
-        pytest.fail(str(e), pytrace=False)
-    with server:
-        yield server
-
-
-@pytest.fixture
-def pg_database(pg_server: PgServer) -> Iterator[str]:
-    """The name of a new, empty database on `pg_server`, dropped after the test."""
-    name = pg_server.create_database()
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(RuntimeError):
-            pg_server.drop_database(name)

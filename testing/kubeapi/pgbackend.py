@@ -38,8 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.pgserver import PgServer, find_bindir, free_port
-
+from .pgserver import PgServer, find_bindir, free_port
 from .server import ApiServer
 
 DEFAULT_NAMESPACE = "runai-backend"

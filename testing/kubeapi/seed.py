@@ -1,17 +1,39 @@
-"""Seed the loopback API server with a realistic self-hosted Run:ai installation."""
+"""Seed the loopback API server with a realistic self-hosted Run:ai installation; the CRDs
+it needs (Run:ai 2.16.79's and the CSI snapshot ones) are in crds/."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as _dt
 import gzip
 import json
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .server import ApiServer
 from .workloads import template_hash
+
+CRD_DIR = Path(__file__).resolve().parent / "crds"
+_CRD_DOCS: list[dict[str, Any]] | None = None
+
+
+def crd_paths() -> list[Path]:
+    """The CRD files of a Run:ai installation (and of the CSI snapshot API), sorted."""
+    return sorted(CRD_DIR.glob("*.yaml"))
+
+
+def crd_docs() -> list[dict[str, Any]]:
+    """The CRDs of crd_paths(), parsed once per process (deep copies: callers may change them)."""
+    global _CRD_DOCS
+    if _CRD_DOCS is None:
+        _CRD_DOCS = [d for p in crd_paths() for d in yaml.safe_load_all(p.read_text()) if d]
+    return copy.deepcopy(_CRD_DOCS)
+
 
 BACKEND_NS = "runai-backend"
 CLUSTER_NS = "runai"

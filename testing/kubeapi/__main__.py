@@ -1,4 +1,4 @@
-"""python -m tests.kubeapi serve [--projects N] [--kubeconfig PATH] [--saas] [--helm-driver secret|configmap]
+"""python -m kubeapi serve [--projects N] [--kubeconfig PATH] [--saas] [--helm-driver secret|configmap]
 
 Starts the loopback API server seeded with a Run:ai installation, writes a kubeconfig and waits for Ctrl-C."""
 
@@ -10,13 +10,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .fixtures import fixture_crd_paths
-from .seed import seed_runai
+from .seed import crd_paths, seed_runai
 from .server import ApiServer
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.kubeapi")
+    ap = argparse.ArgumentParser(prog="python -m kubeapi")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="serve a seeded Run:ai installation until interrupted")
     s.add_argument("--projects", type=int, default=30)
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     srv = ApiServer()
-    srv.install_crds(fixture_crd_paths())
+    srv.install_crds(crd_paths())
     info = seed_runai(srv, projects=args.projects, rolebindings_per_project=args.rolebindings_per_project,
                       control_plane=not args.saas, helm_driver=args.helm_driver, version=args.version)
     srv.start()
