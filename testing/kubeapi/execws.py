@@ -21,11 +21,13 @@ import base64
 import contextlib
 import json
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from .server import RECORD_KEY, ApiError, Target
+from .request import RECORD_KEY, Target
+from .status import ApiError
 
 if TYPE_CHECKING:
     from .server import ApiServer
@@ -290,3 +292,29 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
     return ws
+
+
+@dataclass
+class PodExec:
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+
+
+class ExecMixin:
+    """The exec settings a test gives a pod, mixed into ApiServer (server.py); the exec requests
+    themselves are served by handle_exec."""
+
+    pod_exec: dict[tuple[str, str], PodExec]
+
+    def set_pod_exec(self, namespace: str, pod: str, *, env: dict[str, str] | None = None,
+                     cwd: str | None = None) -> None:
+        self.pod_exec[(namespace, pod)] = PodExec(env=dict(env or {}), cwd=cwd)
+
+    def container_env(self, pod: dict[str, Any], container: str | None = None) -> dict[str, str]:
+        """A container's environment as the kubelet resolves it (env, envFrom, secretKeyRef, ...)."""
+        containers = (pod.get("spec") or {}).get("containers") or []
+        c = next((x for x in containers if container is None or x.get("name") == container), None)
+        if c is None:
+            raise KeyError(f"no container {container!r} in pod {pod['metadata']['name']}")
+        with self.store.lock:
+            return _container_env(self, pod, c)

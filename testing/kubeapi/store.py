@@ -1,8 +1,10 @@
-"""Object storage: a global resourceVersion counter, cached JSON bytes, list snapshots, an event log."""
+"""Object storage: a global resourceVersion counter, cached JSON bytes, list snapshots, an event log;
+now(), the timestamps of stored objects."""
 
 from __future__ import annotations
 
 import bisect
+import datetime as _dt
 import json
 import threading
 from collections import OrderedDict, deque
@@ -10,6 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 ResKey = tuple[str, str]  # (group, plural)
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def dumps(obj: Any) -> bytes:

@@ -1,7 +1,7 @@
 """What a cluster's controllers and kubelet do after the API server has stored an object.
 
 Runs on the loopback server's event loop (timers) and in worker threads (pod backends).
-See the module docstring of `server.py` for the behaviour; in short:
+See the package docstring (__init__.py) for the behaviour; in short:
 
 - kubelet: a pod created through the HTTP API (or by the StatefulSet controller) is
   Pending (not scheduled), then scheduled (nodeName, ContainerCreating), then Running
@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .store import Entry, Event
+from .store import Entry, Event, now
 
 if TYPE_CHECKING:
     from .server import ApiServer
@@ -95,8 +95,6 @@ class BackendRule:
 
 
 def _now() -> str:
-    from .server import now
-
     return now()
 
 
