@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -19,9 +23,13 @@ def _pod(name: str, phase: str = "Running", ready: str = "True", **meta: str) ->
 
 def test_pg_dump_argv_custom_format_from_snapshot_without_password() -> None:
     assert p.pg_dump_argv("backend", "00000003-1B-1") == [
-        "pg_dump", "-Fc", "-w", "--snapshot=00000003-1B-1", "--dbname=backend"]
-    assert p.pg_dump_argv("kc", None, host="db", port=5433, user="u") == [
-        "pg_dump", "-Fc", "-w", "-h", "db", "-p", "5433", "-U", "u", "--dbname=kc"]
+        "pg_dump", "-Fc", "-w", "--lock-wait-timeout=120000", "--snapshot=00000003-1B-1",
+        "--dbname=backend"]
+    assert p.pg_dump_argv("kc", None, lock_wait_timeout=2.5, host="db", port=5433,
+                          user="u") == [
+        "pg_dump", "-Fc", "-w", "--lock-wait-timeout=2500", "-h", "db", "-p", "5433", "-U",
+        "u", "--dbname=kc"]
+    assert "--lock-wait-timeout" not in " ".join(p.pg_dump_argv("kc", None, lock_wait_timeout=0))
 
 
 def test_pg_restore_argv() -> None:
@@ -141,3 +149,119 @@ def test_sql_quoting_and_options() -> None:
         p.DbOptions(mode="remote")
     o = p.DbOptions(pod="x", port=5433, databases=("backend",))
     assert (o.pod, o.port, o.databases) == ("x", 5433, ("backend",))
+
+
+# -- commands that die with their connection --------------------------------------------------
+def _session_members(sid: int) -> list[str]:
+    """Command lines of the processes still in session ``sid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:  # zombies too: an orphan nobody reaped
+                out.append((d / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _start(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True, **kw)  # type: ignore[call-overload]
+
+
+def _finish(proc: subprocess.Popen[bytes], limit: float = 10) -> tuple[int, bytes, bytes]:
+    rc = proc.wait(timeout=limit)
+    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    time.sleep(0.2)
+    assert _session_members(proc.pid) == [], "left behind"
+    return rc, out, err
+
+
+def _supervised(argv: list[str], stdin: str, **kw: object) -> list[str]:
+    return p.pod_command(argv, password_from="none", stdin=stdin, tag="runai-dr-abcd-00001",
+                         **kw)  # type: ignore[arg-type]
+
+
+def test_supervised_command_keeps_its_exit_code_and_ends_with_its_stdin() -> None:
+    proc = _start(_supervised(["sh", "-c", 'echo "$PGAPPNAME|$PGOPTIONS"; exit 3'], "watch",
+                              settings={"statement_timeout": 600000, "lock_timeout": 1000}))
+    assert _finish(proc)[:2] == (3, b"runai-dr-abcd-00001|-c statement_timeout=600000 "
+                                    b"-c lock_timeout=1000\n")
+    # the client goes away: the exec stream's stdin ends, so does the command
+    proc = _start(_supervised(["sleep", "300"], "watch", deadline=3600))
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.stdin.close()  # type: ignore[union-attr]
+    rc, _, _ = _finish(proc)
+    assert rc == 128 + signal.SIGTERM and time.monotonic() - started < 3
+
+
+def test_supervised_command_ends_at_its_deadline_or_with_its_wrapper() -> None:
+    proc = _start(_supervised(["sleep", "300"], "watch", deadline=1))
+    rc, _, err = _finish(proc)
+    assert rc == 128 + signal.SIGTERM and b"its deadline" in err
+    proc = _start(_supervised(["sleep", "300"], "feed", deadline=3600))
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGTERM)  # what cancel_command does to the wrapper
+    assert _finish(proc)[0] == 128 + signal.SIGTERM
+
+
+def test_supervised_command_reading_stdin_gets_all_of_it() -> None:
+    data = os.urandom(300000)
+    proc = _start(_supervised(["sh", "-c", "head -c 100 >/dev/null; exit 4"], "drain",
+                              deadline=3600))
+    proc.stdin.write(data)  # type: ignore[union-attr]
+    proc.stdin.close()  # type: ignore[union-attr]
+    assert _finish(proc)[0] == 4  # the rest was drained, the exit code kept
+    proc = _start(_supervised(["sha256sum"], "feed"))
+    out = proc.communicate(data, timeout=10)[0]
+    import hashlib
+
+    assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
+
+
+def test_cancel_command_ends_the_tagged_wrappers_only() -> None:
+    from kubectl_runai_dr.kube.exec import bounded_stdin_command
+
+    mine = [_start(_supervised(["sleep", "300"], mode, deadline=3600))
+            for mode in ("watch", "feed")]
+    # exec v4: the wrapper behind `head -c SIZE |`; only the wrapper is signalled, so the
+    # outer shell still waits for it (nothing orphaned)
+    v4 = _start(bounded_stdin_command(_supervised(["sleep", "300"], "drain", deadline=3600),
+                                      10))
+    other = _start(p.pod_command(["sleep", "300"], password_from="none", stdin="watch",
+                                 tag="runai-dr-ffff-00001"))
+    time.sleep(0.3)
+    cancel = p.cancel_command("runai-dr-abcd-", password_from="none")
+    assert cancel[3] == "runai-dr-abcd-" and cancel[4] == "psql"
+    assert p.terminate_sql("runai-dr-abcd-") in cancel
+    # the pod-side part, with a stand-in for psql
+    subprocess.run([*cancel[:4], "true"], check=True, timeout=30)
+    for proc in mine:
+        assert _finish(proc)[0] == 128 + signal.SIGTERM
+    v4.stdin.close()  # type: ignore[union-attr]
+    assert _finish(v4)[0] == 128 + signal.SIGTERM
+    assert other.poll() is None
+    other.stdin.close()  # type: ignore[union-attr]
+    _finish(other)
+
+
+def test_run_tags_and_session_settings() -> None:
+    assert p.run_tag("ab12cd34", 7) == "runai-dr-ab12cd34-00007"
+    assert p.run_tag("ab12cd34", 7).startswith(p.run_prefix("ab12cd34"))
+    with pytest.raises(ValueError):
+        p.run_prefix("x'; DROP")
+    assert p.terminate_sql("runai-dr-ab-") == (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+        "left(application_name, 12) = 'runai-dr-ab-' AND pid <> pg_backend_pid();")
+    assert p.session_settings(statement_timeout=600, lock_timeout=0.5) == {
+        "statement_timeout": 600000, "lock_timeout": 500}
+    assert p.session_settings(statement_timeout=0, lock_timeout=None) == {}
+    with pytest.raises(ValueError):
+        p.pod_command(["x"], tag="bad tag")
+    with pytest.raises(ValueError):
+        p.DbOptions(lock_wait_timeout=-1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubectl_runai_dr.cli.options import comma_list, shared_option
+from kubectl_runai_dr.cli.options import comma_list, parse_duration, shared_option
 from kubectl_runai_dr.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,6 +44,14 @@ DB_OPTIONS = (
             help="Name of the environment variable holding an external database's password "
             "(default: PGPASSWORD, then the values' existingSecret). The password itself is "
             "never a flag."),
+    shared_option("db_lock_wait_timeout", "2m", "--db-lock-wait-timeout", type=str,
+            metavar="DURATION", rich_help_panel=DB,
+            help="How long the dump and the tool's queries wait for a table lock another "
+            "session holds (pg_dump's lock wait timeout, lock_timeout); 0 waits forever."),
+    shared_option("db_statement_timeout", "10m", "--db-statement-timeout", type=str,
+            metavar="DURATION", rich_help_panel=DB,
+            help="The longest one of the tool's own queries may run (statement_timeout; the "
+            "row counts of a large database take longest); 0: no limit."),
 )
 
 
@@ -60,6 +68,8 @@ class DbFlags:
     user: str | None = None
     names: tuple[str, ...] = ()
     password_env: str | None = None
+    lock_wait_timeout: str = "2m"
+    statement_timeout: str = "10m"
 
     @classmethod
     def from_flags(cls, flags: dict[str, Any]) -> DbFlags:
@@ -68,7 +78,9 @@ class DbFlags:
                    pod=flags.pop("db_pod"), container=flags.pop("db_container"),
                    host=flags.pop("db_host"), port=flags.pop("db_port"),
                    user=flags.pop("db_user"), names=tuple(flags.pop("db_name") or ()),
-                   password_env=flags.pop("db_password_env"))
+                   password_env=flags.pop("db_password_env"),
+                   lock_wait_timeout=flags.pop("db_lock_wait_timeout"),
+                   statement_timeout=flags.pop("db_statement_timeout"))
 
     def options(self, **override: Any) -> DbOptions:
         """As the database steps read them; a bad value is a usage error."""
@@ -77,7 +89,12 @@ class DbFlags:
         fields = {"mode": self.mode, "namespace": self.namespace, "pod": self.pod,
                   "container": self.container, "host": self.host, "port": self.port,
                   "user": self.user, "databases": self.names,
-                  "password_env": self.password_env, **override}
+                  "password_env": self.password_env,
+                  "lock_wait_timeout": parse_duration(
+                      self.lock_wait_timeout, flag="--db-lock-wait-timeout") or 0.0,
+                  "statement_timeout": parse_duration(
+                      self.statement_timeout, flag="--db-statement-timeout") or 0.0,
+                  **override}
         try:
             return DbOptions(**fields)
         except ValueError as exc:

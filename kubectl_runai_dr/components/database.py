@@ -135,8 +135,9 @@ def _dump_one(runner: Runner, ctx: BackupContext, db: str) -> dict[str, Any]:
         ctx.progress.update(description=f"database {db}: pg_dump")
         with ctx.out.open(path) as f:
             head = _Head(f)
-            res = runner.run(p.pg_dump_argv(db, snapshot, **runner.conn), stdout=head,
-                             on_stdout=moved)
+            argv = p.pg_dump_argv(db, snapshot, lock_wait_timeout=runner.lock_wait_timeout,
+                                  **runner.conn)
+            res = runner.run(argv, stdout=head, on_stdout=moved)
             if not res.ok:
                 raise failure(f'pg_dump of database "{db}"', runner.where, res)
             if head.head != DUMP_MAGIC:

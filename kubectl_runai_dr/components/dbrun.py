@@ -9,7 +9,10 @@ also lives here, shared by backup, restore and drill.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import secrets
 import shutil
 import subprocess
 import threading
@@ -38,11 +41,19 @@ class Session(Protocol):
 class Runner(Protocol):
     where: str
     conn: dict[str, Any]
+    lock_wait_timeout: float  # for pg_dump --lock-wait-timeout
 
     def run(self, argv: list[str], *, stdout: Any = None, stdin: Iterable[bytes] | None = None,
             stdin_size: int | None = None,
             on_stdout: Callable[[int], None] | None = None) -> ExecResult: ...
     def session(self, database: str) -> Session: ...
+
+
+# How long ending one's work may take: a session after ``\q``, and the clean-up (a new
+# exec that ends the commands and database sessions of a run) when something failed or
+# the run was interrupted.
+CLOSE_TIMEOUT = 5.0
+CANCEL_TIMEOUT = 15.0
 
 
 def failure(what: str, where: str, res: ExecResult) -> ComponentError:
@@ -55,36 +66,86 @@ def failure(what: str, where: str, res: ExecResult) -> ComponentError:
              "pod) and run again; nothing partial was kept")
 
 
+class _Work:
+    """What one runner started: each command and session gets a tag (its sessions'
+    ``application_name``), all of them the run's prefix, so that a failure or an interrupt
+    can end exactly what it left behind."""
+
+    def __init__(self) -> None:
+        self.run_id = secrets.token_hex(4)
+        self._count = itertools.count(1)
+
+    def tag(self) -> str:
+        return p.run_tag(self.run_id, next(self._count))
+
+    @property
+    def prefix(self) -> str:
+        return p.run_prefix(self.run_id)
+
+
 # -- in the pod ------------------------------------------------------------------------------
 class PodSession:
-    def __init__(self, stream: kexec.ExecStream, what: str) -> None:
+    """An interactive psql in the pod. A query that fails or is interrupted ends the session
+    (and, when interrupted, everything else the runner started)."""
+
+    def __init__(self, runner: PodRunner, stream: kexec.ExecStream, what: str,
+                 tag: str) -> None:
+        self.runner = runner
         self.stream = stream
         self.what = what
+        self.tag = tag
 
     def query(self, sql: str) -> bytes:
-        self.stream.send(p.sql_exchange(sql))
-        out, _err = self.stream.read_until((p.SENTINEL + "\n").encode())
+        try:
+            self.stream.send(p.sql_exchange(sql))
+            out, _err = self.stream.read_until((p.SENTINEL + "\n").encode())
+        except Exception:
+            self.stream.abort()
+            self.runner.cancel(self.tag)
+            raise
+        except BaseException:  # interrupted: end the whole run's work, at once
+            self.runner.cancel()
+            raise
         return out
 
     def close(self) -> None:
+        self.runner.forget(self)
+        if self.stream.closed:
+            return
+        ended = False
         try:
+            self.stream.sock.settimeout(CLOSE_TIMEOUT)
             self.stream.send(b"\\q\n")
             self.stream.close_stdin()
             while (item := self.stream.recv()) is not None:
                 if item[0] == kexec.STATUS:
+                    ended = True
                     break
-        except Exception:  # the session is done either way
+        except Exception:  # a broken or silent stream: ended below
             pass
+        except BaseException:
+            self.stream.abort()
+            self.runner.cancel()
+            raise
         finally:
             self.stream.close()
+        if not ended:
+            self.runner.cancel(self.tag)
 
 
 class PodRunner:
     """The tools inside the database pod, through the exec API. The password comes from
-    the container's environment (``password=None``) or is sent as the first stdin line."""
+    the container's environment (``password=None``) or is sent as the first stdin line.
+
+    Every command runs under :func:`plan.database.pod_command`'s supervision (it dies with
+    its connection, or at a deadline); every read waits at most the client's
+    --request-timeout when one is given; a command that fails or is interrupted is ended
+    in the pod, with its database session, through a new exec (:meth:`cancel`)."""
 
     def __init__(self, kube: KubeApi, namespace: str, pod: str, container: str, *,
-                 conn: dict[str, Any] | None = None, password: str | None = None) -> None:
+                 conn: dict[str, Any] | None = None, password: str | None = None,
+                 lock_wait_timeout: float = p.DEFAULT_LOCK_WAIT,
+                 statement_timeout: float = p.DEFAULT_STATEMENT_TIMEOUT) -> None:
         self.kube = kube
         self.namespace = namespace
         self.pod = pod
@@ -92,10 +153,19 @@ class PodRunner:
         self.conn = dict(conn or {})
         self._password = password
         self.where = f'pod "{pod}" (namespace "{namespace}", container "{container}")'
+        self.lock_wait_timeout = lock_wait_timeout
+        self._settings = p.session_settings(statement_timeout=statement_timeout,
+                                            lock_timeout=lock_wait_timeout)
+        self.timeout = getattr(kube, "request_timeout", None) or None
+        self._work = _Work()
+        self._sessions: set[PodSession] = set()
 
-    def _command(self, argv: list[str], *, drain: bool) -> list[str]:
-        return p.pod_command(argv, password_from="stdin" if self._password else "env",
-                             drain_stdin=drain)
+    def _password_from(self) -> str:
+        return "stdin" if self._password is not None else "env"
+
+    def _command(self, argv: list[str], *, stdin: str, tag: str) -> list[str]:
+        return p.pod_command(argv, password_from=self._password_from(), stdin=stdin, tag=tag,
+                             settings=self._settings, deadline=p.COMMAND_DEADLINE)
 
     def _with_password(self, stdin: Iterable[bytes] | None) -> Iterable[bytes] | None:
         if self._password is None:
@@ -107,23 +177,60 @@ class PodRunner:
             stdin_size: int | None = None,
             on_stdout: Callable[[int], None] | None = None) -> ExecResult:
         """``stdin_size``: the exact size of ``stdin``, so the input ends without the v5
-        close frame (clusters before Kubernetes 1.30 only speak v4)."""
-        if stdin_size is not None and self._password is not None:
+        close frame (clusters before Kubernetes 1.30 only speak v4). Without ``stdin`` the
+        command's stream keeps an open, empty stdin: its end tells the pod that this
+        client went away."""
+        tag = self._work.tag()
+        feeding = stdin is not None
+        if feeding and stdin_size is not None and self._password is not None:
             stdin_size += len(self._password.encode()) + 1
-        return kexec.run(self.kube, self.namespace, self.pod,
-                         self._command(argv, drain=stdin is not None),
-                         container=self.container, stdout=stdout,
-                         stdin=self._with_password(stdin), stdin_size=stdin_size,
-                         on_stdout=on_stdout)
+        try:
+            res = kexec.run(self.kube, self.namespace, self.pod,
+                            self._command(argv, stdin="drain" if feeding else "watch",
+                                          tag=tag),
+                            container=self.container, stdout=stdout,
+                            stdin=self._with_password(stdin if feeding else []),
+                            stdin_size=stdin_size if feeding else None, end_stdin=feeding,
+                            on_stdout=on_stdout, timeout=self.timeout)
+        except Exception:
+            self.cancel(tag)
+            raise
+        except BaseException:  # interrupted: end the whole run's work, at once
+            self.cancel()
+            raise
+        if res.exit_code is None:  # no exit status: the command may still run
+            self.cancel(tag)
+        return res
 
     def session(self, database: str) -> PodSession:
+        tag = self._work.tag()
         argv = p.psql_argv(database, **self.conn)
         stream = kexec.open_exec(self.kube, self.namespace, self.pod,
-                                 self._command(argv, drain=False), container=self.container,
-                                 stdin=True)
+                                 self._command(argv, stdin="feed", tag=tag),
+                                 container=self.container, stdin=True, timeout=self.timeout)
+        session = PodSession(self, stream, f"psql in {self.where}", tag)
+        self._sessions.add(session)
         if self._password is not None:
-            stream.send((self._password + "\n").encode())
-        return PodSession(stream, f"psql in {self.where}")
+            session.stream.send((self._password + "\n").encode())
+        return session
+
+    def forget(self, session: PodSession) -> None:
+        self._sessions.discard(session)
+
+    def cancel(self, tag: str | None = None) -> None:
+        """End, in the pod, one command and its database session (``tag``) or everything
+        this runner started (no tag: its open sessions are dropped first). Best effort,
+        bounded: the run is failing or interrupted already, and the pod ends what is left
+        by itself when the streams close (or at the deadline)."""
+        if tag is None:
+            for s in list(self._sessions):
+                s.stream.abort()
+            self._sessions.clear()
+        command = p.cancel_command(tag or self._work.prefix,
+                                   password_from=self._password_from(), **self.conn)
+        with contextlib.suppress(Exception):  # unreachable or refused: nothing more to do
+            kexec.run(self.kube, self.namespace, self.pod, command, container=self.container,
+                      stdin=self._with_password([]), end_stdin=False, timeout=CANCEL_TIMEOUT)
 
 
 def _chain(*parts: Iterable[bytes]) -> Iterator[bytes]:
@@ -133,26 +240,39 @@ def _chain(*parts: Iterable[bytes]) -> Iterator[bytes]:
 
 # -- on this machine ------------------------------------------------------------------------
 class LocalSession:
-    def __init__(self, proc: subprocess.Popen[bytes], what: str) -> None:
+    def __init__(self, runner: LocalRunner, proc: subprocess.Popen[bytes], what: str,
+                 tag: str) -> None:
+        self.runner = runner
         self.proc = proc
         self.what = what
+        self.tag = tag
         self._err = kexec._Tail()
         self._t = threading.Thread(target=_pump, args=(proc.stderr, self._err), daemon=True)
         self._t.start()
 
     def query(self, sql: str) -> bytes:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(p.sql_exchange(sql))
-        self.proc.stdin.flush()
         marker = (p.SENTINEL + "\n").encode()
         out = bytearray()
-        while not out.endswith(marker):
-            line = self.proc.stdout.readline()
-            if not line:
-                self.proc.wait()
-                raise ComponentError(f"{self.what} ended early (exit code "
-                                     f"{self.proc.returncode}): {self._err.text().strip()}")
-            out += line
+        try:
+            self.proc.stdin.write(p.sql_exchange(sql))
+            self.proc.stdin.flush()
+            while not out.endswith(marker):
+                line = self.proc.stdout.readline()
+                if not line:
+                    self.proc.wait()
+                    self._t.join(timeout=5)  # all of its stderr, for the message
+                    raise ComponentError(f"{self.what} ended early (exit code "
+                                         f"{self.proc.returncode}): {self._err.text().strip()}")
+                out += line
+        except Exception:
+            self.proc.kill()
+            self.runner.cancel(self.tag)
+            raise
+        except BaseException:
+            self.proc.kill()
+            self.runner.cancel()
+            raise
         return bytes(out[: -len(marker)])
 
     def close(self) -> None:
@@ -162,7 +282,12 @@ class LocalSession:
                 self.proc.stdin.close()
         except OSError:
             pass
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.runner.cancel(self.tag)
 
 
 class LocalRunner:
@@ -170,16 +295,27 @@ class LocalRunner:
     database. The password travels in the child's environment only."""
 
     def __init__(self, conn: dict[str, Any], password: str | None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, *,
+                 lock_wait_timeout: float = p.DEFAULT_LOCK_WAIT,
+                 statement_timeout: float = p.DEFAULT_STATEMENT_TIMEOUT) -> None:
         self.conn = dict(conn)
         self._password = password
         self._environ = dict(os.environ if environ is None else environ)
         self.where = f'database server {conn.get("host")}:{conn.get("port") or 5432}'
+        self.lock_wait_timeout = lock_wait_timeout
+        self._settings = p.session_settings(statement_timeout=statement_timeout,
+                                            lock_timeout=lock_wait_timeout)
+        self._work = _Work()
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, tag: str | None = None) -> dict[str, str]:
         env = dict(self._environ)
         if self._password is not None:
             env["PGPASSWORD"] = self._password
+        if tag is not None:
+            env["PGAPPNAME"] = tag
+            options = " ".join(f"-c {k}={v}" for k, v in self._settings.items())
+            if options:
+                env["PGOPTIONS"] = " ".join(x for x in (env.get("PGOPTIONS"), options) if x)
         return env
 
     def _exe(self, argv: list[str]) -> list[str]:
@@ -196,7 +332,8 @@ class LocalRunner:
             stdin_size: int | None = None,
             on_stdout: Callable[[int], None] | None = None) -> ExecResult:
         del stdin_size  # a local pipe ends when stdin is closed
-        proc = subprocess.Popen(self._exe(argv), env=self._env(),
+        tag = self._work.tag()
+        proc = subprocess.Popen(self._exe(argv), env=self._env(tag),
                                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         err = kexec._Tail()
@@ -209,6 +346,7 @@ class LocalRunner:
             t.start()
         total = 0
         assert proc.stdout is not None
+        interrupted: BaseException | None = None
         try:
             while chunk := proc.stdout.read1(_CHUNK):  # type: ignore[attr-defined]
                 total += len(chunk)
@@ -216,23 +354,36 @@ class LocalRunner:
                     stdout.write(chunk)
                 if on_stdout is not None:
                     on_stdout(len(chunk))
-        except BaseException:
+        except BaseException as exc:
             proc.kill()
+            interrupted = exc
             raise
         finally:
             code = proc.wait()
             for t in threads:
                 t.join(timeout=10)
+            if interrupted is not None:  # its database session may wait on, for a lock
+                self.cancel(tag if isinstance(interrupted, Exception) else None)
         if errors and not isinstance(errors[0], OSError):
             raise errors[0]
         return ExecResult(exit_code=code, stderr_tail=err.text(), stdout_bytes=total,
                           protocol="local")
 
     def session(self, database: str) -> LocalSession:
-        proc = subprocess.Popen(self._exe(p.psql_argv(database, **self.conn)), env=self._env(),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        return LocalSession(proc, f"psql on {self.where}")
+        tag = self._work.tag()
+        proc = subprocess.Popen(self._exe(p.psql_argv(database, **self.conn)),
+                                env=self._env(tag), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return LocalSession(self, proc, f"psql on {self.where}", tag)
+
+    def cancel(self, tag: str | None = None) -> None:
+        """End the database sessions of one command (``tag``) or of all this runner
+        started: a killed client does not end a session that waits for a lock."""
+        argv = ["psql", "-X", "-q", "-A", "-t", "-w", "-c",
+                p.terminate_sql(tag or self._work.prefix), *p.conn_args("postgres", **self.conn)]
+        with contextlib.suppress(OSError, subprocess.SubprocessError, DrError):
+            subprocess.run(self._exe(argv), env=self._env(), stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=CANCEL_TIMEOUT, check=False)
 
 
 def _pump(src: Any, tail: kexec._Tail) -> None:
@@ -295,7 +446,8 @@ def locate(kube: KubeApi, names: Names, opts: p.DbOptions,
                 "user": opts.user or (external.user if external else "postgres")}
         password = _password(kube, ns, opts, external, env)
         if opts.mode == "local":
-            return Located(LocalRunner(conn, password, env), details={"mode": "local", **conn})
+            return Located(LocalRunner(conn, password, env, **_timeouts(opts)),
+                           details={"mode": "local", **conn})
         if not opts.pod:
             raise ComponentError(
                 f"the database is external ({host}): say where the PostgreSQL client runs",
@@ -345,12 +497,18 @@ def locate(kube: KubeApi, names: Names, opts: p.DbOptions,
                 "port": opts.port or (external.port if external else None),
                 "user": opts.user or (external.user if external else None)}
         password = _password(kube, ns, opts, external, env)
-        return Located(PodRunner(kube, ns, name, container, conn=conn, password=password),
+        return Located(PodRunner(kube, ns, name, container, conn=conn, password=password,
+                                 **_timeouts(opts)),
                        details={"mode": "pod", "namespace": ns, "pod": name,
                                 "container": container, **conn})
     conn = {"user": opts.user} if opts.user else {}
-    return Located(PodRunner(kube, ns, name, container, conn=conn),
+    return Located(PodRunner(kube, ns, name, container, conn=conn, **_timeouts(opts)),
                    details={"mode": "pod", "namespace": ns, "pod": name, "container": container})
+
+
+def _timeouts(opts: p.DbOptions) -> dict[str, Any]:
+    return {"lock_wait_timeout": opts.lock_wait_timeout,
+            "statement_timeout": opts.statement_timeout}
 
 
 def _password(kube: KubeApi, ns: str, opts: p.DbOptions, ext: p.ExternalDb | None,

@@ -201,7 +201,16 @@ class ExecStream:
         out = bytearray()
         err = _Tail()
         while not out.endswith(marker):
-            item = self.recv()
+            try:
+                item = self.recv()
+            except websocket.WebSocketTimeoutException as exc:
+                self.abort()
+                raise e.ComponentError(
+                    f"{self.what}: no answer for {self.sock.gettimeout():g}s (--request-timeout)"
+                    + (f": {err.text().strip()[-1000:]}" if err.data else ""),
+                    hint="a query may be waiting for a lock another session holds "
+                         "(--db-lock-wait-timeout bounds that wait); check the database "
+                         "server") from exc
             if item is None or item[0] == STATUS:
                 code, msg = parse_status(self.status) if self.status else (None, "")
                 raise e.ComponentError(
@@ -304,22 +313,25 @@ def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
         container: str | None = None, stdout: Sink | None = None,
         stdin: Iterable[bytes] | None = None, stdin_size: int | None = None,
         on_stdout: Callable[[int], None] | None = None,
-        keep_stdout_tail: int = 0, timeout: float | None = None) -> ExecResult:
+        keep_stdout_tail: int = 0, timeout: float | None = None,
+        end_stdin: bool = True) -> ExecResult:
     """Run ``command`` in the pod and wait for it.
 
     stdout frames go straight to ``stdout`` (never accumulated); stderr keeps its last
     8 KiB. ``stdin`` chunks are sent from a thread while output is read, then stdin is
-    closed (v5). With ``stdin_size`` (the exact number of bytes ``stdin`` yields) the
-    command reads exactly that much, which also works over v4. An exception raised by the
-    ``stdin`` iterable (a checksum mismatch)
-    tears the stream down *without* ending stdin, so the command never sees a clean
-    end of input, and is re-raised here.
+    closed (v5); with ``end_stdin=False`` it stays open until the stream ends (a command
+    that watches its stdin to notice that its client went away). With ``stdin_size`` (the
+    exact number of bytes ``stdin`` yields) the command reads exactly that much, which
+    also works over v4. An exception raised by the ``stdin`` iterable (a checksum
+    mismatch) tears the stream down *without* ending stdin, so the command never sees a
+    clean end of input, and is re-raised here. ``timeout`` bounds each wait for output.
     """
     if stdin is not None and stdin_size is not None:
         command = bounded_stdin_command(command, stdin_size)
     stream = open_exec(kube, namespace, pod, command, container=container,
                        stdin=stdin is not None, timeout=timeout)
-    if stdin is not None and stdin_size is None and not stream.can_close_stdin:
+    if (stdin is not None and end_stdin and stdin_size is None
+            and not stream.can_close_stdin):
         stream.close()
         raise e.ComponentError(
             f"{stream.what}: the API server does not offer exec protocol {V5}, which is "
@@ -331,7 +343,7 @@ def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
     feeder_error: list[BaseException] = []
     feeder: threading.Thread | None = None
     if stdin is not None:
-        feeder = threading.Thread(target=_feed, args=(stream, stdin, feeder_error),
+        feeder = threading.Thread(target=_feed, args=(stream, stdin, feeder_error, end_stdin),
                                   name="exec-stdin", daemon=True)
         feeder.start()
     total = 0
@@ -355,8 +367,10 @@ def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
                 break
     except websocket.WebSocketTimeoutException as exc:
         stream.abort()
-        raise e.ComponentError(f"{stream.what}: no output for {timeout:.0f}s",
-                               hint="check the pod and the database server") from exc
+        raise e.ComponentError(f"{stream.what}: no output for {timeout:g}s (--request-timeout)",
+                               hint="a command may be waiting for a lock another session "
+                                    "holds (--db-lock-wait-timeout bounds that wait); check "
+                                    "the pod and the database server") from exc
     except BaseException:
         stream.abort()
         raise
@@ -378,13 +392,15 @@ def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
                       stdout_tail=bytes(stdout_tail.data) if stdout_tail else b"")
 
 
-def _feed(stream: ExecStream, chunks: Iterable[bytes], errors: list[BaseException]) -> None:
+def _feed(stream: ExecStream, chunks: Iterable[bytes], errors: list[BaseException],
+          end: bool = True) -> None:
     try:
         for chunk in chunks:
             if stream.closed:
                 return
             stream.send(chunk)
-        stream.close_stdin()
+        if end:
+            stream.close_stdin()
     except (OSError, websocket.WebSocketException) as exc:
         errors.append(exc)  # the command ended or the connection broke: recv reports it
     except BaseException as exc:  # the source failed (checksum): abort, report

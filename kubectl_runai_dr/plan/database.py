@@ -21,6 +21,16 @@ DEFAULT_DATABASE = "backend"
 # Databases that exist on every server and hold nothing of Run:ai's.
 SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
 SENTINEL = "__runai_dr_done__"
+# How long the tool's own database work waits behind another session's lock: pg_dump's
+# --lock-wait-timeout and the lock_timeout of its queries (--db-lock-wait-timeout).
+DEFAULT_LOCK_WAIT = 120.0
+# The longest one of the tool's own queries may run (statement_timeout; the row counts of a
+# large database take the longest) (--db-statement-timeout).
+DEFAULT_STATEMENT_TIMEOUT = 600.0
+# A command the tool started in the database pod is ended after this long even when the
+# tool could not end it itself (killed, connection lost, and the container runtime keeping
+# the command's stdin open): a backstop, far beyond any dump of a Run:ai database.
+COMMAND_DEADLINE = 24 * 3600
 
 
 # -- options -------------------------------------------------------------------------------
@@ -38,10 +48,14 @@ class DbOptions:
     user: str | None = None
     databases: tuple[str, ...] = ()  # default: every database on the server but the system ones
     password_env: str | None = None  # local mode: the variable holding the password
+    lock_wait_timeout: float = DEFAULT_LOCK_WAIT  # seconds; 0: wait for locks forever
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT  # seconds; 0: no limit
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f'--db-mode must be one of {", ".join(MODES)}, not "{self.mode}"')
+        if self.lock_wait_timeout < 0 or self.statement_timeout < 0:
+            raise ValueError("database timeouts cannot be negative")
 
 
 # -- where the database is -------------------------------------------------------------------
@@ -178,17 +192,138 @@ STDIN_PRELUDE = "IFS= read -r PGPASSWORD; export PGPASSWORD; "
 # Keep reading stdin after the command ends: if it stops early (pg_restore failing to
 # connect), an undrained stdin would otherwise hang the stream and lose the exit code.
 DRAIN = '"$@"; rc=$?; cat >/dev/null; exit $rc'
+STDIN_MODES = ("watch", "feed", "drain")
+_SETTING = re.compile(r"[a-z_]+")
+
+
+def session_settings(*, statement_timeout: float | None,
+                     lock_timeout: float | None) -> dict[str, int]:
+    """Server settings for the tool's own sessions (``PGOPTIONS``), in milliseconds; a
+    timeout of 0 or None is left out (the server's own setting applies)."""
+    out = {}
+    if statement_timeout:
+        out["statement_timeout"] = max(1, round(statement_timeout * 1000))
+    if lock_timeout:
+        out["lock_timeout"] = max(1, round(lock_timeout * 1000))
+    return out
+
+
+def _supervise(stdin: str, deadline: int | None) -> str:
+    """The command in the background, ended (SIGTERM) when the exec stream's stdin ends
+    (``watch``: the client went away, or the kubelet dropped the stream) or when
+    ``deadline`` seconds have passed, or when the wrapper is told to stop (SIGTERM, from
+    :func:`cancel_command`). ``feed``/``drain``: the command reads the stream's stdin
+    itself (its end is the end of the input); ``drain`` then reads what it left.
+
+    Every process started here is waited for by its parent, so none is orphaned: in a
+    database pod an orphan is adopted by PID 1, which is the postmaster, and the postmaster
+    takes a child it did not start that exits with a status other than 0 or 1 for a crashed
+    backend and restarts the whole server."""
+    # The watcher: a subshell running ``cat`` on the stream's stdin; when that ends, it
+    # ends the command. Told to stop (SIGTERM) it ends its cat, waits for it and exits 0.
+    # cat is started before the trap is set: a child started while its parent has a trap
+    # takes the parent's handler until it has exec'd, and a signal in that moment is lost.
+    watcher = ("(cat <&3 & k=$!; trap 'kill $k 2>/dev/null; wait $k; exit 0' TERM; "
+               "wait $k; kill -TERM $c 2>/dev/null; exit 0) >/dev/null 2>&1 & ")
+    script = "exec 3<&0 </dev/null; "
+    if stdin == "watch":
+        script += '"$@" 3<&- & c=$!; ' + watcher + "w=$!; exec 3<&-; "
+    else:
+        script += '"$@" <&3 3<&- & c=$!; w=; '
+    if deadline:
+        # The deadline counts one-second sleeps, so that stopping it (SIGTERM) waits for
+        # one second at most, whatever becomes of the signal.
+        script += ("(trap 'kill $k 2>/dev/null; wait; exit 0' TERM; k=; n=0; "
+                   f"while [ $n -lt {int(deadline)} ]; do sleep 1 3<&- & k=$!; wait $k; "
+                   "n=$((n + 1)); done; "
+                   f'echo "runai-dr: the command ran for {int(deadline)}s (its deadline); '
+                   'stopping it" >&2; kill -TERM $c 2>/dev/null; exit 0) >/dev/null & t=$!; ')
+    else:
+        script += "t=; "
+    # The wrapper's own trap comes last, for the same reason.
+    script += ("trap 'kill -TERM $c 2>/dev/null' HUP INT TERM; "
+               "wait $c 2>/dev/null; rc=$?; "
+               "while kill -0 $c 2>/dev/null; do wait $c 2>/dev/null; rc=$?; done; "
+               "kill $w $t 2>/dev/null; wait; ")
+    if stdin == "drain":
+        script += "cat <&3 >/dev/null; "
+    return script + "exit $rc"
 
 
 def pod_command(argv: Sequence[str], *, password_from: str = "env",
-                drain_stdin: bool = False) -> list[str]:
-    """``sh -c SCRIPT runai-dr ARGV...``: the tool's arguments travel as positional
-    parameters, never spliced into the script, so no quoting can go wrong."""
+                drain_stdin: bool = False, stdin: str | None = None, tag: str | None = None,
+                settings: Mapping[str, int] | None = None,
+                deadline: int | None = None) -> list[str]:
+    """``sh -c SCRIPT TAG ARGV...``: the tool's arguments travel as positional parameters,
+    never spliced into the script, so no quoting can go wrong.
+
+    Supervised (``stdin`` given: see :func:`_supervise`), the command dies with its
+    connection: a kubelet does not kill an exec'd process when the client goes away, and
+    a pg_dump left running holds its locks. ``tag`` becomes the sessions'
+    ``application_name`` (``PGAPPNAME``) and stays on the wrapper's command line, so
+    :func:`cancel_command` finds both; ``settings`` go to ``PGOPTIONS``."""
+    if password_from not in ("env", "stdin", "none"):
+        raise ValueError(password_from)
+    if stdin is not None and stdin not in STDIN_MODES:
+        raise ValueError(stdin)
+    script = {"env": ENV_PRELUDE, "stdin": STDIN_PRELUDE, "none": ""}[password_from]
+    if tag is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", tag):
+            raise ValueError(f"bad tag {tag!r}")
+        script += 'PGAPPNAME="$0"; export PGAPPNAME; '
+    if settings:
+        options = " ".join(f"-c {k}={int(v)}" for k, v in settings.items()
+                           if _SETTING.fullmatch(k))
+        script += f'PGOPTIONS="${{PGOPTIONS:+$PGOPTIONS }}{options}"; export PGOPTIONS; '
+    if stdin is not None:
+        script += _supervise(stdin, deadline)
+    else:
+        script += DRAIN if drain_stdin else 'exec "$@"'
+    return ["sh", "-c", script, tag or "runai-dr", *argv]
+
+
+def run_tag(run_id: str, n: int) -> str:
+    """The ``application_name`` of the ``n``th command of one run: ``run_prefix`` + a
+    fixed-width number (so one tag is never the beginning of another)."""
+    return f"{run_prefix(run_id)}{n:05d}"
+
+
+def run_prefix(run_id: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{4,16}", run_id):
+        raise ValueError(f"bad run id {run_id!r}")
+    return f"runai-dr-{run_id}-"
+
+
+def terminate_sql(tag: str) -> str:
+    """End every session whose application_name starts with ``tag`` (a run's prefix, or one
+    command's tag): their queries, their locks, their transactions."""
+    return ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE left(application_name, {len(tag)}) = {quote_literal(tag)} "
+            "AND pid <> pg_backend_pid();")
+
+
+# Ends the supervised wrappers whose tag ($0 of ``sh -c SCRIPT TAG``, their fourth
+# argument) starts with $0 here: a run's prefix or one command's tag. Each ends its command
+# and helpers and waits for them (its trap). /proc is all a container is sure to have;
+# busybox's grep stops at a NUL, so the arguments become lines first.
+KILL_TAGGED = (
+    'for d in /proc/[0-9]*; do p="${d#/proc/}"; [ "$p" = "$$" ] && continue; '
+    'a="$(tr "\\0" "\\n" < "$d/cmdline" 2>/dev/null | sed -n 4p)"; '
+    'case "$a" in "$0"*) kill -TERM "$p" 2>/dev/null;; esac; done; '
+)
+
+
+def cancel_command(tag: str, *, password_from: str = "env", **conn: Any) -> list[str]:
+    """What ends a run's work in the pod (or one command's, by its tag): the supervised
+    commands, then the database sessions, which a killed client does not end while they
+    wait for a lock."""
     if password_from not in ("env", "stdin", "none"):
         raise ValueError(password_from)
     script = {"env": ENV_PRELUDE, "stdin": STDIN_PRELUDE, "none": ""}[password_from]
-    script += DRAIN if drain_stdin else 'exec "$@"'
-    return ["sh", "-c", script, "runai-dr", *argv]
+    script += KILL_TAGGED + 'PGAPPNAME=runai-dr-cancel; export PGAPPNAME; exec "$@"'
+    argv = ["psql", "-X", "-q", "-A", "-t", "-w", "-c", terminate_sql(tag),
+            *conn_args("postgres", **conn)]
+    return ["sh", "-c", script, tag, *argv]
 
 
 def conn_args(database: str, *, host: str | None = None, port: int | None = None,
@@ -221,9 +356,14 @@ def psql_script_argv(database: str, *, stop_on_error: bool = False, **conn: Any)
             "-f", "-", *conn_args(database, **conn)]
 
 
-def pg_dump_argv(database: str, snapshot: str | None, **conn: Any) -> list[str]:
-    """Custom format to stdout, from the snapshot the row counts were taken in."""
+def pg_dump_argv(database: str, snapshot: str | None, *,
+                 lock_wait_timeout: float | None = DEFAULT_LOCK_WAIT, **conn: Any) -> list[str]:
+    """Custom format to stdout, from the snapshot the row counts were taken in. pg_dump
+    waits at most ``lock_wait_timeout`` seconds for its table locks (a session holding an
+    exclusive lock would otherwise stall it, and every query queued behind it)."""
     argv = ["pg_dump", "-Fc", "-w"]
+    if lock_wait_timeout:
+        argv.append(f"--lock-wait-timeout={max(1, round(lock_wait_timeout * 1000))}")
     if snapshot:
         argv.append(f"--snapshot={snapshot}")
     return [*argv, *conn_args(database, **conn)]
