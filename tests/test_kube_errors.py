@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from kubectl_runai_dr import errors as e
 from kubectl_runai_dr.kube.errors import error_from_response
 
@@ -160,3 +162,22 @@ def test_connection_failures_name_their_cause_without_python_reprs() -> None:
         mute.listen(4)
         url = f"https://127.0.0.1:{mute.getsockname()[1]}/version"
         assert cause(url, timeout=0.5) == "cannot connect: TLS handshake timed out after 0.5s"
+
+
+def test_version_and_access_review_text_is_cleaned(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubernetes import client as k8s
+
+    from kubectl_runai_dr.kube.client import Kube
+    from kubectl_runai_dr.kube.resources import PODS
+
+    kube = Kube(k8s.ApiClient(k8s.Configuration(host="https://k:6443")), context="c",
+                server="https://k:6443")
+    answers = {"/version": {"gitVersion": "v1.30.2\x1b]0;owned\x07\x1b[2J", "major": "1"},
+               "ssar": {"status": {"allowed": False, "reason": "RBAC: \x1b[31mno\x1b[0m\nrule"}}}
+
+    def request(method: str, path: str, **kw: object) -> object:
+        return answers["/version" if path == "/version" else "ssar"]
+
+    monkeypatch.setattr(kube, "request", request)
+    assert kube.server_version() == {"gitVersion": "v1.30.2", "major": "1"}
+    assert kube.can_i("create", PODS, "ns", subresource="exec") == (False, "RBAC: no rule")

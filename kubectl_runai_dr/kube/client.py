@@ -356,9 +356,11 @@ class Kube:
 
     # -- discovery -----------------------------------------------------------------------
     def server_version(self) -> dict[str, Any]:
-        out: dict[str, Any] = self.request("GET", "/version", verb="get",
-                                           resource="server version")
-        return out
+        """The server's version info; its strings (shown in summaries and manifests) are the
+        server's to choose, so they come cleaned of control characters and bounded."""
+        out = self.request("GET", "/version", verb="get", resource="server version")
+        return {str(k): ke.clean_text(v, limit=200, multiline=False) if isinstance(v, str)
+                else v for k, v in (out.items() if isinstance(out, dict) else ())}
 
     def group_versions(self, group: str) -> builtins.list[str]:
         """The group's served versions, preferred first then in the server's priority order;
@@ -427,7 +429,8 @@ class Kube:
         out = self.request("POST", SSAR.path(), body=body, verb="create",
                            resource=SSAR.group_resource)
         status = out.get("status") or {}
-        return bool(status.get("allowed")), str(status.get("reason", ""))
+        reason = ke.clean_text(str(status.get("reason", "")), limit=500, multiline=False)
+        return bool(status.get("allowed")), reason
 
     def close(self) -> None:
         self.api.close()
