@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubeapi import ApiServer
+from kubeapi import ApiServer, ServerBug
 from kubeapi.pgbackend import add_postgres_backend
 from kubeapi.seed import CRD_DIR, backend_chart_values, cluster_chart_values, seed_runai
 from kubeapi.workloads import SimpleBackend
@@ -417,6 +417,24 @@ def test_failing_backend_crash_loops_then_recovers(apiserver: ApiServer, api: cl
     assert events and events[0].type == "Warning" and "database files are incompatible" in events[0].message
     pod = srv.wait_pod_ready(NS, "web-0")
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 2 and len(attempts) == 3
+
+
+def test_a_bug_in_a_controller_fails_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug of the StatefulSet controller (or the kubelet) is no HTTP answer at all: it would only
+    leave pods missing. It fails stop(), as a request handler's does (test_kubeapi_core)."""
+    srv = ApiServer().start()
+
+    def planted_bug(ns: str, name: str) -> None:
+        raise IndexError(f"planted in the controller for {ns}/{name}")
+
+    monkeypatch.setattr(srv.workloads, "reconcile", planted_bug)
+    apps = client.AppsV1Api(config.new_client_from_config(str(srv.write_kubeconfig(tmp_path / "kc"))))
+    apps.create_namespaced_stateful_set(NS, sts_body("web", claim=False))
+    until(lambda: srv.bugs, what="the controller to run")
+    with pytest.raises(ServerBug) as e:
+        srv.stop()
+    assert f"-- the StatefulSet controller (reconciling {NS}/web)" in str(e.value)
+    assert f"IndexError: planted in the controller for {NS}/web" in str(e.value)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

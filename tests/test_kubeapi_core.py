@@ -1,15 +1,19 @@
-"""The loopback API server answers like a real one: CRUD, status codes, selectors, pagination, validation."""
+"""The loopback API server answers like a real one: CRUD, status codes, selectors, pagination, validation;
+and a bug of its own fails the test instead of becoming a 500 that retries hide."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from kubeapi import ApiServer
+from kubeapi import ApiServer, ServerBug
 from kubeapi.seed import crd_paths
 from kubeapi.validation import check_rule_supported, collect_rules
 from kubernetes import client, config, watch
@@ -474,3 +478,85 @@ def test_large_list_is_fast(apiserver: ApiServer, api: client.ApiClient) -> None
     resp = client.RbacAuthorizationV1Api(api).list_role_binding_for_all_namespaces(_preload_content=False)
     items = json.loads(resp.data)["items"]
     assert len(items) >= 14000 and time.time() - t < 3
+
+
+# -- a bug of the server fails the test --------------------------------------------------------
+
+
+def test_a_bug_in_a_handler_fails_stop_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    srv = ApiServer().start()
+
+    def planted_bug(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("planted in the list handler")
+
+    monkeypatch.setattr(srv, "_list_response", planted_bug)
+    code, body, _ = raw(srv, "GET", "/api/v1/namespaces")
+    assert code == 500 and body["message"] == "Internal error occurred: ZeroDivisionError: planted in the list handler"
+    assert raw(srv, "GET", "/api/v1/namespaces/default")[0] == 200  # it keeps serving
+    assert len(srv.bugs) == 1
+    with pytest.raises(ServerBug) as e:
+        srv.stop()
+    text = str(e.value)
+    assert "had 1 bug(s)" in text and "-- GET /api/v1/namespaces\n" in text
+    assert "Traceback (most recent call last)" in text and "in planted_bug" in text
+    assert "ZeroDivisionError: planted in the list handler" in text
+    assert e.value.bugs == [text.split("\n\n", 1)[1]]
+    srv.stop()  # reported once
+
+
+def test_deliberate_500s_are_not_bugs(apiserver: ApiServer) -> None:
+    apiserver.inject_fault(path_regex=r"/api/v1/namespaces$", method="GET", status=500, times=None)
+    code, body, _ = raw(apiserver, "GET", "/api/v1/namespaces")
+    assert (code, body["message"]) == (500, "Internal error occurred: injected fault")
+    # a Status the handlers answer on purpose (the apiserver's own 500 for this create)
+    obj = ns_obj("with-rv")
+    obj["metadata"]["resourceVersion"] = "7"
+    code, body, _ = raw(apiserver, "POST", "/api/v1/namespaces", obj)
+    assert (code, body["message"]) == (500, "resourceVersion should not be set on objects to be created")
+    assert apiserver.bugs == []
+    apiserver.stop()  # no ServerBug
+
+
+def test_the_apiserver_fixture_fails_the_test_at_teardown(tmp_path: Path) -> None:
+    """Through pytest itself: a test whose server had a bug passes its body, then errors at the
+    fixture's teardown with the bug's traceback; a test that injected a 500 passes."""
+    (tmp_path / "test_planted.py").write_text(textwrap.dedent("""
+        import urllib.error
+        import urllib.request
+
+        import pytest
+
+
+        def get(srv, path):
+            req = urllib.request.Request(srv.url + path, headers={"Authorization": "Bearer admin-token"})
+            try:
+                with urllib.request.urlopen(req) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+
+        def test_planted_bug(apiserver, monkeypatch):
+            def planted_bug(*args, **kwargs):
+                raise KeyError("planted in the get handler")
+
+            monkeypatch.setattr(apiserver, "_get_response", planted_bug)
+            assert get(apiserver, "/api/v1/namespaces/default") == 500
+
+
+        def test_injected_fault(apiserver):
+            apiserver.inject_fault(path_regex="/api/v1/namespaces/default$", status=500)
+            assert get(apiserver, "/api/v1/namespaces/default") == 500
+    """))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "kubeapi.fixtures", "-p", "no:cacheprovider",
+                        "-q", "test_planted.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       check=False)
+    out = r.stdout
+    assert r.returncode == 1, out + r.stderr
+    assert "2 passed, 1 error" in out
+    assert "ERROR at teardown of test_planted_bug" in out
+    assert "ServerBug: the loopback API server had 1 bug(s)" in out
+    assert "-- GET /api/v1/namespaces/default" in out and "in planted_bug" in out
+    assert "KeyError: 'planted in the get handler'" in out
+    assert "test_injected_fault" not in out.split("short test summary info")[-1]
+

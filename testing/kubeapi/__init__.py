@@ -10,7 +10,8 @@ Using it
     srv.seed(obj) / seed_many(objs)      store directly: no HTTP, auth, validation, controllers or delays
     srv.get / list / delete_object(api_version, kind, ...)   read and delete in the store (delete cascades)
     srv.wait_for(api_version, kind, name, ns, until=fn, timeout=30); srv.wait_pod_ready(ns, pod)
-    srv.stop()                           also stops exec commands still running and every pod backend
+    srv.stop()                           also stops exec commands still running and every pod backend,
+                                         then raises ServerBug if the server had bugs (below)
     srv.requests / clear_requests()      every HTTP request, in order (RequestRecord: method, path, user, status, ...)
     seed.seed_runai(srv) -> SeedInfo     a Run:ai installation (seed.crd_paths(): the CRDs it needs)
     pgbackend.add_postgres_backend(srv) -> PostgresBackend (.current, .server_for(ns, pod))
@@ -115,7 +116,16 @@ Writes through the HTTP API drive controllers; `seed()` never does. The lag is c
   until then their group/version/resources are absent from discovery and OpenAPI, and requests
   for their resources answer 404 as for an unknown type. `install_crds` and `seed` are instant.
   Deleting a CRD deletes its objects and its API at once.
-- Errors of the controllers are kept in `srv.workloads.errors` (tracebacks).
+- Errors of the controllers and of pod backends' start are kept in `srv.workloads.errors`
+  (tracebacks).
+
+Bugs fail the test
+An unexpected exception (anything but an ApiError, a Status the server means to answer) in a
+request handler, the kubelet or a controller is a bug of the server: a handler's still answers
+500, but each is kept with its traceback in `srv.bugs`, and `stop()` raises ServerBug with them,
+after stopping everything; so the apiserver fixture fails the test at teardown, instead of a
+client's retries hiding the 500. Injected faults, a pod backend whose start fails and a client
+that goes away mid-answer are not bugs.
 
 Where it is (server.py is the core; each concern of the API is a mixin of ApiServer)
     server.py     the aiohttp app in its own thread, routing, life cycle, the helpers above
@@ -132,6 +142,6 @@ Where it is (server.py is the core; each concern of the API is a mixin of ApiSer
     workloads.py  controllers and kubelet; pgbackend.py, pgserver.py: PostgreSQL behind a pod
 """
 
-from .server import ApiError, ApiServer, DenyRule, Fault, RequestRecord
+from .server import ApiError, ApiServer, DenyRule, Fault, RequestRecord, ServerBug
 
-__all__ = ["ApiError", "ApiServer", "DenyRule", "Fault", "RequestRecord"]
+__all__ = ["ApiError", "ApiServer", "DenyRule", "Fault", "RequestRecord", "ServerBug"]

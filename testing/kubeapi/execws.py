@@ -266,7 +266,9 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
                 request.transport.abort()
             return ws
         exited.set()
-        await asyncio.gather(out_task, err_task, return_exceptions=True)
+        for result in await asyncio.gather(out_task, err_task, return_exceptions=True):
+            if isinstance(result, Exception) and not isinstance(result, (ConnectionError, RuntimeError)):
+                srv.record_bug(f"exec in pod {t.namespace}/{t.name} (copying the output)", result)
         if want_stdin and not state["stdin_eof"] and not in_task.done():
             # the command ended: see whether the client is still pushing stdin that nobody will read
             state["last_frame"] = max(state["last_frame"], loop.time())

@@ -14,8 +14,10 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -38,7 +40,21 @@ from .store import Entry, Event, ResKey, Store, dumps, now
 from .watch import WatchMixin
 from .workloads import BackendRule, PodBackend, Workloads
 
-__all__ = ["ApiError", "ApiServer", "DenyRule", "Fault", "RequestRecord", "now"]
+__all__ = ["ApiError", "ApiServer", "DenyRule", "Fault", "RequestRecord", "ServerBug", "now"]
+
+# A client that went away while a handler wrote its answer: not the server's bug.
+CLIENT_GONE = (ConnectionResetError, BrokenPipeError)
+
+
+class ServerBug(AssertionError):
+    """Raised by ApiServer.stop(): the server had bugs (unexpected exceptions in its request
+    handlers or controllers) while it ran, each with its traceback."""
+
+    def __init__(self, bugs: list[str]) -> None:
+        self.bugs = bugs
+        super().__init__(f"the loopback API server had {len(bugs)} bug(s) while it ran (unexpected exceptions; "
+                         "in a request handler one became an HTTP 500, which a client may have retried):\n\n"
+                         + "\n".join(bugs))
 
 
 class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, WatchMixin, ExecMixin):
@@ -77,6 +93,8 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
         self._runner: web.AppRunner | None = None
         self._watchers: set[tuple[ResKey, asyncio.Queue[Event]]] = set()
         self._req_lock = threading.Lock()
+        self.bugs: list[str] = []  # tracebacks of unexpected exceptions; stop() raises ServerBug
+        self._bugs_lock = threading.Lock()
         self.store.listeners.append(self._on_event)
         self.store.listeners.append(self.workloads.on_store_event)
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -143,6 +161,23 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
             await self._runner.cleanup()
 
     def stop(self) -> None:
+        """Stop serving, then raise ServerBug if the server had bugs while it ran (see record_bug)."""
+        self._stop()
+        with self._bugs_lock:
+            bugs, self.bugs = self.bugs, []
+        if bugs:
+            raise ServerBug(bugs)
+
+    def record_bug(self, where: str, exc: BaseException) -> None:
+        """Keep an unexpected exception of the server (not an ApiError: a Status it meant to answer)
+        with its traceback: stop() raises it, so the test fails instead of a client's retries hiding
+        the HTTP 500 it became."""
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        print(f"kubeapi: bug in {where}:\n{tb}", file=sys.stderr, end="")
+        with self._bugs_lock:
+            self.bugs.append(f"-- {where}\n{tb}")
+
+    def _stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
         loop = self._loop
@@ -384,10 +419,9 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
             resp = await self._handle_inner(request, user, body, query)
         except ApiError as e:
             resp = e.response()
-        except Exception as e:  # a bug in the fake: answer 500 and keep serving
-            import traceback
-
-            traceback.print_exc()
+        except Exception as e:  # a bug in the server: answer 500, keep serving, fail at stop()
+            if not isinstance(e, CLIENT_GONE):
+                self.record_bug(f"{request.method} {request.path_qs}", e)
             resp = ApiError(500, f"Internal error occurred: {type(e).__name__}: {e}").response()
         if rec.status is None:
             rec.status = resp.status

@@ -177,7 +177,7 @@ class Workloads:
         exc = None if task.cancelled() else task.exception()
         if exc is not None:
             self.errors.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-            traceback.print_exception(type(exc), exc, exc.__traceback__)
+            self.srv.record_bug(f"the kubelet or a controller (task {task!r})", exc)
 
     def _thread(self, target: Callable[[], None], name: str) -> None:
         def run() -> None:
@@ -328,9 +328,9 @@ class Workloads:
             self._pending_sts.discard((ns, name))
             try:
                 self.reconcile(ns, name)
-            except Exception:
+            except Exception as exc:
                 self.errors.append(traceback.format_exc())
-                traceback.print_exc()
+                self.srv.record_bug(f"the StatefulSet controller (reconciling {ns}/{name})", exc)
 
     def reconcile(self, ns: str, name: str) -> None:
         st = self.srv.store
