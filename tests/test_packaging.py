@@ -471,6 +471,26 @@ def test_bootstrap_installs_only_the_package() -> None:
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
 
 
+
+def test_the_loopback_api_server_is_a_package_of_its_own_never_shipped() -> None:
+    """kubeapi (testing/) has its own pyproject.toml and is installed, editable, for the tests
+    and benchmarks only; the tool's wheel takes kubectl_runai_dr alone, the binary's build copies
+    it alone and excludes kubeapi; nothing reaches kubeapi or tests/ through sys.path."""
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert tool["tool"]["setuptools"]["packages"]["find"]["include"] == ["kubectl_runai_dr*"]
+    server = tomllib.loads((ROOT / "testing" / "pyproject.toml").read_text())
+    assert server["tool"]["setuptools"]["packages"]["find"]["include"] == ["kubeapi*"]
+    assert (ROOT / "testing" / "kubeapi" / "__init__.py").is_file()
+    assert '-e ./testing' in (ROOT / "scripts" / "bootstrap-tests.sh").read_text()
+    build = (ROOT / "scripts" / "build.sh").read_text()
+    assert 'cp -r kubectl_runai_dr "$work/src/"' in build and " kubeapi; do" in build
+    for path in [*(ROOT / "bench").glob("*.py"), *(ROOT / "scripts").iterdir()]:
+        text = path.read_text()
+        assert "sys.path.insert" not in text and "from tests" not in text, path
+        assert 'PYTHONPATH="$here"' not in text, path
+
 @pytest.mark.slow
 def test_bootstrap_sets_up_a_venv_with_the_package_only(tmp_path: Path) -> None:
     """The README's first command on a copy of the checkout: a virtualenv with the package
