@@ -17,8 +17,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.errors import ComponentError
 from kubectl_runai_dr.kube.api import KubeApi
@@ -171,6 +169,8 @@ def _coalesce_tables(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]
 
 
 def dump_values(values: dict[str, Any]) -> str:
+    import yaml  # on use: the registry is imported by help and completion
+
     return yaml.safe_dump(values, default_flow_style=False, sort_keys=True, allow_unicode=True)
 
 

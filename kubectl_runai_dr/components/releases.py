@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kubectl_runai_dr import conventions
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.components import helm
@@ -190,6 +188,8 @@ def saved_release(bundle: Any, release: str, default_namespace: str) -> SavedRel
     info = bundle.read_json(layout.helm_release_info(release)) \
         if bundle.has(layout.helm_release_info(release)) else {}
     text = helm.bundle_values(bundle, release)
+    import yaml  # on use: the registry is imported by help and completion
+
     values = yaml.safe_load(text) or {}
     return SavedRelease(release, str(info.get("namespace") or default_namespace),
                         str(info.get("chart") or ""), str(info.get("chartVersion") or ""),

@@ -7,8 +7,6 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-import yaml
-
 from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.base import BackupContext, Component
@@ -112,6 +110,8 @@ def _chart_values(bundle: Bundle, names: Names) -> dict[str, Any] | None:
     for rel in (layout.helm_values_all(names.cluster_release),
                 layout.helm_values(names.cluster_release)):
         if bundle.has(rel):
+            import yaml  # on use: the registry is imported by help and completion
+
             data = yaml.safe_load(bundle.read_bytes(rel)) or {}
             return data if isinstance(data, dict) else {}
     return None

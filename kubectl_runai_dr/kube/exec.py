@@ -21,16 +21,29 @@ import ssl
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import certifi
-import websocket
-from kubernetes.stream.ws_client import get_websocket_url, websocket_proxycare
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kubectl_runai_dr import errors as e
 from kubectl_runai_dr.kube import errors as ke
 from kubectl_runai_dr.kube.errors import clean_text, error_from_response
 from kubectl_runai_dr.kube.resources import PODS
+
+if TYPE_CHECKING:
+    import websocket
+else:
+    class _LazyModule:
+        """The websocket client, imported on first use: importing this module (the
+        component registry does, for help and completion) costs nothing."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            import importlib
+
+            return getattr(importlib.import_module(self._name), attr)
+
+    websocket = _LazyModule("websocket")
 
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
@@ -252,6 +265,9 @@ def _websocket(configuration: Any, url: str, headers: Sequence[str], *,
                connect_timeout: float) -> websocket.WebSocket:
     """The client's websocket (its TLS settings, client certificates and proxy, as the
     official ``create_websocket``), with a bound on connecting and the handshake."""
+    import certifi
+    from kubernetes.stream.ws_client import websocket_proxycare
+
     if url.startswith("wss://") and configuration.verify_ssl:
         sslopt: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED,
                                   "ca_certs": configuration.ssl_ca_cert or certifi.where()}
@@ -280,6 +296,8 @@ def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
 
     Connecting (TCP, TLS, the upgrade) is bounded by the client's connect timeout; each
     read afterwards by ``timeout`` (None: a read may wait as long as the command runs)."""
+    from kubernetes.stream.ws_client import get_websocket_url
+
     api = kube.api
     path = PODS.path(namespace, pod, "exec")
     _method, url, headers, _body, _post = api.param_serialize(

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-import yaml
-
 from kubectl_runai_dr.conventions import SERVER_SET_METADATA
 
 _IGNORED_TOP = ("status",)
@@ -94,6 +92,8 @@ def redact(obj: Any) -> Any:
 
 def unified(live: Any, desired: Any, *, label: str) -> str:
     """A unified diff of the YAML renderings, ``live`` → ``desired``."""
+    import yaml  # on use: the registry is imported by help and completion
+
     a = yaml.safe_dump(live, sort_keys=True, default_flow_style=False).splitlines()
     b = yaml.safe_dump(desired, sort_keys=True, default_flow_style=False).splitlines()
     lines = difflib.unified_diff(a, b, fromfile=f"live/{label}", tofile=f"bundle/{label}",
