@@ -408,3 +408,23 @@ def test_restore_over_exec_v4_reads_exactly_the_dump(env: tuple[ApiServer, Path]
             set_exec(srv, pg)
     finally:
         srv.exec_protocols = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+
+
+def test_connection_refused_shows_the_cause_not_the_wrapper(env: tuple[ApiServer, Path],
+                                                            pg: PgServer,
+                                                            tmp_path: Path) -> None:
+    """The database server is down: the reason is psql's own words (line breaks kept) and
+    how it ended, never the `sh -c` wrapper script the kubelet's message quotes."""
+    srv, kc = env
+    srv.set_pod_exec(NS, POD, env={"PGHOST": "127.0.0.1", "PGPORT": "1",
+                                   "PATH": f"{pg.bindir}:/usr/bin:/bin"})
+    bundle = tmp_path / "b.tar.gz"
+    code, out, err = backup(kc, bundle)
+    assert code in (1, 3), err
+    text = out + err
+    assert "Connection refused" in text or "connection refused" in text.lower()
+    assert "sh -c" not in text and "error executing command" not in text
+    if bundle.exists():
+        reason = components(manifest_of(bundle))["database"]["reason"]
+        assert "error executing command" not in reason and "IFS=" not in reason
+        assert "psql" in reason

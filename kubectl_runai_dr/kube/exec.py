@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -100,6 +101,17 @@ class _Tail:
                           limit=self.limit, keep_end=True)
 
 
+_COMMAND_IN_MESSAGE = re.compile(r"error executing command \[.*\],?\s*", re.S)
+
+
+def without_command(message: str) -> str:
+    """A kubelet's exec message without the command line it quotes (the tool's wrapper
+    script: dozens of lines that hide the cause): ``command terminated with non-zero exit
+    code: error executing command [sh -c …], exit code 2`` → ``command terminated with
+    non-zero exit code: exit code 2``."""
+    return _COMMAND_IN_MESSAGE.sub("", message).strip()
+
+
 def parse_status(data: bytes) -> tuple[int | None, str]:
     """The exit code and message of a channel-3 Status (pure).
 
@@ -113,7 +125,7 @@ def parse_status(data: bytes) -> tuple[int | None, str]:
         return None, clean_text(str(status), limit=500)
     if status.get("status") == "Success":
         return 0, ""
-    message = clean_text(str(status.get("message", "")), limit=1000)
+    message = clean_text(without_command(str(status.get("message", ""))), limit=1000)
     for cause in (status.get("details") or {}).get("causes") or []:
         if cause.get("reason") == "ExitCode":
             try:
@@ -226,10 +238,12 @@ class ExecStream:
                          "server") from exc
             if item is None or item[0] == STATUS:
                 code, msg = parse_status(self.status) if self.status else (None, "")
-                raise e.ComponentError(
-                    f"{self.what} ended early ({msg or f'exit code {code}'}): "
-                    f"{err.text().strip()[-2000:]}",
-                    hint="check the database server and the pod's logs")
+                how = f"exit code {code}" if code is not None else (
+                    msg or "the connection ended without an exit status")
+                cause = err.text().strip()[-2000:] or "(no error output)"
+                # the cause first (psql's own words, line breaks kept), then how it ended
+                raise e.ComponentError(f"{self.what} ended early: {cause} ({how})",
+                                       hint="check the database server and the pod's logs")
             channel, data = item
             if channel == STDOUT:
                 out += data
