@@ -280,3 +280,40 @@ def test_local_mode_has_the_same_bounds(env: tuple[ApiServer, Path], pg: PgServe
     db = next(r for r in out.results if r.name == "database")  # type: ignore[attr-defined]
     assert db.status is Status.FAILED and "lock timeout" in db.reason, db.reason
     nothing_left(pg)
+
+
+def test_sigterm_during_a_drill_drops_its_scratch_database(
+        env: tuple[ApiServer, Path], pg: PgServer, tmp_path: Path) -> None:
+    """verify --drill stopped by SIGTERM while pg_restore runs: exit 130, the scratch
+    database is dropped, and nothing of the drill is left in the pod or the database."""
+    srv, kc = env
+    bundle = tmp_path / "b.tar.gz"
+    assert base.backup(kc, bundle)[0] == 0
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    fake = bindir / "pg_restore"  # a pg_restore that never gets going
+    fake.write_text(f"#!/bin/sh\nwhile [ ! -e {tmp_path}/go ]; do sleep 0.05; done\n"
+                    f'exec {pg.bindir}/pg_restore "$@"\n')
+    fake.chmod(0o755)
+    set_exec(srv, pg, bindir)
+    env_ = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+    cli = subprocess.Popen([sys.executable, "-m", "kubectl_runai_dr", "verify", str(bundle),
+                            "--drill", "--kubeconfig", str(kc)], cwd=tmp_path, env=env_,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any("pg_restore" in r.query.get("command", [])
+                             for r in list(srv.requests) if r.path.endswith("/exec")), 30)
+        assert pg.psql("SELECT count(*) FROM pg_database WHERE datname LIKE "
+                       "'runai_dr_drill%'").strip() == "1"
+        started = time.monotonic()
+        cli.send_signal(signal.SIGTERM)
+        _out, err = cli.communicate(timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert time.monotonic() - started < 10
+    assert cli.returncode == 130, err
+    assert pg.psql("SELECT count(*) FROM pg_database WHERE datname LIKE "
+                   "'runai_dr_drill%'").strip() == "0"
+    nothing_left(pg, 5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 
 from kubectl_runai_dr.cli import restore as restore_verb
 from kubectl_runai_dr.cli.backup import backup
@@ -46,16 +45,8 @@ app.command()(verify)
 app.command()(version)
 
 
-def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run(argv: list[str] | None = None) -> None:
-    """Run the CLI; typer's standalone mode maps usage errors to exit code 2.
-
-    SIGTERM (a scheduler stopping the run, `kill`) unwinds like Ctrl-C: what the run
-    started in the cluster and in the database is ended, and no partial bundle is left."""
-    signal.signal(signal.SIGTERM, _interrupted)
+    """Run the CLI; typer's standalone mode maps usage errors to exit code 2."""
     if COMPLETE_VAR in os.environ:  # a completion request: register typer's shell support
         from typer.completion import completion_init
 

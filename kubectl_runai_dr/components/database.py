@@ -31,6 +31,7 @@ from kubectl_runai_dr.components.base import BackupContext, Component, NullProgr
 from kubectl_runai_dr.components.dbrun import Runner, failure, locate
 from kubectl_runai_dr.components.restore_base import RestoreContext
 from kubectl_runai_dr.errors import Aborted, BundleError, ComponentError, UsageError
+from kubectl_runai_dr.interrupts import terminate_as_interrupt
 from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result, Status
 from kubectl_runai_dr.plan import database as p
@@ -373,19 +374,20 @@ def drill(kube: KubeApi, bundle: Bundle, opts: DatabaseRestoreOptions | None = N
     runner = _runner(kube, opts)
     result = DatabaseRestoreResult(target=runner.where)
     token = secrets.token_hex(4)
-    for entry in meta["databases"]:
-        if opts.db.databases and entry["name"] not in opts.db.databases:
-            continue
-        scratch = p.scratch_name(entry["name"], token)
-        _admin(runner, p.create_database_sql(scratch, None, entry.get("encoding")))
-        try:
-            _restore_dump(runner, bundle, entry, scratch, clean=False, owners=False,
-                          progress=progress)
-            cmp = _compare(runner, entry, scratch)
-        finally:
-            _admin(runner, p.drop_database_sql(scratch))
-        result.databases.append(DatabaseOutcome(entry["name"], "drilled", cmp,
-                                                dump_bytes=int(entry.get("size", 0))))
+    with terminate_as_interrupt():  # SIGTERM as Ctrl-C: the scratch database is dropped
+        for entry in meta["databases"]:
+            if opts.db.databases and entry["name"] not in opts.db.databases:
+                continue
+            scratch = p.scratch_name(entry["name"], token)
+            _admin(runner, p.create_database_sql(scratch, None, entry.get("encoding")))
+            try:
+                _restore_dump(runner, bundle, entry, scratch, clean=False, owners=False,
+                              progress=progress)
+                cmp = _compare(runner, entry, scratch)
+            finally:
+                _admin(runner, p.drop_database_sql(scratch))
+            result.databases.append(DatabaseOutcome(entry["name"], "drilled", cmp,
+                                                    dump_bytes=int(entry.get("size", 0))))
     return result
 
 
