@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
-from rich.markup import escape
+from rich.markup import escape as escape  # re-exported: the views escape with it
 from rich.measure import Measurement
 from rich.progress import (
     BarColumn,

@@ -34,7 +34,7 @@ def strip_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
 
 def clean(obj: dict[str, Any], *, keep_status: bool = False) -> dict[str, Any]:
     """A copy of ``obj`` without server-set metadata and (unless asked) without status."""
-    out = copy_json(obj)
+    out: dict[str, Any] = copy_json(obj)
     meta = out.get("metadata") or {}
     for key in SERVER_SET_METADATA:
         meta.pop(key, None)

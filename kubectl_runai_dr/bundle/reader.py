@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, cast
 from kubectl_runai_dr.bundle import schema
 from kubectl_runai_dr.bundle.archive import CHUNK, ArchiveError, GzipReader, NotGzip, TarReader
 from kubectl_runai_dr.bundle.jsonlist import ListError, iter_items
-from kubectl_runai_dr.bundle.layout import MANIFEST
+from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
 from kubectl_runai_dr.errors import BundleError
 from kubectl_runai_dr.localfs import local_error
 
@@ -100,10 +100,10 @@ def read_manifest(fd: int, path: Path | str) -> dict[str, Any]:
         schema.validate_manifest(manifest)
     except schema.NotABundle:
         raise BundleError(f"{path} is not a runai-dr bundle (its manifest's format is not "
-                          f"{schema.FORMAT})") from None
+                          f"{FORMAT})") from None
     except schema.NewerFormat:
         raise BundleError(f"{path} has bundle format {manifest['formatVersion']}; this tool "
-                          f"reads up to {schema.FORMAT_VERSION}",
+                          f"reads up to {FORMAT_VERSION}",
                           hint="upgrade kubectl runai-dr") from None
     except schema.ManifestError as exc:
         raise BundleError(f'{path}: invalid manifest: field "{exc.field}" {exc.problem}',

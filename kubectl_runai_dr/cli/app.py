@@ -48,7 +48,7 @@ app.command()(version)
 def run(argv: list[str] | None = None) -> None:
     """Run the CLI; typer's standalone mode maps usage errors to exit code 2."""
     if COMPLETE_VAR in os.environ:  # a completion request: register typer's shell support
-        from typer.completion import completion_init
+        from typer._completion_classes import completion_init
 
         completion_init()
     app(args=argv, prog_name=PROG, complete_var=COMPLETE_VAR)

@@ -138,7 +138,7 @@ def summary_table(steps: list[StepResult], *, verbose: int = 0) -> Any:
 
 
 def _outcomes() -> list[Any]:
-    from kubectl_runai_dr.components.restore_base import Outcome
+    from kubectl_runai_dr.model import Outcome
 
     return [Outcome(c) for c in COLUMNS]
 

@@ -205,11 +205,12 @@ class Loader(KubeConfigLoader):
         super().__init__(*args, **kwargs)
 
     def _load_from_exec_plugin(self) -> bool | None:
-        if "exec" not in self._user:
+        user, cluster = self._user, self._cluster
+        if user is None or cluster is None or "exec" not in user:
             return None
-        base_path = self._get_base_path(self._cluster.path)
-        status = run_exec_plugin(self._user["exec"].value, user_name=self._dr_user_name,
-                                 cluster=self._cluster.value, cwd=base_path)
+        base_path = self._get_base_path(cluster.path)
+        status = run_exec_plugin(user["exec"].value, user_name=self._dr_user_name,
+                                 cluster=cluster.value, cwd=base_path)
         if status.get("token"):
             self.token = f"Bearer {status['token']}"
         else:
