@@ -291,7 +291,7 @@ def test_custom_resources_validation_pruning_and_versions(api: client.ApiClient,
     assert apiserver.get("run.ai/v1", "RunaiConfig", "runai", "default")["spec"] == {"any": {"x": 1}}
 
 
-def test_cel_rules_of_fixture_crds_are_all_implemented() -> None:
+def test_cel_rules_of_the_seeded_crds_are_all_implemented() -> None:
     rules = []
     for path in crd_paths():
         for doc in yaml.safe_load_all(path.read_text()):
