@@ -129,6 +129,7 @@ that goes away mid-answer are not bugs.
 
 Where it is (server.py is the core; each concern of the API is a mixin of ApiServer)
     server.py     the aiohttp app in its own thread, routing, life cycle, the helpers above
+    core.py       what the mixins use of the core and of one another (for the type checker)
     auth.py       users and tokens, deny rules, SelfSubjectAccessReview
     faults.py     injected faults
     discovery.py  /version, /api, /apis, group versions, OpenAPI v3

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import validation as val
+from .core import ServerCore
 from .status import ApiError, invalid_error, status_details
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class User:
     groups: list[str] = field(default_factory=list)
 
 
-class AuthMixin:
+class AuthMixin(ServerCore):
     """Users, deny rules and SSAR, mixed into ApiServer (server.py)."""
 
     users: dict[str, User]

@@ -21,6 +21,7 @@ import yaml
 from aiohttp import web
 
 from . import validation as val
+from .core import ServerCore
 from .patch import PatchError, apply_merge, json_patch, merge_patch, strategic_merge
 from .request import Target
 from .resources import CRD_GROUP, ResourceType, type_from_crd
@@ -44,8 +45,12 @@ FORGIVEN_FINALIZERS = {"kubernetes.io/pvc-protection", "kubernetes.io/pv-protect
                        "orphan", "kubernetes", "customresourcecleanup.apiextensions.k8s.io"}
 
 
-class CrudMixin:
+class CrudMixin(ServerCore):
     """Reads and writes of single objects, mixed into ApiServer (server.py)."""
+
+    crd_establish_delay: float
+    namespaces_linger: bool
+    _cluster_ips: int
 
     def _get_response(self, t: Target) -> web.Response:
         assert t.name is not None
@@ -317,8 +322,8 @@ class CrudMixin:
             crd_causes = []
             try:
                 type_from_crd(obj)
-            except (KeyError, TypeError) as e:
-                crd_causes.append(val.invalid("spec", None, f"invalid CustomResourceDefinition: {e}"))
+            except (KeyError, TypeError) as err:
+                crd_causes.append(val.invalid("spec", None, f"invalid CustomResourceDefinition: {err}"))
             if crd_causes:
                 raise invalid_error(rt, md["name"], crd_causes)
         name = md["name"]
@@ -442,9 +447,9 @@ class CrudMixin:
         if rv:
             try:
                 int(rv)
-            except ValueError as e:
+            except ValueError as err:
                 raise invalid_error(rt, t.name, [val.invalid("metadata.resourceVersion", rv,
-                                                              "must be a valid resourceVersion")]) from e
+                                                              "must be a valid resourceVersion")]) from err
             if rv != old.obj["metadata"]["resourceVersion"]:
                 raise conflict(rt, t.name, "the object has been modified; please apply your changes to the latest "
                                            "version and try again")

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .core import ServerCore
 from .resources import CRD_GROUP, ResourceType, sort_versions
 from .status import NOT_FOUND_PAGE
 
@@ -32,8 +33,10 @@ def split_api_path(path: str) -> tuple[str, str, list[str]]:
     raise NOT_FOUND_PAGE
 
 
-class DiscoveryMixin:
+class DiscoveryMixin(ServerCore):
     """The discovery documents, mixed into ApiServer (server.py)."""
+
+    port: int
 
     def _discovery(self, path: str) -> web.Response | None:
         """The answer to a discovery path; None for a path that names resources."""

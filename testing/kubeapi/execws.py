@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from .core import ServerCore
 from .request import RECORD_KEY, Target
 from .status import ApiError
 
@@ -47,7 +48,7 @@ def _bool(q: dict[str, list[str]], name: str, default: bool = False) -> bool:
     return v[-1].lower() in ("1", "true", "yes")
 
 
-def _container_env(srv: ApiServer, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+def _container_env(srv: ServerCore, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
     ns = pod["metadata"]["namespace"]
     env: dict[str, str] = {}
 
@@ -302,7 +303,7 @@ class PodExec:
     cwd: str | None = None
 
 
-class ExecMixin:
+class ExecMixin(ServerCore):
     """The exec settings a test gives a pod, mixed into ApiServer (server.py); the exec requests
     themselves are served by handle_exec."""
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from .core import ServerCore
 from .status import ApiError
 
 DEFAULT_FAULT_MESSAGES = {
@@ -32,7 +33,7 @@ class Fault:
     hits: int = 0
 
 
-class FaultsMixin:
+class FaultsMixin(ServerCore):
     """inject_fault / clear_faults, mixed into ApiServer (server.py)."""
 
     faults: list[Fault]

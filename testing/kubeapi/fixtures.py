@@ -36,7 +36,7 @@ def kubeconfig(apiserver: ApiServer, tmp_path: Path) -> Path:
 def runai_server(apiserver: ApiServer) -> ApiServer:
     from .seed import seed_runai
 
-    apiserver.seed_info = seed_runai(apiserver)  # type: ignore[attr-defined]
+    apiserver.seed_info = seed_runai(apiserver)
     return apiserver
 
 

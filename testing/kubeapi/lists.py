@@ -13,13 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
+from .core import ServerCore
 from .request import Target
-from .selectors import SelectorError, parse_field_selector, parse_label_selector
+from .selectors import Matcher, SelectorError, parse_field_selector, parse_label_selector
 from .status import ApiError
 from .store import Entry, Store, dumps
 
 
-class ListsMixin:
+class ListsMixin(ServerCore):
     """Lists and deletecollection, mixed into ApiServer (server.py)."""
 
     def _delete_collection(self, t: Target, q: dict[str, str], opts: dict[str, Any], dry_run: bool) -> web.Response:
@@ -31,7 +32,7 @@ class ListsMixin:
                 items.append(r if isinstance(r, Entry) else e)
             return self._list_bytes(t, items, self.store.rv, None, None)
 
-    def _matchers(self, t: Target, q: dict[str, str]) -> tuple[Any, Any]:
+    def _matchers(self, t: Target, q: dict[str, str]) -> tuple[Matcher, Matcher]:
         try:
             lsel = parse_label_selector(q.get("labelSelector", ""))
             fsel = parse_field_selector(q.get("fieldSelector", ""), t.rt.field_selectors, t.rt.namespaced)
@@ -67,8 +68,8 @@ class ListsMixin:
         lsel, fsel = self._matchers(t, q)
         try:
             limit = int(q.get("limit") or 0)
-        except ValueError as e:
-            raise ApiError(400, f"invalid limit: {q.get('limit')}") from e
+        except ValueError as err:
+            raise ApiError(400, f"invalid limit: {q.get('limit')}") from err
         cont = q.get("continue")
         has_selector = bool(q.get("labelSelector") or q.get("fieldSelector"))
         with self.store.lock:

@@ -89,7 +89,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
         elif kind == "replace":
             if isinstance(parent, dict) and key not in parent:
                 raise PatchError(f"replace operation does not apply: doc is missing key: {path}: missing value")
-            if isinstance(parent, list) and not (0 <= key < len(parent)):  # type: ignore[operator]
+            if isinstance(parent, list) and isinstance(key, int) and not 0 <= key < len(parent):
                 raise PatchError(f"replace operation does not apply: doc is missing key: {path}")
             parent[key] = copy.deepcopy(op["value"])
         elif kind == "test":

@@ -55,20 +55,33 @@ def fields(buf: bytes) -> list[tuple[int, int | bytes]]:
     return out
 
 
+def _b(v: int | bytes) -> bytes:
+    """A length-delimited field (bytes, a string or a message)."""
+    if not isinstance(v, bytes):
+        raise ProtobufError(f"expected a length-delimited field, got the varint {v}")
+    return v
+
+
+def _int(v: int | bytes) -> int:
+    """A varint or fixed-size field."""
+    if not isinstance(v, int):
+        raise ProtobufError("expected a varint, got a length-delimited field")
+    return v
+
+
 def _s(v: int | bytes) -> str:
-    assert isinstance(v, bytes)
-    return v.decode()
+    return _b(v).decode()
 
 
-def _map(entries: list[bytes], value_bytes: bool = False) -> dict[str, str]:
-    out = {}
+def _map(entries: list[int | bytes], value_bytes: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
     for e in entries:
         k, val = "", b""
-        for n, v in fields(e):
+        for n, v in fields(_b(e)):
             if n == 1:
                 k = _s(v)
             elif n == 2:
-                val = v  # type: ignore[assignment]
+                val = _b(v)
         out[k] = base64.b64encode(val).decode() if value_bytes else val.decode()
     return out
 
@@ -77,7 +90,7 @@ def _time(b: bytes) -> str:
     secs = 0
     for n, v in fields(b):
         if n == 1:
-            secs = int(v)  # type: ignore[arg-type]
+            secs = _int(v)
     return _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -96,12 +109,12 @@ def object_meta(buf: bytes) -> dict[str, Any]:
             md[key] = _s(g[num][-1])
     if 7 in g and g[7][-1]:
         md["generation"] = g[7][-1]
-    if 8 in g and fields(g[8][-1]):  # type: ignore[arg-type]
-        md["creationTimestamp"] = _time(g[8][-1])  # type: ignore[arg-type]
+    if 8 in g and fields(_b(g[8][-1])):
+        md["creationTimestamp"] = _time(_b(g[8][-1]))
     if 11 in g:
-        md["labels"] = _map(g[11])  # type: ignore[arg-type]
+        md["labels"] = _map(g[11])
     if 12 in g:
-        md["annotations"] = _map(g[12])  # type: ignore[arg-type]
+        md["annotations"] = _map(g[12])
     if 14 in g:
         md["finalizers"] = [_s(v) for v in g[14]]
     return md
@@ -109,13 +122,13 @@ def object_meta(buf: bytes) -> dict[str, Any]:
 
 def _secret(buf: bytes) -> dict[str, Any]:
     g = _grouped(buf)
-    obj: dict[str, Any] = {"metadata": object_meta(g[1][-1]) if 1 in g else {}}  # type: ignore[arg-type]
+    obj: dict[str, Any] = {"metadata": object_meta(_b(g[1][-1])) if 1 in g else {}}
     if 2 in g:
-        obj["data"] = _map(g[2], value_bytes=True)  # type: ignore[arg-type]
+        obj["data"] = _map(g[2], value_bytes=True)
     if 3 in g:
         obj["type"] = _s(g[3][-1])
     if 4 in g:
-        obj["stringData"] = _map(g[4])  # type: ignore[arg-type]
+        obj["stringData"] = _map(g[4])
     if 5 in g:
         obj["immutable"] = bool(g[5][-1])
     return obj
@@ -123,11 +136,11 @@ def _secret(buf: bytes) -> dict[str, Any]:
 
 def _configmap(buf: bytes) -> dict[str, Any]:
     g = _grouped(buf)
-    obj: dict[str, Any] = {"metadata": object_meta(g[1][-1]) if 1 in g else {}}  # type: ignore[arg-type]
+    obj: dict[str, Any] = {"metadata": object_meta(_b(g[1][-1])) if 1 in g else {}}
     if 2 in g:
-        obj["data"] = _map(g[2])  # type: ignore[arg-type]
+        obj["data"] = _map(g[2])
     if 3 in g:
-        obj["binaryData"] = _map(g[3], value_bytes=True)  # type: ignore[arg-type]
+        obj["binaryData"] = _map(g[3], value_bytes=True)
     if 4 in g:
         obj["immutable"] = bool(g[4][-1])
     return obj
@@ -137,10 +150,10 @@ def _delete_options(buf: bytes) -> dict[str, Any]:
     g = _grouped(buf)
     obj: dict[str, Any] = {}
     if 1 in g:
-        v = int(g[1][-1])  # type: ignore[arg-type]
+        v = _int(g[1][-1])
         obj["gracePeriodSeconds"] = v - (1 << 64) if v >= 1 << 63 else v
     if 2 in g:
-        pre = _grouped(g[2][-1])  # type: ignore[arg-type]
+        pre = _grouped(_b(g[2][-1]))
         obj["preconditions"] = {k: _s(pre[n][-1]) for n, k in ((1, "uid"), (2, "resourceVersion")) if n in pre}
     if 3 in g:
         obj["orphanDependents"] = bool(g[3][-1])
@@ -160,12 +173,12 @@ def decode(body: bytes) -> dict[str, Any]:
     if not body.startswith(MAGIC):
         raise ProtobufError("missing the k8s protobuf magic prefix")
     env = _grouped(body[len(MAGIC):])
-    tm = _grouped(env[1][-1]) if 1 in env else {}  # type: ignore[arg-type]
+    tm = _grouped(_b(env[1][-1])) if 1 in env else {}
     api_version = _s(tm[1][-1]) if 1 in tm else ""
     kind = _s(tm[2][-1]) if 2 in tm else ""
-    raw = env.get(2, [b""])[-1]
+    raw = _b(env.get(2, [b""])[-1])
     dec = DECODERS.get((api_version, kind))
     if dec is None:
         raise ProtobufError(f"protobuf decoding of {api_version} {kind} is not implemented by this test server")
-    obj = dec(raw)  # type: ignore[arg-type]
+    obj = dec(raw)
     return {"apiVersion": api_version, "kind": kind, **obj}

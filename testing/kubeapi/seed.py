@@ -78,7 +78,8 @@ def decode_helm_release(data: str) -> dict[str, Any]:
     raw = base64.b64decode(data)
     if raw[:3] == b"\x1f\x8b\x08":
         raw = gzip.decompress(raw)
-    return json.loads(raw)
+    release: dict[str, Any] = json.loads(raw)
+    return release
 
 
 @dataclass
@@ -478,7 +479,8 @@ def seed_runai(srv: ApiServer, *, projects: int = 30, rolebindings_per_project: 
                         "ports": [{"name": "tcp-postgresql", "containerPort": 5432, "protocol": "TCP"}],
                         "volumeMounts": [{"name": "data", "mountPath": "/bitnami/postgresql"}],
                         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}
-        sts_specs = [
+        # (name, component, app, containers, claim template, size, reclaim policy)
+        sts_specs: list[tuple[str, str, str, list[dict[str, Any]], str, str, str]] = [
             ("runai-backend-postgresql", "primary", "postgresql", [pg_container], "data", "20Gi", "Delete"),
             ("runai-backend-thanos-receive", "receive", "thanos",
              [{"name": "thanos-receive", "image": "quay.io/thanos/thanos:v0.34.1", "args": ["receive"]}],

@@ -41,7 +41,9 @@ def label_value_error(value: str) -> str | None:
 
 def _split_top(s: str) -> list[str]:
     """Split on commas not inside parentheses."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in s:
         if ch == "(":
             depth += 1
@@ -81,10 +83,10 @@ def parse_label_selector(sel: str) -> Matcher:
         if neg:
             if op:
                 raise SelectorError(f"unable to parse requirement: found '{op}', expected: ',' or 'end of string'")
-            reqs.append(lambda lb, k=key: k not in lb)
+            reqs.append(_lacks(key))
             continue
         if not op:
-            reqs.append(lambda lb, k=key: k in lb)
+            reqs.append(_has(key))
             continue
         if op in ("in", "notin"):
             val = val.strip()
@@ -95,24 +97,43 @@ def parse_label_selector(sel: str) -> Matcher:
                 e = label_value_error(v)
                 if e:
                     raise SelectorError(f"unable to parse requirement: values[0][{key}]: Invalid value: \"{v}\": {e}")
-            if op == "in":
-                reqs.append(lambda lb, k=key, vs=values: k in lb and lb[k] in vs)
-            else:
-                reqs.append(lambda lb, k=key, vs=values: k not in lb or lb[k] not in vs)
+            reqs.append(_in(key, values) if op == "in" else _notin(key, values))
             continue
         val = val.strip()
         e = label_value_error(val)
         if e:
             raise SelectorError(f"unable to parse requirement: values[0][{key}]: Invalid value: \"{val}\": {e}")
-        if op in ("=", "=="):
-            reqs.append(lambda lb, k=key, v=val: lb.get(k) == v)
-        else:
-            reqs.append(lambda lb, k=key, v=val: lb.get(k) != v)
+        reqs.append(_equals(key, val) if op in ("=", "==") else _not_equals(key, val))
 
     def match(labels: dict[str, Any]) -> bool:
         return all(r(labels) for r in reqs)
 
     return match
+
+
+# One requirement of a label selector, on the labels.
+def _has(key: str) -> Matcher:
+    return lambda labels: key in labels
+
+
+def _lacks(key: str) -> Matcher:
+    return lambda labels: key not in labels
+
+
+def _in(key: str, values: set[str]) -> Matcher:
+    return lambda labels: key in labels and labels[key] in values
+
+
+def _notin(key: str, values: set[str]) -> Matcher:
+    return lambda labels: key not in labels or labels[key] not in values
+
+
+def _equals(key: str, value: str) -> Matcher:
+    return lambda labels: labels.get(key) == value
+
+
+def _not_equals(key: str, value: str) -> Matcher:
+    return lambda labels: labels.get(key) != value
 
 
 def _field_value(obj: dict[str, Any], path: str) -> str:
@@ -144,8 +165,13 @@ def parse_field_selector(sel: str, supported: tuple[str, ...], namespaced: bool)
         key, op, val = m.groups()
         if key not in allowed:
             raise SelectorError(f'field label not supported: {key}')
-        if op == "!=":
-            reqs.append(lambda o, k=key, v=val: _field_value(o, k) != v)
-        else:
-            reqs.append(lambda o, k=key, v=val: _field_value(o, k) == v)
+        reqs.append(_field_not_equals(key, val) if op == "!=" else _field_equals(key, val))
     return lambda obj: all(r(obj) for r in reqs)
+
+
+def _field_equals(path: str, value: str) -> Matcher:
+    return lambda obj: _field_value(obj, path) == value
+
+
+def _field_not_equals(path: str, value: str) -> Matcher:
+    return lambda obj: _field_value(obj, path) != value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import contextlib
 import copy
 import json
@@ -21,7 +22,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from aiohttp import web
@@ -39,6 +40,9 @@ from .status import NOT_FOUND_PAGE, ApiError
 from .store import Entry, Event, ResKey, Store, dumps, now
 from .watch import WatchMixin
 from .workloads import BackendRule, PodBackend, Workloads
+
+if TYPE_CHECKING:
+    from .seed import SeedInfo
 
 __all__ = ["ApiError", "ApiServer", "DenyRule", "Fault", "RequestRecord", "ServerBug", "now"]
 
@@ -91,9 +95,10 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
-        self._watchers: set[tuple[ResKey, asyncio.Queue[Event]]] = set()
+        self._watchers: set[tuple[ResKey, asyncio.Queue[Event | None]]] = set()
         self._req_lock = threading.Lock()
         self.bugs: list[str] = []  # tracebacks of unexpected exceptions; stop() raises ServerBug
+        self.seed_info: SeedInfo | None = None  # what seed_runai seeded, for the runai_server fixture
         self._bugs_lock = threading.Lock()
         self.store.listeners.append(self._on_event)
         self.store.listeners.append(self.workloads.on_store_event)
@@ -193,7 +198,7 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
         while self.exec_processes and time.monotonic() < deadline:
             time.sleep(0.01)
         for _, q in list(self._watchers):
-            loop.call_soon_threadsafe(q.put_nowait, None)  # type: ignore[arg-type]
+            loop.call_soon_threadsafe(q.put_nowait, None)
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
         self._thread = None
@@ -405,6 +410,7 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
             del self.types[key]
 
     # ------------------------------------------------------------------ HTTP entry point
+    # (`list` is the method above in this class body: annotations say builtins.list)
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         query = {k: request.query.getall(k) for k in request.query}
         is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
@@ -428,7 +434,7 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
         return resp
 
     async def _handle_inner(self, request: web.Request, user: User | None, body: bytes | None,
-                            query: dict[str, list[str]]) -> web.StreamResponse:
+                            query: dict[str, builtins.list[str]]) -> web.StreamResponse:
         await self._apply_faults(request)
         path = request.path
         if path in ("/healthz", "/livez", "/readyz"):
@@ -445,7 +451,8 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
     def _json(self, obj: Any, status: int = 200) -> web.Response:
         return web.Response(status=status, body=dumps(obj), content_type="application/json")
 
-    def _parse_target(self, group: str, version: str, rest: list[str], query: dict[str, list[str]]) -> Target:
+    def _parse_target(self, group: str, version: str, rest: builtins.list[str],
+                      query: dict[str, builtins.list[str]]) -> Target:
         watch_path = False
         if rest and rest[0] == "watch":
             watch_path, rest = True, rest[1:]
@@ -470,7 +477,7 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
 
     # ------------------------------------------------------------------ dispatch
     async def _dispatch(self, request: web.Request, t: Target, user: User, body: bytes | None,
-                        query: dict[str, list[str]]) -> web.StreamResponse:
+                        query: dict[str, builtins.list[str]]) -> web.StreamResponse:
         method = request.method
         q1 = {k: v[-1] for k, v in query.items()}
         dry_run = "All" in query.get("dryRun", [])

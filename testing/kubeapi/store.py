@@ -55,7 +55,7 @@ class Entry:
         return b
 
     def copy_obj(self, api_version: str | None = None) -> dict[str, Any]:
-        o = json.loads(self.bytes_for(api_version or self.obj["apiVersion"]))
+        o: dict[str, Any] = json.loads(self.bytes_for(api_version or self.obj["apiVersion"]))
         return o
 
 

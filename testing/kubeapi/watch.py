@@ -11,15 +11,16 @@ import contextlib
 from aiohttp import web
 
 from . import validation as val
+from .core import ServerCore
 from .request import RECORD_KEY, Target
 from .status import ApiError, invalid_error, status_body
 from .store import Entry, Event, ResKey, dumps
 
 
-class WatchMixin:
+class WatchMixin(ServerCore):
     """Watches, mixed into ApiServer (server.py)."""
 
-    _watchers: set[tuple[ResKey, asyncio.Queue[Event]]]
+    _watchers: set[tuple[ResKey, asyncio.Queue[Event | None]]]  # None: the server stops
 
     def _on_event(self, ev: Event) -> None:
         if not self._watchers or self._loop is None:
@@ -42,9 +43,10 @@ class WatchMixin:
                 "FieldValueForbidden")])
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         initial: list[tuple[str, Entry]] = []
+        expired = False  # the resourceVersion to watch from is compacted away: 410
         with self.store.lock:
             key = (t.rt.key, queue)
-            self._watchers.add(key)  # type: ignore[arg-type]
+            self._watchers.add(key)
             if rv_param in ("", "0") or send_initial:
                 for e in self.store.sorted_entries(t.rt.key):
                     initial.append(("ADDED", e))
@@ -53,15 +55,15 @@ class WatchMixin:
                 try:
                     start = int(rv_param)
                 except ValueError as err:
-                    self._watchers.discard(key)  # type: ignore[arg-type]
+                    self._watchers.discard(key)
                     raise ApiError(400, f"invalid resource version: {rv_param}") from err
                 if start < self.store.compacted_rv or (self.store.events and start < self.store.events[0].rv - 1
                                                          and len(self.store.events) == self.store.events.maxlen):
-                    initial.append(("ERROR", None))  # type: ignore[arg-type]
+                    expired = True
                 else:
-                    for ev in self.store.events:
-                        if ev.res == t.rt.key and ev.rv > start:
-                            initial.append((ev.type, ev.entry))
+                    for past in self.store.events:
+                        if past.res == t.rt.key and past.rv > start:
+                            initial.append((past.type, past.entry))
                 last_rv = max(start, self.store.rv)
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
                                                        "Transfer-Encoding": "chunked"})
@@ -79,11 +81,11 @@ class WatchMixin:
             await resp.write(b'{"type":"' + typ.encode() + b'","object":' + e.bytes_for(av) + b"}\n")
 
         try:
+            if expired:
+                st = status_body(410, "Expired", f"too old resource version: {rv_param} ({self.store.rv})")
+                await resp.write(dumps({"type": "ERROR", "object": st}) + b"\n")
+                return resp
             for typ, e in initial:
-                if typ == "ERROR":
-                    st = status_body(410, "Expired", f"too old resource version: {rv_param} ({self.store.rv})")
-                    await resp.write(dumps({"type": "ERROR", "object": st}) + b"\n")
-                    return resp
                 if visible(e):
                     await send(typ, e)
             if send_initial:
@@ -115,7 +117,7 @@ class WatchMixin:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            self._watchers.discard(key)  # type: ignore[arg-type]
+            self._watchers.discard(key)
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await resp.write_eof()
         return resp
