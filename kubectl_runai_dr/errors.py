@@ -81,6 +81,13 @@ class BundleExistsError(DrError):
     exit_code = ExitCode.USAGE
 
 
+class NotPermitted(DrError):
+    """The preflight found that the user may not do what the run needs (RBAC): the same
+    exit code as a request the API server refuses."""
+
+    exit_code = ExitCode.FORBIDDEN
+
+
 class ComponentError(DrError):
     """A component (database, helm values, ...) could not be backed up or restored."""
 

@@ -209,7 +209,7 @@ def test_preflight_permissions_stop_before_writing(seeded: tuple[ApiServer, Path
     srv.deny(verb="create", resource="rolebindings", group="rbac.authorization.k8s.io")
     srv.clear_requests()
     r = cli("restore", str(bundle), "--yes", "--kubeconfig", str(kc))
-    assert r.code == 1, r.stdout + r.stderr
+    assert r.code == 6, r.stdout + r.stderr  # forbidden, as the restore's help says
     assert "may not create rolebindings.rbac.authorization.k8s.io" in r.stderr
     assert writes(srv) == []
 
@@ -234,7 +234,9 @@ def test_corrupt_bundle_fails_preflight(seeded: tuple[ApiServer, Path, SeedInfo]
     tampered = tmp_path / "t.tar.gz"
     with tarfile.open(bundle) as src, tarfile.open(tampered, "w:gz") as dst:
         for m in src.getmembers():
-            data = src.extractfile(m).read()  # type: ignore[union-attr]
+            fh = src.extractfile(m)
+            assert fh is not None, m.name  # a bundle holds regular files only
+            data = fh.read()
             if m.name == "objects/namespaces.json":
                 data = data.replace(b"runai/queue", b"runai/qveue")
             m.size = len(data)

@@ -20,7 +20,7 @@ from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import NullProgress, Progress
 from kubectl_runai_dr.components.restore_base import Existing, RestoreContext, RestoreSettings
-from kubectl_runai_dr.errors import Aborted, BundleError, DrError
+from kubectl_runai_dr.errors import Aborted, BundleError, DrError, NotPermitted
 from kubectl_runai_dr.interrupts import terminate_as_interrupt
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
@@ -64,6 +64,7 @@ class Preflight:
     plan: list[PlannedStep]
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # any problem stops the restore
+    denied: list[str] = field(default_factory=list)  # permissions missing: also stops it
     notes: list[str] = field(default_factory=list)  # facts worth saying, not a concern
     detected: list[str] = field(default_factory=list)  # what the target was found to hold
     same_cluster: bool = False
@@ -74,8 +75,8 @@ class Preflight:
                 "bundleCreatedAt": self.created_at, "sameCluster": self.same_cluster,
                 "plan": [{"step": p.name, "run": p.run, "reason": p.step.reason,
                           **({"whyNot": p.why_not} if p.why_not else {})} for p in self.plan],
-                "warnings": self.warnings, "problems": self.problems, "notes": self.notes,
-                "detected": self.detected}
+                "warnings": self.warnings, "problems": [*self.problems, *self.denied],
+                "notes": self.notes, "detected": self.detected}
 
 
 @dataclass
@@ -241,7 +242,7 @@ def preflight(kube: KubeApi, bundle: Bundle, plan: list[PlannedStep], settings: 
                 allowed = True  # cannot ask: the request itself will say
             if not allowed:
                 where = f' in namespace "{ns}"' if ns else " (all namespaces)"
-                pf.problems.append(f"step {step.name}: you may not {need.verb} "
+                pf.denied.append(f"step {step.name}: you may not {need.verb} "
                                    f"{need.group_resource}{where}")
     return pf
 
@@ -346,11 +347,13 @@ def _run_restore(kube: KubeApi, opts: RestoreOptions, *, confirm: Confirm | None
             raise UsageError(str(exc)) from None
         pf = preflight(kube, bundle, plan, settings, verify=opts.verify)
         pf_seconds = clock() - started
-        if pf.problems:
-            raise DrError("preflight found problems, nothing was written: "
-                          + "; ".join(pf.problems),
-                          hint="fix them (permissions, CRDs) or leave those steps out with "
-                               "--skip STEP, and run again")
+        if pf.problems or pf.denied:
+            # missing permissions alone: the exit code of a refused request (6)
+            error = NotPermitted if pf.denied and not pf.problems else DrError
+            raise error("preflight found problems, nothing was written: "
+                        + "; ".join([*pf.problems, *pf.denied]),
+                        hint="fix them (permissions, CRDs) or leave those steps out with "
+                             "--skip STEP, and run again")
         if not settings.dry_run and not opts.assume_yes and (
                 confirm is None or not confirm(pf)):
             raise Aborted("restore not confirmed; nothing was written",
