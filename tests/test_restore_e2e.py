@@ -174,6 +174,9 @@ def test_restore_database_argument_and_selection(seeded: tuple[ApiServer, Path, 
     assert r.code == 0, r.stderr
     steps = {s["name"]: s for s in json.loads(r.stdout)["steps"]}
     assert all(not s["ran"] for n, s in steps.items() if n not in ("preflight", "templates"))
+    # a drill of a bundle without a dump: the same usage error, before anything is checked
+    r = cli("verify", str(bundle), "--drill", "--kubeconfig", str(kc))
+    assert r.code == 2 and "holds no database dump" in r.stderr and "valid" not in r.stdout
     bad = cli("restore", str(bundle), "--only", "bogus", "--kubeconfig", str(kc))
     assert bad.code == 2 and "unknown step" in bad.stderr
 

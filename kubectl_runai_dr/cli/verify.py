@@ -63,6 +63,10 @@ def verify(
 
     b = Bundle.open(bundle)
     try:
+        if drill:  # a drill of what the bundle does not hold is a usage error, said first
+            from kubectl_runai_dr.components.database import read_metadata
+
+            read_metadata(b)
         files = b.files
         result = VerifyResult(bundle, b.verify(), b.manifest.get("status"), len(files),
                               sum(f["size"] for f in files.values()))
