@@ -219,20 +219,19 @@ def _supervise(stdin: str, deadline: int | None) -> str:
     database pod an orphan is adopted by PID 1, which is the postmaster, and the postmaster
     takes a child it did not start that exits with a status other than 0 or 1 for a crashed
     backend and restarts the whole server."""
-    # The watcher: a subshell running ``cat`` on the stream's stdin; when that ends, it
-    # ends the command. Told to stop (SIGTERM) it ends its cat, waits for it and exits 0.
-    # cat is started before the trap is set: a child started while its parent has a trap
-    # takes the parent's handler until it has exec'd, and a signal in that moment is lost.
-    watcher = ("(cat <&3 & k=$!; trap 'kill $k 2>/dev/null; wait $k; exit 0' TERM; "
-               "wait $k; kill -TERM $c 2>/dev/null; exit 0) >/dev/null 2>&1 & ")
+    # The watcher: a subshell reading the stream's stdin with the shell's own ``read`` (no
+    # child process that stopping it could orphan); when stdin ends, it ends the command.
+    watcher = ("(while read -r _; do :; done <&3; kill -TERM $c 2>/dev/null; exit 0) "
+               ">/dev/null 2>&1 & ")
     script = "exec 3<&0 </dev/null; "
     if stdin == "watch":
         script += '"$@" 3<&- & c=$!; ' + watcher + "w=$!; exec 3<&-; "
     else:
         script += '"$@" <&3 3<&- & c=$!; w=; '
     if deadline:
-        # The deadline counts one-second sleeps, so that stopping it (SIGTERM) waits for
-        # one second at most, whatever becomes of the signal.
+        # The deadline counts one-second sleeps; told to stop (SIGTERM) it ends the current
+        # one and waits for it (at most a second, should the signal reach the sleep before
+        # it has exec'd and be lost), so no sleep is orphaned either.
         script += ("(trap 'kill $k 2>/dev/null; wait; exit 0' TERM; k=; n=0; "
                    f"while [ $n -lt {int(deadline)} ]; do sleep 1 3<&- & k=$!; wait $k; "
                    "n=$((n + 1)); done; "
@@ -244,7 +243,7 @@ def _supervise(stdin: str, deadline: int | None) -> str:
     script += ("trap 'kill -TERM $c 2>/dev/null' HUP INT TERM; "
                "wait $c 2>/dev/null; rc=$?; "
                "while kill -0 $c 2>/dev/null; do wait $c 2>/dev/null; rc=$?; done; "
-               "kill $w $t 2>/dev/null; wait; ")
+               "kill $w $t 2>/dev/null; until wait; do :; done; ")
     if stdin == "drain":
         script += "cat <&3 >/dev/null; "
     return script + "exit $rc"
