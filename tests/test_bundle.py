@@ -73,11 +73,14 @@ def _rewrite(src: Path, dst: Path, mutate: dict[str, bytes | None]) -> None:
     """Copy a bundle, replacing (or dropping, with None) some members."""
     with tarfile.open(src) as tin, tarfile.open(dst, "w:gz") as tout:
         for m in tin.getmembers():
-            data = tin.extractfile(m).read()  # type: ignore[union-attr]
+            member = tin.extractfile(m)
+            assert member is not None, m.name  # a bundle holds regular files only
+            data = member.read()
             if m.name in mutate:
-                if mutate[m.name] is None:
+                replacement = mutate[m.name]
+                if replacement is None:
                     continue
-                data = mutate[m.name]  # type: ignore[assignment]
+                data = replacement
                 m.size = len(data)
             tout.addfile(m, io.BytesIO(data))
 
@@ -109,7 +112,9 @@ def test_tampered_truncated_missing_are_named(tmp_path: Path) -> None:
 def test_newer_format_is_refused(tmp_path: Path) -> None:
     good = _write(tmp_path / "good.tar.gz")
     with tarfile.open(good) as tar:
-        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        fh = tar.extractfile("manifest.json")
+        assert fh is not None
+        manifest = json.load(fh)
     manifest["formatVersion"] = 99
     newer = tmp_path / "n.tar.gz"
     _rewrite(good, newer, {"manifest.json": json.dumps(manifest).encode()})
@@ -225,15 +230,15 @@ def test_where_a_bundle_goes(tmp_path: Path) -> None:
 
 def test_an_interruption_right_after_linking_knows_the_bundle_is_in_place(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kubectl_runai_dr.bundle import writer as writer_module
-
     real_link = os.link
 
-    def link_then_interrupt(*args: object, **kwargs: object) -> None:
-        real_link(*args, **kwargs)  # type: ignore[arg-type]
+    def link_then_interrupt(src: str, dst: str, *, src_dir_fd: int | None = None,
+                            dst_dir_fd: int | None = None, follow_symlinks: bool = True) -> None:
+        real_link(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd,
+                  follow_symlinks=follow_symlinks)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(writer_module.os, "link", link_then_interrupt)
+    monkeypatch.setattr(os, "link", link_then_interrupt)  # the os module the writer links with
     w = BundleWriter(tmp_path / "b.tar.gz")
     w.write_json("a/b.json", {"hello": "world"})
     with pytest.raises(KeyboardInterrupt):

@@ -38,8 +38,21 @@ def _good(tmp_path: Path, name: str = "good.tar.gz") -> Path:
 
 def _manifest_of(path: Path) -> dict[str, Any]:
     with tarfile.open(path) as tar:
-        data: dict[str, Any] = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        fh = tar.extractfile("manifest.json")
+        assert fh is not None
+        data: dict[str, Any] = json.load(fh)
     return data
+
+
+def _members(path: Path) -> list[tuple[str, bytes]]:
+    """A bundle's members, in order, with their bytes."""
+    out = []
+    with tarfile.open(path) as tar:
+        for m in tar.getmembers():
+            fh = tar.extractfile(m)
+            assert fh is not None, m.name  # a bundle holds regular files only
+            out.append((m.name, fh.read()))
+    return out
 
 
 def _pack(path: Path, members: list[tuple[str, bytes]]) -> Path:
@@ -53,9 +66,7 @@ def _pack(path: Path, members: list[tuple[str, bytes]]) -> Path:
 
 def _with_manifest(good: Path, dst: Path, manifest: Any) -> Path:
     """A copy of ``good`` whose manifest is replaced (the other members as they were)."""
-    with tarfile.open(good) as tar:
-        members = [(m.name, tar.extractfile(m).read())  # type: ignore[union-attr]
-                   for m in tar.getmembers()]
+    members = _members(good)
     members[0] = ("manifest.json", json.dumps(manifest).encode())
     return _pack(dst, members)
 
@@ -181,10 +192,7 @@ def test_a_malformed_list_is_named(tmp_path: Path, text: bytes, why: str) -> Non
 
 def test_list_items_of_a_modified_member_are_never_yielded(tmp_path: Path) -> None:
     good = _good(tmp_path)
-    with tarfile.open(good) as tar:
-        members = [(m.name, tar.extractfile(m).read())  # type: ignore[union-attr]
-                   for m in tar.getmembers()]
-    members = [(n, d.replace(b'"n0"', b'"x0"')) for n, d in members]
+    members = [(n, d.replace(b'"n0"', b'"x0"')) for n, d in _members(good)]
     bad = _pack(tmp_path / "mod.tar.gz", members)
     items = []
     with pytest.raises(BundleError, match="does not match its checksum"):

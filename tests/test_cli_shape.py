@@ -147,7 +147,8 @@ def test_every_list_flag_takes_a_comma_list() -> None:
     for path in sorted(CLI.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Subscript) and getattr(node.value, "id", "") == "Annotated":
-                kind, *meta = node.slice.elts  # type: ignore[attr-defined]
+                assert isinstance(node.slice, ast.Tuple), ast.dump(node)  # Annotated[kind, *meta]
+                kind, *meta = node.slice.elts
                 calls = [m for m in meta if isinstance(m, ast.Call)
                          and getattr(m.func, "attr", "") == "Option"]
             elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "shared_option":

@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubeapi import ApiServer
 from kubeapi.pgserver import PgServer
 
 from kubectl_runai_dr.bundle import layout
+from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.model import Status
 from kubectl_runai_dr.ops.backup import BackupOptions, run_backup
 from tests.e2e import cli, components, manifest_of, member
@@ -311,8 +313,8 @@ def _tamper(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real = rd.read_metadata
 
-    def tampered(b: object) -> dict:
-        meta = real(b)  # type: ignore[arg-type]
+    def tampered(b: Bundle) -> dict[str, Any]:
+        meta = real(b)
         for d in meta["databases"]:
             for t in d["tables"]:
                 if t["table"] == "projects":

@@ -18,9 +18,10 @@ import pytest
 from kubeapi import ApiServer
 from kubeapi.pgserver import PgServer
 
+from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.client import ConnectOptions, connect
 from kubectl_runai_dr.model import Status
-from kubectl_runai_dr.ops.backup import BackupOptions, run_backup
+from kubectl_runai_dr.ops.backup import BackupOptions, BackupOutcome, run_backup
 from kubectl_runai_dr.plan.database import DbOptions
 from tests import test_database as base
 from tests.e2e import ROOT
@@ -134,14 +135,13 @@ def start_cli(kc: Path, cwd: Path, *extra: str, **environ: str) -> subprocess.Po
                             stderr=subprocess.PIPE, text=True)
 
 
-def bounded_backup(kube: object, limit: float, **opts: object) -> tuple[object, float]:
+def bounded_backup(kube: KubeApi, limit: float, opts: BackupOptions) -> tuple[BackupOutcome, float]:
     """run_backup in a thread: a hang fails the test instead of stopping the suite."""
     import threading
 
-    out: list[object] = []
+    out: list[BackupOutcome] = []
     started = time.monotonic()
-    t = threading.Thread(target=lambda: out.append(run_backup(kube, BackupOptions(**opts))),  # type: ignore[arg-type]
-                         daemon=True)
+    t = threading.Thread(target=lambda: out.append(run_backup(kube, opts)), daemon=True)
     t.start()
     t.join(limit)
     assert out, f"backup still running after {limit}s"
@@ -160,10 +160,11 @@ def test_lock_wait_timeout_ends_a_blocked_backup(env: tuple[ApiServer, Path],
     _srv, kc = env
     locker()
     kube = connect(ConnectOptions(kubeconfig=str(kc)))
-    out, took = bounded_backup(kube, 30, output=tmp_path / "b.tar.gz", only=("database",),
-                               record=False, db=DbOptions(lock_wait_timeout=1.5))
+    out, took = bounded_backup(kube, 30, BackupOptions(
+        output=tmp_path / "b.tar.gz", only=("database",), record=False,
+        db=DbOptions(lock_wait_timeout=1.5)))
     assert took < 15
-    db = next(r for r in out.results if r.name == "database")  # type: ignore[attr-defined]
+    db = next(r for r in out.results if r.name == "database")
     assert db.status is Status.FAILED and "lock timeout" in db.reason, db.reason
     nothing_left(pg)
 
@@ -175,10 +176,10 @@ def test_request_timeout_bounds_every_exec_read(env: tuple[ApiServer, Path],
     _srv, kc = env
     locker()
     kube = connect(ConnectOptions(kubeconfig=str(kc), request_timeout=2))
-    out, took = bounded_backup(kube, 30, output=tmp_path / "b.tar.gz", only=("database",),
-                               record=False)
+    out, took = bounded_backup(kube, 30, BackupOptions(
+        output=tmp_path / "b.tar.gz", only=("database",), record=False))
     assert took < 15
-    db = next(r for r in out.results if r.name == "database")  # type: ignore[attr-defined]
+    db = next(r for r in out.results if r.name == "database")
     assert db.status is Status.FAILED
     assert "no answer for 2s (--request-timeout)" in db.reason, db.reason
     nothing_left(pg)  # the query that waited was ended in the database too
@@ -269,15 +270,15 @@ def test_local_mode_has_the_same_bounds(env: tuple[ApiServer, Path], pg: PgServe
     kube = connect(ConnectOptions(kubeconfig=str(kc)))
     local = DbOptions(mode="local", host=pg.host, port=pg.port, user=pg.user,
                       lock_wait_timeout=1.5)
-    out, _took = bounded_backup(kube, 60, output=tmp_path / "a.tar.gz", only=("database",),
-                                record=False, db=local)
-    db = next(r for r in out.results if r.name == "database")  # type: ignore[attr-defined]
+    out, _took = bounded_backup(kube, 60, BackupOptions(
+        output=tmp_path / "a.tar.gz", only=("database",), record=False, db=local))
+    db = next(r for r in out.results if r.name == "database")
     assert db.status is Status.OK, db.reason
     locker()
-    out, took = bounded_backup(kube, 30, output=tmp_path / "b.tar.gz", only=("database",),
-                               record=False, db=local)
+    out, took = bounded_backup(kube, 30, BackupOptions(
+        output=tmp_path / "b.tar.gz", only=("database",), record=False, db=local))
     assert took < 15
-    db = next(r for r in out.results if r.name == "database")  # type: ignore[attr-defined]
+    db = next(r for r in out.results if r.name == "database")
     assert db.status is Status.FAILED and "lock timeout" in db.reason, db.reason
     nothing_left(pg)
 

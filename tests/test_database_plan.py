@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from kubectl_runai_dr.kube.exec import exec_query, parse_status
 from kubectl_runai_dr.plan import database as p
 
 
-def _pod(name: str, phase: str = "Running", ready: str = "True", **meta: str) -> dict:
+def _pod(name: str, phase: str = "Running", ready: str = "True", **meta: str) -> dict[str, Any]:
     return {"metadata": {"name": name, **meta},
             "spec": {"containers": [{"name": "metrics"}, {"name": "postgresql"}]},
             "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}}
@@ -86,9 +87,10 @@ def test_pod_problem_and_choice() -> None:
     assert "not Ready" in (p.pod_problem(_pod("a", ready="False")) or "")
     assert p.pod_problem(_pod("a", deletionTimestamp="x")) == "is terminating"
     pods = [_pod("pg-1"), _pod("pg-0", ready="False"), _pod("pg-2")]
-    assert p.choose_pod("pg", pods)["metadata"]["name"] == "pg-1"  # type: ignore[index]
-    assert p.choose_pod("pg", [_pod("pg-1", ready="False"), _pod("pg-0", ready="False")]
-                        )["metadata"]["name"] == "pg-0"  # type: ignore[index]
+    chosen = p.choose_pod("pg", pods)
+    assert chosen is not None and chosen["metadata"]["name"] == "pg-1"
+    chosen = p.choose_pod("pg", [_pod("pg-1", ready="False"), _pod("pg-0", ready="False")])
+    assert chosen is not None and chosen["metadata"]["name"] == "pg-0"
     assert p.choose_pod("pg", []) is None
     assert p.choose_container(_pod("a"), None) == "postgresql"
     assert p.choose_container(_pod("a"), "metrics") == "metrics"
@@ -168,22 +170,29 @@ def _session_members(sid: int) -> list[str]:
     return out
 
 
-def _start(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
+def _start(argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True, **kw)  # type: ignore[call-overload]
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _stdin(proc: subprocess.Popen[bytes]) -> IO[bytes]:
+    assert proc.stdin is not None  # _start pipes it
+    return proc.stdin
 
 
 def _finish(proc: subprocess.Popen[bytes], limit: float = 10) -> tuple[int, bytes, bytes]:
     rc = proc.wait(timeout=limit)
-    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    assert proc.stdout is not None and proc.stderr is not None  # _start pipes them
+    out, err = proc.stdout.read(), proc.stderr.read()
     time.sleep(0.2)
     assert _session_members(proc.pid) == [], "left behind"
     return rc, out, err
 
 
-def _supervised(argv: list[str], stdin: str, **kw: object) -> list[str]:
+def _supervised(argv: list[str], stdin: str, *, settings: dict[str, int] | None = None,
+                deadline: int | None = None) -> list[str]:
     return p.pod_command(argv, password_from="none", stdin=stdin, tag="runai-dr-abcd-00001",
-                         **kw)  # type: ignore[arg-type]
+                         settings=settings, deadline=deadline)
 
 
 def test_supervised_command_keeps_its_exit_code_and_ends_with_its_stdin() -> None:
@@ -195,7 +204,7 @@ def test_supervised_command_keeps_its_exit_code_and_ends_with_its_stdin() -> Non
     proc = _start(_supervised(["sleep", "300"], "watch", deadline=3600))
     time.sleep(0.3)
     started = time.monotonic()
-    proc.stdin.close()  # type: ignore[union-attr]
+    _stdin(proc).close()
     rc, _, _ = _finish(proc)
     assert rc == 128 + signal.SIGTERM and time.monotonic() - started < 3
 
@@ -214,8 +223,8 @@ def test_supervised_command_reading_stdin_gets_all_of_it() -> None:
     data = os.urandom(300000)
     proc = _start(_supervised(["sh", "-c", "head -c 100 >/dev/null; exit 4"], "drain",
                               deadline=3600))
-    proc.stdin.write(data)  # type: ignore[union-attr]
-    proc.stdin.close()  # type: ignore[union-attr]
+    _stdin(proc).write(data)
+    _stdin(proc).close()
     assert _finish(proc)[0] == 4  # the rest was drained, the exit code kept
     proc = _start(_supervised(["sha256sum"], "feed"))
     out = proc.communicate(data, timeout=10)[0]
@@ -243,10 +252,10 @@ def test_cancel_command_ends_the_tagged_wrappers_only() -> None:
     subprocess.run([*cancel[:4], "true"], check=True, timeout=30)
     for proc in mine:
         assert _finish(proc)[0] == 128 + signal.SIGTERM
-    v4.stdin.close()  # type: ignore[union-attr]
+    _stdin(v4).close()
     assert _finish(v4)[0] == 128 + signal.SIGTERM
     assert other.poll() is None
-    other.stdin.close()  # type: ignore[union-attr]
+    _stdin(other).close()
     _finish(other)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from typing import Any
 
 import pytest
 
@@ -17,14 +18,15 @@ from kubectl_runai_dr.components.helm import (
 )
 
 
-def _release(version: int, status: str, config: dict, values: dict | None = None) -> dict:
+def _release(version: int, status: str, config: dict[str, Any],
+             values: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": "runai-backend", "namespace": "runai-backend", "version": version,
             "info": {"status": status}, "config": config,
             "chart": {"metadata": {"name": "control-plane", "version": "2.16.79",
                                    "appVersion": "2.16.79"}, "values": values or {}}}
 
 
-def _secret(rel: dict) -> dict:
+def _secret(rel: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "Secret", "metadata": {"name": f"sh.helm.release.v1.x.v{rel['version']}",
                                            "namespace": "runai-backend"},
             "data": {"release": encode_release_payload(rel, for_secret=True)}}
@@ -54,10 +56,10 @@ def test_latest_deployed_not_failed_or_pending() -> None:
 
 
 def test_coalesce_like_helm_get_values_all() -> None:
-    chart = {"global": {"domain": "", "tls": {"enabled": True, "secret": "x"}},
+    chart: dict[str, Any] = {"global": {"domain": "", "tls": {"enabled": True, "secret": "x"}},
              "replicas": 1, "list": [1, 2], "drop": {"me": 1}, "keep": None,
              "postgresql": {"enabled": True, "auth": {"username": "postgres"}}}
-    user = {"global": {"domain": "runai.example.com", "tls": {"secret": None}},
+    user: dict[str, Any] = {"global": {"domain": "runai.example.com", "tls": {"secret": None}},
             "list": [3], "drop": None, "extra": {"k": "v"},
             "postgresql": {"auth": {"password": "pw"}}}
     out = coalesce_values(chart, user)

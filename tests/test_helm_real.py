@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.skipif(not HELMS, reason="helm binaries not installed "
                                 "(scripts/bootstrap-tests.sh fetches them)")
 
 
-def helm(binary: str, kc: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def helm(binary: str, kc: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     exe = str(ROOT / ".tools" / "bin" / binary)
     p = subprocess.run([exe, "--kubeconfig", str(kc), *args], capture_output=True, text=True,
                        timeout=120)
@@ -32,9 +33,10 @@ def helm(binary: str, kc: Path, *args: str, check: bool = True) -> subprocess.Co
     return p
 
 
-def get_values(binary: str, kc: Path, release: str, ns: str, *extra: str) -> dict:
+def get_values(binary: str, kc: Path, release: str, ns: str, *extra: str) -> dict[str, Any]:
     out = helm(binary, kc, "get", "values", release, "-n", ns, "-o", "json", *extra).stdout
-    return json.loads(out) or {}
+    values: dict[str, Any] = json.loads(out) or {}
+    return values
 
 
 def _chart(tmp: Path, *, broken: bool = False) -> Path:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from kubectl_runai_dr import errors as e
+from kubectl_runai_dr.kube import errors as ke
 from kubectl_runai_dr.kube.errors import error_from_response
 
 
@@ -15,16 +16,17 @@ def _status(code: int, reason: str, message: str) -> bytes:
                        "message": message, "reason": reason, "code": code}).encode()
 
 
-def _err(code: int, body: bytes, **kw: object) -> e.KubeError:
-    args = {"verb": "list", "resource": "rolebindings.rbac.authorization.k8s.io",
-            "namespace": None, "name": None, "context": "prod", "server": "https://k:6443"}
-    args.update(kw)
-    return error_from_response(code, body, **args)  # type: ignore[arg-type]
+def _err(code: int, body: bytes, *, verb: str = "list",
+         resource: str = "rolebindings.rbac.authorization.k8s.io", namespace: str | None = None,
+         name: str | None = None, retry_after: str | None = None) -> ke.KubeError:
+    return error_from_response(code, body, verb=verb, resource=resource, namespace=namespace,
+                               name=name, context="prod", server="https://k:6443",
+                               retry_after=retry_after)
 
 
 def test_forbidden_names_verb_resource_scope_context_and_exit_code() -> None:
     err = _err(403, _status(403, "Forbidden", 'rolebindings is forbidden: User "bob" cannot'))
-    assert isinstance(err, e.Forbidden)
+    assert isinstance(err, ke.Forbidden)
     assert err.exit_code == e.ExitCode.FORBIDDEN
     assert "not allowed to list rolebindings.rbac.authorization.k8s.io at cluster scope" in \
         err.message
@@ -34,22 +36,22 @@ def test_forbidden_names_verb_resource_scope_context_and_exit_code() -> None:
 
 def test_unauthorized_is_a_credentials_problem() -> None:
     err = _err(401, _status(401, "Unauthorized", "Unauthorized"))
-    assert isinstance(err, e.Unauthorized)
+    assert isinstance(err, ke.Unauthorized)
     assert err.exit_code == e.ExitCode.CLUSTER_UNREACHABLE
     assert "rejected the credentials" in err.message
     assert err.hint and "log in again" in err.hint
 
 
 def test_conflict_kinds_and_retry_after() -> None:
-    assert isinstance(_err(409, _status(409, "AlreadyExists", "exists")), e.AlreadyExists)
-    assert isinstance(_err(409, _status(409, "Conflict", "modified")), e.Conflict)
+    assert isinstance(_err(409, _status(409, "AlreadyExists", "exists")), ke.AlreadyExists)
+    assert isinstance(_err(409, _status(409, "Conflict", "modified")), ke.Conflict)
     throttled = _err(429, _status(429, "TooManyRequests", "slow down"), retry_after="7")
-    assert isinstance(throttled, e.TooManyRequests) and throttled.retry_after == 7.0
+    assert isinstance(throttled, ke.TooManyRequests) and throttled.retry_after == 7.0
 
 
 def test_non_status_body_is_quoted_not_crashed() -> None:
     err = _err(502, b"<html>bad gateway</html>", verb="get", namespace="runai", name="x")
-    assert isinstance(err, e.ServerError)
+    assert isinstance(err, ke.ServerError)
     assert "bad gateway" in err.message
     notfound = _err(404, b"", verb="get", resource="configmaps", namespace="runai", name="x")
     assert notfound.message.startswith('configmaps "x" in namespace "runai" not found')
@@ -72,8 +74,6 @@ def test_requests_keep_the_server_path_prefix_and_proxies_use_the_pool_manager()
 
 # -- the hierarchy ----------------------------------------------------------------------------
 def test_client_and_server_errors_have_their_own_intermediate_types() -> None:
-    from kubectl_runai_dr.kube import errors as ke
-
     for code, cls in ((400, ke.ClientError), (401, ke.Unauthorized), (403, ke.Forbidden),
                       (404, ke.NotFound), (410, ke.Gone), (418, ke.ClientError),
                       (422, ke.Invalid), (429, ke.TooManyRequests)):
@@ -88,8 +88,9 @@ def test_client_and_server_errors_have_their_own_intermediate_types() -> None:
     assert issubclass(ke.Unreachable, ke.KubeError) and not issubclass(ke.Unreachable,
                                                                       ke.ClientError)
     assert issubclass(ke.KubeError, e.DrError)
-    # the tool-level module still answers for callers that import them from there
-    assert e.NotFound is ke.NotFound and e.KubeError is ke.KubeError
+    # the tool-level module still answers for callers that import them from there (at run time:
+    # errors.py imports them for type checkers without re-exporting them explicitly)
+    assert e.NotFound is ke.NotFound and e.KubeError is ke.KubeError  # type: ignore[attr-defined]
 
 
 # -- server text ------------------------------------------------------------------------------

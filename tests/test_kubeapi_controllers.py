@@ -1,5 +1,3 @@
-# The kubernetes client's models make every field Optional and take models, not dicts:
-# mypy: disable-error-code="union-attr, index, arg-type, operator"
 """The loopback API server is as slow and strict as a cluster: StatefulSet controller and kubelet
 (pods Pending -> Running -> Ready, events, volumes), pod backends (a real PostgreSQL behind the
 database pod), CRDs served only once Established, and the stand-in charts installed by real helm."""
@@ -21,8 +19,10 @@ from kubeapi.pgbackend import add_postgres_backend
 from kubeapi.seed import CRD_DIR, backend_chart_values, cluster_chart_values, seed_runai
 from kubeapi.workloads import SimpleBackend
 from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
+
+from tests.models import as_dict, some
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools" / "bin"
@@ -35,7 +35,8 @@ NS = "default"
 # -- helpers ---------------------------------------------------------------------------------
 @pytest.fixture
 def api(kubeconfig: Path) -> client.ApiClient:
-    return config.new_client_from_config(str(kubeconfig))
+    api: client.ApiClient = config.new_client_from_config(str(kubeconfig))  # untyped
+    return api
 
 
 def default_class(srv: ApiServer, binding: str = "WaitForFirstConsumer", reclaim: str = "Delete") -> None:
@@ -45,18 +46,27 @@ def default_class(srv: ApiServer, binding: str = "WaitForFirstConsumer", reclaim
 
 
 def sts_body(name: str, replicas: int = 1, *, claim: bool = True, parallel: bool = False,
-             env: list[dict[str, Any]] | None = None, container: str = "app") -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "replicas": replicas, "serviceName": f"{name}-hl", "selector": {"matchLabels": {"app": name}},
-        "template": {"metadata": {"labels": {"app": name, "tier": "db"}},
-                     "spec": {"containers": [{"name": container, "image": "registry.example/app:1.0",
-                                              "env": env or [{"name": "MODE", "value": "test"}]}]}}}
-    if parallel:
-        spec["podManagementPolicy"] = "Parallel"
-    if claim:
-        spec["volumeClaimTemplates"] = [{"metadata": {"name": "data"}, "spec": {
-            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name}, "spec": spec}
+             env: list[client.V1EnvVar] | None = None, container: str = "app") -> client.V1StatefulSet:
+    template = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels={"app": name, "tier": "db"}),
+        spec=client.V1PodSpec(containers=[client.V1Container(
+            name=container, image="registry.example/app:1.0",
+            env=env or [client.V1EnvVar(name="MODE", value="test")])]))
+    claims = [client.V1PersistentVolumeClaim(
+        metadata=client.V1ObjectMeta(name="data"), spec=client.V1PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteOnce"],
+            resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"})))]
+    return client.V1StatefulSet(api_version="apps/v1", kind="StatefulSet", metadata=client.V1ObjectMeta(name=name),
+                                spec=client.V1StatefulSetSpec(
+                                    replicas=replicas, service_name=f"{name}-hl",
+                                    selector=client.V1LabelSelector(match_labels={"app": name}), template=template,
+                                    pod_management_policy="Parallel" if parallel else None,
+                                    volume_claim_templates=claims if claim else None))
+
+
+def as_json(model: object) -> Any:
+    """A model as the client sends it (for kubectl, or the server's own helpers)."""
+    return client.ApiClient().sanitize_for_serialization(model)
 
 
 def until(cond: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
@@ -71,11 +81,11 @@ def until(cond: Callable[[], Any], timeout: float = 20, what: str = "condition")
 
 
 def cond(pod: client.V1Pod, kind: str) -> str | None:
-    return next((c.status for c in pod.status.conditions or [] if c.type == kind), None)
+    return next((c.status for c in some(pod.status).conditions or [] if c.type == kind), None)
 
 
 def pod_names(core: client.CoreV1Api, ns: str = NS, selector: str | None = None) -> list[str]:
-    return sorted(str(p.metadata.name) for p in core.list_namespaced_pod(ns, label_selector=selector).items)
+    return sorted(some(some(p.metadata).name) for p in core.list_namespaced_pod(ns, label_selector=selector).items)
 
 
 def http_get(srv: ApiServer, path: str) -> tuple[int, Any]:
@@ -173,7 +183,7 @@ def test_statefulset_pods_go_pending_running_ready_in_order(apiserver: ApiServer
     w = PodWatch(core, NS, "app=web")
     t0 = time.monotonic()
     sts = apps.create_namespaced_stateful_set(NS, sts_body("web", replicas=2))
-    until(lambda: (apps.read_namespaced_stateful_set("web", NS).status.ready_replicas or 0) == 2, what="2 ready")
+    until(lambda: (some(apps.read_namespaced_stateful_set("web", NS).status).ready_replicas or 0) == 2, what="2 ready")
     elapsed = time.monotonic() - t0
     w.stop()
     assert elapsed >= 2 * 0.75  # OrderedReady: web-1 starts after web-0 is Ready
@@ -187,33 +197,35 @@ def test_statefulset_pods_go_pending_running_ready_in_order(apiserver: ApiServer
     assert first_web1 > web0_ready
 
     pod = core.read_namespaced_pod("web-0", NS)
-    assert pod.metadata.labels["statefulset.kubernetes.io/pod-name"] == "web-0"
-    assert pod.metadata.labels["app"] == "web" and pod.metadata.labels["tier"] == "db"
-    assert pod.metadata.labels["controller-revision-hash"].startswith("web-")
-    ref = pod.metadata.owner_references[0]
-    assert (ref.kind, ref.name, ref.uid, ref.controller) == ("StatefulSet", "web", sts.metadata.uid, True)
-    assert pod.spec.hostname == "web-0" and pod.spec.subdomain == "web-hl"
-    assert pod.spec.containers[0].env[0].value == "test"
-    assert [v.persistent_volume_claim.claim_name for v in pod.spec.volumes if v.persistent_volume_claim] == \
+    meta, spec, status = some(pod.metadata), some(pod.spec), some(pod.status)
+    labels = some(meta.labels)
+    assert labels["statefulset.kubernetes.io/pod-name"] == "web-0"
+    assert labels["app"] == "web" and labels["tier"] == "db"
+    assert labels["controller-revision-hash"].startswith("web-")
+    ref = some(meta.owner_references)[0]
+    assert (ref.kind, ref.name, ref.uid, ref.controller) == ("StatefulSet", "web", some(sts.metadata).uid, True)
+    assert spec.hostname == "web-0" and spec.subdomain == "web-hl"
+    assert some(spec.containers[0].env)[0].value == "test"
+    assert [v.persistent_volume_claim.claim_name for v in some(spec.volumes) if v.persistent_volume_claim] == \
         ["data-web-0"]
     assert all(cond(pod, k) == "True" for k in ("PodScheduled", "Initialized", "ContainersReady", "Ready"))
-    assert pod.status.container_statuses[0].ready and pod.status.pod_ip
+    assert some(status.container_statuses)[0].ready and status.pod_ip
     pvc = core.read_namespaced_persistent_volume_claim("data-web-0", NS)
-    assert pvc.status.phase == "Bound" and pvc.spec.storage_class_name == "standard"
-    assert pvc.metadata.labels == {"app": "web"}
-    pv = core.read_persistent_volume(pvc.spec.volume_name)
-    assert pv.spec.claim_ref.uid == pvc.metadata.uid and pv.spec.csi.driver == "rancher.io/local-path"
+    assert some(pvc.status).phase == "Bound" and some(pvc.spec).storage_class_name == "standard"
+    assert some(pvc.metadata).labels == {"app": "web"}
+    pv_spec = some(core.read_persistent_volume(some(some(pvc.spec).volume_name)).spec)
+    assert some(pv_spec.claim_ref).uid == some(pvc.metadata).uid and some(pv_spec.csi).driver == "rancher.io/local-path"
 
-    st = apps.read_namespaced_stateful_set("web", NS).status
+    st = some(apps.read_namespaced_stateful_set("web", NS).status)
     assert (st.replicas, st.ready_replicas, st.available_replicas, st.current_replicas, st.updated_replicas) == \
         (2, 2, 2, 2, 2)
-    assert st.current_revision == st.update_revision == pod.metadata.labels["controller-revision-hash"]
+    assert st.current_revision == st.update_revision == labels["controller-revision-hash"]
     assert st.observed_generation == 1
 
     events = core.list_namespaced_event(NS, field_selector="involvedObject.kind=Pod,involvedObject.name=web-0")
     assert [e.reason for e in events.items] == ["Scheduled", "Pulled", "Created", "Started"]
-    assert events.items[0].source.component == "default-scheduler" and events.items[0].involved_object.uid == \
-        pod.metadata.uid
+    assert some(events.items[0].source).component == "default-scheduler" and events.items[0].involved_object.uid == \
+        meta.uid
     sts_events = core.list_namespaced_event(NS, field_selector="involvedObject.kind=StatefulSet")
     assert "create Pod web-1 in StatefulSet web successful" in [e.message for e in sts_events.items]
 
@@ -226,15 +238,15 @@ def test_exec_is_refused_until_the_container_runs(apiserver: ApiServer, api: cli
     until(lambda: srv.get("v1", "Pod", "web-0", NS), what="pod")
     code, body = exec_status(srv, NS, "web-0")
     assert (code, body["message"]) == (400, "pod web-0 does not have a host assigned")
-    until(lambda: core.read_namespaced_pod("web-0", NS).spec.node_name, what="scheduled")
-    pod = core.read_namespaced_pod("web-0", NS)
-    assert pod.status.phase == "Pending" and pod.status.container_statuses[0].state.waiting.reason == \
-        "ContainerCreating"
+    until(lambda: some(core.read_namespaced_pod("web-0", NS).spec).node_name, what="scheduled")
+    status = some(core.read_namespaced_pod("web-0", NS).status)
+    assert status.phase == "Pending" and \
+        some(some(some(status.container_statuses)[0].state).waiting).reason == "ContainerCreating"
     code, body = exec_status(srv, NS, "web-0")
     assert (code, body["message"]) == (400, 'unable to upgrade connection: container not found ("app")')
     with pytest.raises(ApiException):
         run_exec(core, "web-0", ["true"])
-    until(lambda: core.read_namespaced_pod("web-0", NS).status.phase == "Running", what="running")
+    until(lambda: some(core.read_namespaced_pod("web-0", NS).status).phase == "Running", what="running")
     assert run_exec(core, "web-0", ["sh", "-c", "echo $MODE $HOSTNAME"]) == (0, "test web-0\n")
 
 
@@ -246,27 +258,28 @@ def test_pod_waits_for_its_volume_and_says_why(apiserver: ApiServer, api: client
 
     def unschedulable() -> Any:
         events = core.list_namespaced_event(NS, field_selector="involvedObject.name=web-0,reason=FailedScheduling")
-        return events.items and events.items[0].count >= 2
+        return events.items and (events.items[0].count or 0) >= 2
 
     until(unschedulable, what="FailedScheduling events")
     pod = core.read_namespaced_pod("web-0", NS)
-    sched = next(c for c in pod.status.conditions if c.type == "PodScheduled")
-    assert (pod.status.phase, pod.spec.node_name, sched.status, sched.reason) == \
+    sched = next(c for c in some(some(pod.status).conditions) if c.type == "PodScheduled")
+    assert (some(pod.status).phase, some(pod.spec).node_name, sched.status, sched.reason) == \
         ("Pending", None, "False", "Unschedulable")
-    assert "unbound immediate PersistentVolumeClaims" in sched.message
-    assert core.read_namespaced_persistent_volume_claim("data-web-0", NS).status.phase == "Pending"
+    assert "unbound immediate PersistentVolumeClaims" in some(sched.message)
+    assert some(core.read_namespaced_persistent_volume_claim("data-web-0", NS).status).phase == "Pending"
     default_class(srv, binding="Immediate")  # a default class appears: the claim gets it and binds
     srv.wait_pod_ready(NS, "web-0")
     pvc = core.read_namespaced_persistent_volume_claim("data-web-0", NS)
-    assert pvc.status.phase == "Bound" and pvc.spec.storage_class_name == "standard"
+    assert some(pvc.status).phase == "Bound" and some(pvc.spec).storage_class_name == "standard"
     # a pod whose claim does not exist
-    core.create_namespaced_pod(NS, {"metadata": {"name": "lonely"}, "spec": {
-        "containers": [{"name": "c", "image": "x"}],
-        "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "nope"}}]}})
+    core.create_namespaced_pod(NS, client.V1Pod(metadata=client.V1ObjectMeta(name="lonely"), spec=client.V1PodSpec(
+        containers=[client.V1Container(name="c", image="x")],
+        volumes=[client.V1Volume(name="v", persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(
+            claim_name="nope"))])))
     time.sleep(0.3)
-    pod = core.read_namespaced_pod("lonely", NS)
-    assert pod.status.phase == "Pending" and 'persistentvolumeclaim "nope" not found' in next(
-        c.message for c in pod.status.conditions if c.type == "PodScheduled")
+    status = some(core.read_namespaced_pod("lonely", NS).status)
+    assert status.phase == "Pending" and 'persistentvolumeclaim "nope" not found' in some(next(
+        c.message for c in some(status.conditions) if c.type == "PodScheduled"))
 
 
 def test_scale_down_up_delete_and_garbage_collection(apiserver: ApiServer, api: client.ApiClient) -> None:
@@ -274,11 +287,12 @@ def test_scale_down_up_delete_and_garbage_collection(apiserver: ApiServer, api: 
     default_class(srv, reclaim="Delete")
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     apps.create_namespaced_stateful_set(NS, sts_body("web", replicas=3, parallel=True))
-    until(lambda: (apps.read_namespaced_stateful_set("web", NS).status.ready_replicas or 0) == 3, what="3 ready")
+    until(lambda: (some(apps.read_namespaced_stateful_set("web", NS).status).ready_replicas or 0) == 3,
+          what="3 ready")
     scale = apps.patch_namespaced_stateful_set_scale("web", NS, {"spec": {"replicas": 1}})  # as kubectl scale
-    assert (scale.kind, scale.spec.replicas, scale.status.selector) == ("Scale", 1, "app=web")
+    assert (scale.kind, some(scale.spec).replicas, some(scale.status).selector) == ("Scale", 1, "app=web")
     until(lambda: pod_names(core, selector="app=web") == ["web-0"], what="scaled down")
-    until(lambda: apps.read_namespaced_stateful_set("web", NS).status.replicas == 1, what="status")
+    until(lambda: some(apps.read_namespaced_stateful_set("web", NS).status).replicas == 1, what="status")
     assert core.read_namespaced_persistent_volume_claim("data-web-2", NS)  # claims stay (Retain)
     apps.patch_namespaced_stateful_set("web", NS, {"spec": {"replicas": 2}})
     srv.wait_pod_ready(NS, "web-1")
@@ -286,12 +300,12 @@ def test_scale_down_up_delete_and_garbage_collection(apiserver: ApiServer, api: 
     with pytest.raises(ApiException) as e:  # claim templates, service name, ... are fixed
         apps.patch_namespaced_stateful_set("web", NS, {"spec": {"serviceName": "other"}})
     assert e.value.status == 422 and "updates to statefulset spec for fields other than 'replicas'" in \
-        json.loads(e.value.body)["message"]
+        json.loads(some(e.value.body))["message"]
     apps.delete_namespaced_stateful_set("web", NS)
     until(lambda: pod_names(core, selector="app=web") == [], what="pods collected")
     assert len(core.list_namespaced_persistent_volume_claim(NS).items) == 3
     # a deleted claim gives its volume back: reclaim policy Delete removes it
-    pv = core.read_namespaced_persistent_volume_claim("data-web-0", NS).spec.volume_name
+    pv = some(some(core.read_namespaced_persistent_volume_claim("data-web-0", NS).spec).volume_name)
     core.delete_namespaced_persistent_volume_claim("data-web-0", NS)
     until(lambda: srv.get("v1", "PersistentVolume", pv) is None, what="volume deleted")
 
@@ -306,9 +320,9 @@ def test_deleted_pod_comes_back_and_template_change_rolls(apiserver: ApiServer, 
     old = core.read_namespaced_pod("web-0", NS)
     core.delete_namespaced_pod("web-0", NS)
     new = srv.wait_pod_ready(NS, "web-0")
-    assert new["metadata"]["uid"] != old.metadata.uid
+    assert new["metadata"]["uid"] != some(old.metadata).uid
     assert new["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data-web-0"
-    rev1 = apps.read_namespaced_stateful_set("web", NS).status.update_revision
+    rev1 = some(apps.read_namespaced_stateful_set("web", NS).status).update_revision
     apps.patch_namespaced_stateful_set("web", NS, {"spec": {"template": {"spec": {"containers": [
         {"name": "app", "image": "registry.example/app:2.0"}]}}}})
     if (TOOLS / "kubectl").exists():
@@ -318,20 +332,22 @@ def test_deleted_pod_comes_back_and_template_change_rolls(apiserver: ApiServer, 
         assert r.returncode == 0, r.stderr
         # the server defaults rollingUpdate.partition to 0, so kubectl reports a partitioned roll out
         assert "partitioned roll out complete: 2 new pods have been updated" in r.stdout
-    st = until(lambda: (lambda s: s if s.current_revision == s.update_revision != rev1 and
-                        (s.ready_replicas or 0) == 2 else None)(apps.read_namespaced_stateful_set("web", NS).status),
-               what="rolled")
+    def rolled() -> client.V1StatefulSetStatus | None:
+        s = some(apps.read_namespaced_stateful_set("web", NS).status)
+        return s if s.current_revision == s.update_revision != rev1 and (s.ready_replicas or 0) == 2 else None
+
+    st: client.V1StatefulSetStatus = until(rolled, what="rolled")
     for name in ("web-0", "web-1"):
         pod = core.read_namespaced_pod(name, NS)
-        assert pod.spec.containers[0].image == "registry.example/app:2.0"
-        assert pod.metadata.labels["controller-revision-hash"] == st.update_revision
+        assert some(pod.spec).containers[0].image == "registry.example/app:2.0"
+        assert some(some(pod.metadata).labels)["controller-revision-hash"] == st.update_revision
 
 
 @needs_tools
 def test_kubectl_wait_for_ready(apiserver: ApiServer, kubeconfig: Path, tmp_path: Path,
                                 tool_env: dict[str, str]) -> None:
     apiserver.pod_ready_delay = 1.0
-    tool(tool_env, kubeconfig, "kubectl", "apply", "-n", NS, "-f", "-", input=json.dumps(sts_body("web", claim=False)))
+    tool(tool_env, kubeconfig, "kubectl", "apply", "-n", NS, "-f", "-", input=json.dumps(as_json(sts_body("web", claim=False))))
     until(lambda: apiserver.get("v1", "Pod", "web-0", NS), what="pod")
     t0 = time.monotonic()
     tool(tool_env, kubeconfig, "kubectl", "wait", "--for=condition=Ready", "pod/web-0", "-n", NS, "--timeout=20s")
@@ -375,8 +391,8 @@ def test_pod_backend_gates_ready_gives_exec_env_and_stops(apiserver: ApiServer, 
     apps.create_namespaced_stateful_set(NS, sts_body("web", replicas=2, parallel=True))
     assert started.wait(10)
     pod = core.read_namespaced_pod(log[0].split()[1], NS)
-    assert pod.status.phase == "Running" and cond(pod, "Ready") == "False"
-    assert run_exec(core, pod.metadata.name, ["sh", "-c", "echo $BACKEND"]) == (0, "starting\n")
+    assert some(pod.status).phase == "Running" and cond(pod, "Ready") == "False"
+    assert run_exec(core, some(some(pod.metadata).name), ["sh", "-c", "echo $BACKEND"]) == (0, "starting\n")
     srv.wait_pod_ready(NS, "web-0")
     srv.wait_pod_ready(NS, "web-1")
     assert sorted(log) == ["start web-0 Running", "start web-1 Running"]
@@ -406,15 +422,15 @@ def test_failing_backend_crash_loops_then_recovers(apiserver: ApiServer, api: cl
     apps.create_namespaced_stateful_set(NS, sts_body("web", claim=False))
 
     def backoff() -> Any:
-        p = core.read_namespaced_pod("web-0", NS)
-        cs = (p.status.container_statuses or [None])[0]
-        return cs is not None and cs.state.waiting is not None and cs.state.waiting.reason == "CrashLoopBackOff"
+        statuses = some(core.read_namespaced_pod("web-0", NS).status).container_statuses
+        waiting = some(statuses[0].state).waiting if statuses else None
+        return waiting is not None and waiting.reason == "CrashLoopBackOff"
 
     until(backoff, what="CrashLoopBackOff")
     code, body = exec_status(srv, NS, "web-0")
     assert (code, body["message"]) == (400, 'unable to upgrade connection: container not found ("app")')
     events = core.list_namespaced_event(NS, field_selector="involvedObject.name=web-0,reason=BackOff").items
-    assert events and events[0].type == "Warning" and "database files are incompatible" in events[0].message
+    assert events and events[0].type == "Warning" and "database files are incompatible" in some(events[0].message)
     pod = srv.wait_pod_ready(NS, "web-0")
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 2 and len(attempts) == 3
 
@@ -443,9 +459,11 @@ def test_postgres_backend_behind_a_statefulset(apiserver: ApiServer, api: client
     default_class(srv)
     pg = add_postgres_backend(srv, NS, r"db-\d+")
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    core.create_namespaced_secret(NS, {"metadata": {"name": "db"}, "stringData": {"postgres-password": "pw-1"}})
-    env: list[dict[str, Any]] = [{"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "postgres-password"}}},
-           {"name": "POSTGRES_DATABASE", "value": "backend"}]
+    core.create_namespaced_secret(NS, client.V1Secret(metadata=client.V1ObjectMeta(name="db"),
+                                                      string_data={"postgres-password": "pw-1"}))
+    env = [client.V1EnvVar(name="POSTGRES_PASSWORD", value_from=client.V1EnvVarSource(
+               secret_key_ref=client.V1SecretKeySelector(name="db", key="postgres-password"))),
+           client.V1EnvVar(name="POSTGRES_DATABASE", value="backend")]
     apps.create_namespaced_stateful_set(NS, sts_body("db", env=env, container="postgresql"))
     until(lambda: (srv.get("v1", "Pod", "db-0", NS) or {}).get("status", {}).get("phase") == "Running",
           what="running")
@@ -481,9 +499,10 @@ def test_postgres_backend_behind_a_statefulset(apiserver: ApiServer, api: client
     assert fresh is not None and fresh is not server and fresh.password == "pw-2"
     assert fresh.psql("SELECT count(*) FROM pg_tables WHERE tablename = 't'", db="backend").strip() == "0"
     # deleting the namespace stops it (and everything is cleaned up at server stop)
-    core.create_namespace({"metadata": {"name": "other"}})
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="other")))
     pg2 = add_postgres_backend(srv, "other", r"db-\d+")
-    core.create_namespaced_secret("other", {"metadata": {"name": "db"}, "stringData": {"postgres-password": "x"}})
+    core.create_namespaced_secret("other", client.V1Secret(metadata=client.V1ObjectMeta(name="db"),
+                                                           string_data={"postgres-password": "x"}))
     apps.create_namespaced_stateful_set("other", sts_body("db", env=env, container="postgresql"))
     srv.wait_pod_ready("other", "db-0", timeout=60)
     other = pg2.server_for("other", "db-0")
@@ -496,13 +515,17 @@ def test_postgres_backend_behind_a_statefulset(apiserver: ApiServer, api: client
 
 
 # -- CRDs --------------------------------------------------------------------------------------
-def _crd(group: str, plural: str, kind: str) -> dict[str, Any]:
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.{group}"},
-            "spec": {"group": group, "scope": "Namespaced",
-                     "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
-                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                         "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+def _crd(group: str, plural: str, kind: str) -> client.V1CustomResourceDefinition:
+    schema = client.V1JSONSchemaProps(type="object", x_kubernetes_preserve_unknown_fields=True)
+    return client.V1CustomResourceDefinition(
+        api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition",
+        metadata=client.V1ObjectMeta(name=f"{plural}.{group}"),
+        spec=client.V1CustomResourceDefinitionSpec(
+            group=group, scope="Namespaced",
+            names=client.V1CustomResourceDefinitionNames(plural=plural, singular=kind.lower(), kind=kind),
+            versions=[client.V1CustomResourceDefinitionVersion(
+                name="v1", served=True, storage=True,
+                schema=client.V1CustomResourceValidation(open_apiv3_schema=schema))]))
 
 
 def test_crd_is_served_only_once_established(apiserver: ApiServer, api: client.ApiClient) -> None:
@@ -521,7 +544,7 @@ def test_crd_is_served_only_once_established(apiserver: ApiServer, api: client.A
 
     t0 = time.monotonic()
     created = ext.create_custom_resource_definition(_crd("example.com", "gizmos", "Gizmo"))
-    conds = {c.type: (c.status, c.reason) for c in created.status.conditions}
+    conds = {c.type: (c.status, c.reason) for c in some(some(created.status).conditions)}
     assert conds == {"NamesAccepted": ("True", "NoConflicts"), "Established": ("False", "Installing")}
     # a new resource in a group already served: absent from that group's list too
     ext.create_custom_resource_definition(_crd("run.ai", "widgets", "Widget"))
@@ -538,7 +561,7 @@ def test_crd_is_served_only_once_established(apiserver: ApiServer, api: client.A
 
     def established() -> bool:
         crd = ext.read_custom_resource_definition("gizmos.example.com")
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions)
+        return any(c.type == "Established" and c.status == "True" for c in some(some(crd.status).conditions))
 
     until(established, what="Established")
     assert time.monotonic() - t0 >= 0.55
@@ -551,9 +574,9 @@ def test_crd_is_served_only_once_established(apiserver: ApiServer, api: client.A
     assert "example.com" not in group_names() and get("/apis/example.com/v1") == 404
     ext.create_custom_resource_definition(_crd("example.com", "gizmos", "Gizmo"))
     until(established, what="Established again")
-    assert co.list_namespaced_custom_object("example.com", "v1", NS, "gizmos")["items"] == []
+    assert as_dict(co.list_namespaced_custom_object("example.com", "v1", NS, "gizmos"))["items"] == []
     # seeding stays instant
-    srv.install_crds(_crd("seeded.example", "things", "Thing"))
+    srv.install_crds(as_json(_crd("seeded.example", "things", "Thing")))
     assert get("/apis/seeded.example/v1") == 200
 
 

@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,16 +18,19 @@ from kubeapi import ApiServer, ServerBug
 from kubeapi.seed import crd_paths
 from kubeapi.validation import check_rule_supported, collect_rules
 from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
+
+from tests.models import as_dict, json_of, some
 
 
 @pytest.fixture
 def api(kubeconfig: Path) -> client.ApiClient:
-    return config.new_client_from_config(str(kubeconfig))
+    api: client.ApiClient = config.new_client_from_config(str(kubeconfig))  # untyped
+    return api
 
 
 def raw(srv: ApiServer, method: str, path: str, body: object = None, ctype: str = "application/json",
-        query: list[tuple[str, str]] | None = None, token: str = "admin-token") -> tuple[int, dict, dict]:
+        query: list[tuple[str, str]] | None = None, token: str = "admin-token") -> tuple[int, Any, dict[str, str]]:
     """A plain HTTP request: (status, JSON body, headers)."""
     import urllib.error
     import urllib.parse
@@ -43,12 +47,27 @@ def raw(srv: ApiServer, method: str, path: str, body: object = None, ctype: str 
         return e.code, json.loads(e.read() or b"null"), dict(e.headers)
 
 
-def status_of(exc: ApiException) -> dict:
+def status_of(exc: ApiException) -> Any:
+    assert exc.body is not None
     return json.loads(exc.body)
 
 
-def ns_obj(name: str, **labels: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+def ns_obj(name: str, **labels: str) -> client.V1Namespace:
+    return client.V1Namespace(api_version="v1", kind="Namespace",
+                              metadata=client.V1ObjectMeta(name=name, labels=labels))
+
+
+def cm(name: str | None, data: dict[str, str] | None = None, *, namespace: str | None = None,
+       labels: dict[str, str] | None = None, resource_version: str | None = None) -> client.V1ConfigMap:
+    return client.V1ConfigMap(data=data, metadata=client.V1ObjectMeta(
+        name=name, namespace=namespace, labels=labels, resource_version=resource_version))
+
+
+def secret(name: str, *, api_version: str | None = None, kind: str | None = None, type: str | None = None,
+           data: dict[str, bytes | str] | None = None,
+           string_data: dict[str, str] | None = None) -> client.V1Secret:
+    return client.V1Secret(api_version=api_version, kind=kind, metadata=client.V1ObjectMeta(name=name),
+                           type=type, data=data, string_data=string_data)
 
 
 def test_discovery_endpoints(apiserver: ApiServer, api: client.ApiClient) -> None:
@@ -69,11 +88,11 @@ def test_discovery_endpoints(apiserver: ApiServer, api: client.ApiClient) -> Non
 def test_create_get_list_replace_delete(api: client.ApiClient, apiserver: ApiServer) -> None:
     core = client.CoreV1Api(api)
     ns = core.create_namespace(ns_obj("team-a", env="x"))
-    assert ns.metadata.uid and ns.metadata.resource_version and ns.status.phase == "Active"
-    cm = core.create_namespaced_config_map("team-a", {"metadata": {"name": "c1", "labels": {"a": "1"}}, "data": {"k": "v"}})
-    assert cm.kind == "ConfigMap" and cm.metadata.namespace == "team-a"
+    assert some(ns.metadata).uid and some(ns.metadata).resource_version and some(ns.status).phase == "Active"
+    c1 = core.create_namespaced_config_map("team-a", cm("c1", {"k": "v"}, labels={"a": "1"}))
+    assert c1.kind == "ConfigMap" and some(c1.metadata).namespace == "team-a"
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_config_map("team-a", {"metadata": {"name": "c1"}})
+        core.create_namespaced_config_map("team-a", cm("c1"))
     assert e.value.status == 409 and status_of(e.value)["reason"] == "AlreadyExists"
     with pytest.raises(ApiException) as e:
         core.read_namespace("nope")
@@ -81,36 +100,36 @@ def test_create_get_list_replace_delete(api: client.ApiClient, apiserver: ApiSer
                                   "message": 'namespaces "nope" not found', "reason": "NotFound",
                                   "details": {"name": "nope", "kind": "namespaces"}, "code": 404}
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_config_map("missing", {"metadata": {"name": "x"}})
+        core.create_namespaced_config_map("missing", cm("x"))
     assert e.value.status == 404 and status_of(e.value)["message"] == 'namespaces "missing" not found'
     # replace: stale resourceVersion conflicts, name mismatch is rejected
-    cm.data = {"k": "v2"}
-    cm2 = core.replace_namespaced_config_map("c1", "team-a", cm)
-    assert int(cm2.metadata.resource_version) > int(cm.metadata.resource_version)
+    c1.data = {"k": "v2"}
+    c2 = core.replace_namespaced_config_map("c1", "team-a", c1)
+    assert int(some(some(c2.metadata).resource_version)) > int(some(some(c1.metadata).resource_version))
     with pytest.raises(ApiException) as e:
-        core.replace_namespaced_config_map("c1", "team-a", cm)  # cm still has the old resourceVersion
+        core.replace_namespaced_config_map("c1", "team-a", c1)  # c1 still has the old resourceVersion
     assert e.value.status == 409 and status_of(e.value)["reason"] == "Conflict"
     with pytest.raises(ApiException) as e:
-        core.replace_namespaced_config_map("other", "team-a", {"metadata": {"name": "c1"}, "data": {}})
+        core.replace_namespaced_config_map("other", "team-a", cm("c1", {}))
     assert e.value.status == 400
     with pytest.raises(ApiException) as e:
-        core.replace_namespaced_config_map("nothere", "team-a", {"metadata": {"name": "nothere"}})
+        core.replace_namespaced_config_map("nothere", "team-a", cm("nothere"))
     assert e.value.status == 404
     # namespace in body must match the URL
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_config_map("team-a", {"metadata": {"name": "c9", "namespace": "default"}})
+        core.create_namespaced_config_map("team-a", cm("c9", namespace="default"))
     assert e.value.status == 400
     # a built-in list: kind set, items without kind/apiVersion
-    raw = json.loads(core.list_namespaced_config_map("team-a", _preload_content=False).data)
-    assert raw["kind"] == "ConfigMapList" and raw["apiVersion"] == "v1" and raw["metadata"]["resourceVersion"]
-    assert "kind" not in raw["items"][0] and "apiVersion" not in raw["items"][0]
+    listed = json_of(core.list_namespaced_config_map("team-a", _preload_content=False))
+    assert listed["kind"] == "ConfigMapList" and listed["apiVersion"] == "v1" and listed["metadata"]["resourceVersion"]
+    assert "kind" not in listed["items"][0] and "apiVersion" not in listed["items"][0]
     assert len(core.list_config_map_for_all_namespaces().items) == 1
-    deleted = json.loads(core.delete_namespaced_config_map("c1", "team-a", _preload_content=False).data)
+    deleted = json_of(core.delete_namespaced_config_map("c1", "team-a", _preload_content=False))
     assert deleted["kind"] == "Status" and deleted["status"] == "Success"
     assert apiserver.get("v1", "ConfigMap", "c1", "team-a") is None
     # resourceVersion on create is refused like a real server does
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_config_map("team-a", {"metadata": {"name": "c2", "resourceVersion": "5"}})
+        core.create_namespaced_config_map("team-a", cm("c2", resource_version="5"))
     assert e.value.status == 500 and "resourceVersion should not be set" in status_of(e.value)["message"]
 
 
@@ -125,24 +144,24 @@ def test_validation_errors(api: client.ApiClient) -> None:
         core.create_namespace(ns_obj("a.b"))  # a subdomain, but namespaces must be labels
     assert e.value.status == 422
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_config_map("default", {"metadata": {"labels": {"a": "b"}}})
+        core.create_namespaced_config_map("default", cm(None, labels={"a": "b"}))
     assert e.value.status == 422 and "name or generateName is required" in status_of(e.value)["message"]
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_config_map("default", {"metadata": {"name": "x", "labels": {"a": "b c"}}})
+        core.create_namespaced_config_map("default", cm("x", labels={"a": "b c"}))
     assert e.value.status == 422
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_secret("default", {"metadata": {"name": "t"}, "type": "kubernetes.io/tls", "data": {}})
+        core.create_namespaced_secret("default", secret("t", type="kubernetes.io/tls", data={}))
     assert e.value.status == 422
     # kind from another endpoint
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_secret("default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+        core.create_namespaced_secret("default", secret("x", api_version="v1", kind="ConfigMap"))
     assert e.value.status == 400
     # stringData is folded into data; type defaults to Opaque
-    s = core.create_namespaced_secret("default", {"metadata": {"name": "s"}, "stringData": {"a": "b"}})
+    s = core.create_namespaced_secret("default", secret("s", string_data={"a": "b"}))
     assert s.data == {"a": "Yg=="} and s.type == "Opaque" and s.string_data is None
     rbac = client.RbacAuthorizationV1Api(api)
-    rb = {"metadata": {"name": "rb"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                                  "name": "view"}, "subjects": []}
+    rb = client.V1RoleBinding(metadata=client.V1ObjectMeta(name="rb"), subjects=[], role_ref=client.V1RoleRef(
+        api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="view"))
     rbac.create_namespaced_role_binding("default", rb)
     with pytest.raises(ApiException) as e:
         rbac.patch_namespaced_role_binding("rb", "default", {"roleRef": {"name": "edit"}})
@@ -151,19 +170,19 @@ def test_validation_errors(api: client.ApiClient) -> None:
 
 def test_patch_types_and_dry_run(api: client.ApiClient, apiserver: ApiServer) -> None:
     apps = client.AppsV1Api(api)
-    dep = {"metadata": {"name": "d"}, "spec": {
-        "selector": {"matchLabels": {"app": "d"}},
-        "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [
-            {"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]},
-            {"name": "b", "image": "b:1"}]}}}}
+    dep = client.V1Deployment(metadata=client.V1ObjectMeta(name="d"), spec=client.V1DeploymentSpec(
+        selector=client.V1LabelSelector(match_labels={"app": "d"}),
+        template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels={"app": "d"}), spec=client.V1PodSpec(
+            containers=[client.V1Container(name="a", image="a:1", env=[client.V1EnvVar(name="X", value="1")]),
+                        client.V1Container(name="b", image="b:1")]))))
     created = apps.create_namespaced_deployment("default", dep)
-    assert created.metadata.generation == 1
+    assert some(created.metadata).generation == 1
     # strategic merge: containers merged by name
     p = apps.patch_namespaced_deployment("d", "default", {"spec": {"template": {"spec": {"containers": [
         {"name": "a", "env": [{"name": "Y", "value": "2"}]}]}}}})
-    cs = {c.name: c for c in p.spec.template.spec.containers}
-    assert set(cs) == {"a", "b"} and [e.name for e in cs["a"].env] == ["X", "Y"] and cs["a"].image == "a:1"
-    assert p.metadata.generation == 2
+    cs = {c.name: c for c in some(some(p.spec).template.spec).containers}
+    assert set(cs) == {"a", "b"} and [e.name for e in some(cs["a"].env)] == ["X", "Y"] and cs["a"].image == "a:1"
+    assert some(p.metadata).generation == 2
     # merge patch replaces lists
     apiserver.clear_requests()
     code, out, _ = raw(apiserver, "PATCH", "/apis/apps/v1/namespaces/default/deployments/d",
@@ -172,9 +191,9 @@ def test_patch_types_and_dry_run(api: client.ApiClient, apiserver: ApiServer) ->
     assert apiserver.requests[-1].content_type == "application/merge-patch+json"
     # json patch
     core = client.CoreV1Api(api)
-    core.create_namespaced_config_map("default", {"metadata": {"name": "c"}, "data": {"a": "1"}})
-    out = core.patch_namespaced_config_map("c", "default", [{"op": "add", "path": "/data/b", "value": "2"}])
-    assert out.data == {"a": "1", "b": "2"}
+    core.create_namespaced_config_map("default", cm("c", {"a": "1"}))
+    patched = core.patch_namespaced_config_map("c", "default", [{"op": "add", "path": "/data/b", "value": "2"}])
+    assert patched.data == {"a": "1", "b": "2"}
     # unsupported patch type
     assert raw(apiserver, "PATCH", "/api/v1/namespaces/default/configmaps/c", {}, "application/xml")[0] == 415
     # server-side apply needs a field manager, creates when missing
@@ -182,12 +201,12 @@ def test_patch_types_and_dry_run(api: client.ApiClient, apiserver: ApiServer) ->
     path = "/api/v1/namespaces/default/configmaps/applied"
     assert raw(apiserver, "PATCH", path, body, "application/apply-patch+yaml")[0] == 400
     code, _, _ = raw(apiserver, "PATCH", path, body, "application/apply-patch+yaml", [("fieldManager", "test")])
-    assert code == 201 and apiserver.get("v1", "ConfigMap", "applied", "default")["data"] == {"k": "v"}
+    assert code == 201 and some(apiserver.get("v1", "ConfigMap", "applied", "default"))["data"] == {"k": "v"}
     # dryRun validates and answers without storing
-    dry = core.create_namespaced_config_map("default", {"metadata": {"name": "dry"}}, dry_run="All")
-    assert dry.metadata.name == "dry" and apiserver.get("v1", "ConfigMap", "dry", "default") is None
+    dry = core.create_namespaced_config_map("default", cm("dry"), dry_run="All")
+    assert some(dry.metadata).name == "dry" and apiserver.get("v1", "ConfigMap", "dry", "default") is None
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_config_map("default", {"metadata": {"name": "BAD"}}, dry_run="All")
+        core.create_namespaced_config_map("default", cm("BAD"), dry_run="All")
     assert e.value.status == 422
     core.delete_namespaced_config_map("c", "default", dry_run="All")
     assert apiserver.get("v1", "ConfigMap", "c", "default") is not None
@@ -199,8 +218,10 @@ def test_selectors(api: client.ApiClient, apiserver: ApiServer) -> None:
         apiserver.seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "default",
                                                                              "labels": labels}})
 
-    def names(**kw: str) -> list[str]:
-        return [c.metadata.name for c in core.list_namespaced_config_map("default", **kw).items]
+    def names(label_selector: str | None = None, field_selector: str | None = None) -> list[str]:
+        listed = core.list_namespaced_config_map("default", label_selector=label_selector,
+                                                 field_selector=field_selector)
+        return [some(some(c.metadata).name) for c in listed.items]
 
     assert names(label_selector="a=1") == ["c0"]
     assert names(label_selector="a==2") == ["c1"]
@@ -218,11 +239,11 @@ def test_selectors(api: client.ApiClient, apiserver: ApiServer) -> None:
     with pytest.raises(ApiException) as e:
         core.list_namespaced_config_map("default", label_selector="a in 1")
     assert e.value.status == 400
-    core.create_namespaced_secret("default", {"metadata": {"name": "s1"}, "type": "kubernetes.io/basic-auth",
-                                              "data": {"username": "dQ=="}})
-    core.create_namespaced_secret("default", {"metadata": {"name": "s2"}})
+    core.create_namespaced_secret("default", secret("s1", type="kubernetes.io/basic-auth",
+                                                    data={"username": "dQ=="}))
+    core.create_namespaced_secret("default", secret("s2"))
     got = core.list_namespaced_secret("default", field_selector="type=kubernetes.io/basic-auth").items
-    assert [s.metadata.name for s in got] == ["s1"]
+    assert [some(s.metadata).name for s in got] == ["s1"]
     # deletecollection with a label selector
     core.delete_collection_namespaced_config_map("default", label_selector="b")
     assert names() == ["c1", "c3"]
@@ -233,15 +254,15 @@ def test_pagination_is_a_consistent_snapshot(api: client.ApiClient, apiserver: A
     for i in range(25):
         apiserver.seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i:02d}", "namespace": "default"}})
     page = core.list_namespaced_config_map("default", limit=10)
-    assert len(page.items) == 10 and page.metadata.remaining_item_count == 15 and page.metadata._continue
-    core.create_namespaced_config_map("default", {"metadata": {"name": "cm-99"}})  # after the first page
+    assert len(page.items) == 10 and some(page.metadata).remaining_item_count == 15 and some(page.metadata)._continue
+    core.create_namespaced_config_map("default", cm("cm-99"))  # after the first page
     core.delete_namespaced_config_map("cm-24", "default")
-    seen = [c.metadata.name for c in page.items]
-    token = page.metadata._continue
+    seen = [some(c.metadata).name for c in page.items]
+    token = some(page.metadata)._continue
     while token:
         page = core.list_namespaced_config_map("default", limit=10, _continue=token)
-        seen += [c.metadata.name for c in page.items]
-        token = page.metadata._continue
+        seen += [some(c.metadata).name for c in page.items]
+        token = some(page.metadata)._continue
     assert seen == [f"cm-{i:02d}" for i in range(25)]
     with pytest.raises(ApiException) as e:
         core.list_namespaced_config_map("default", limit=10, _continue="not-a-token")
@@ -249,7 +270,7 @@ def test_pagination_is_a_consistent_snapshot(api: client.ApiClient, apiserver: A
     first = core.list_namespaced_config_map("default", limit=5)
     apiserver.expire_continue_tokens()
     with pytest.raises(ApiException) as e:
-        core.list_namespaced_config_map("default", limit=5, _continue=first.metadata._continue)
+        core.list_namespaced_config_map("default", limit=5, _continue=some(first.metadata)._continue)
     assert e.value.status == 410 and status_of(e.value)["reason"] == "Expired"
 
 
@@ -258,7 +279,7 @@ def test_custom_resources_validation_pruning_and_versions(api: client.ApiClient,
     proj = {"apiVersion": "run.ai/v2", "kind": "Project", "metadata": {"name": "p1"},
             "spec": {"namespace": "runai-p1", "unknownField": 1, "queues": [{"name": "p1", "nodepool": "default"}]},
             "status": {"namespace": "ignored"}}
-    created = co.create_cluster_custom_object("run.ai", "v2", "projects", proj)
+    created = as_dict(co.create_cluster_custom_object("run.ai", "v2", "projects", proj))
     assert created["metadata"]["uid"] and "unknownField" not in created["spec"]  # pruned silently
     assert "status" not in created  # status subresource: main resource ignores .status
     with pytest.raises(ApiException) as e:
@@ -268,12 +289,12 @@ def test_custom_resources_validation_pruning_and_versions(api: client.ApiClient,
     assert e.value.status == 422 and {c["field"] for c in st["details"]["causes"]} == {"spec.namespace", "spec.queues"}
     # status only through /status
     created["status"] = {"namespace": "runai-p1"}
-    st = co.replace_cluster_custom_object_status("run.ai", "v2", "projects", "p1", created)
+    st = as_dict(co.replace_cluster_custom_object_status("run.ai", "v2", "projects", "p1", created))
     assert st["status"] == {"namespace": "runai-p1"}
     # served at every version, without conversion
-    v1 = co.get_cluster_custom_object("run.ai", "v1", "projects", "p1")
+    v1 = as_dict(co.get_cluster_custom_object("run.ai", "v1", "projects", "p1"))
     assert v1["apiVersion"] == "run.ai/v1" and v1["spec"]["namespace"] == "runai-p1"
-    items = co.list_cluster_custom_object("run.ai", "v2", "projects")
+    items = as_dict(co.list_cluster_custom_object("run.ai", "v2", "projects"))
     assert items["kind"] == "ProjectList" and items["items"][0]["kind"] == "Project"
     # replace of a custom resource needs a resourceVersion
     body = dict(v1)
@@ -288,7 +309,7 @@ def test_custom_resources_validation_pruning_and_versions(api: client.ApiClient,
     # preserve-unknown-fields keeps everything
     co.create_namespaced_custom_object("run.ai", "v1", "default", "runaiconfigs", {
         "apiVersion": "run.ai/v1", "kind": "RunaiConfig", "metadata": {"name": "runai"}, "spec": {"any": {"x": 1}}})
-    assert apiserver.get("run.ai/v1", "RunaiConfig", "runai", "default")["spec"] == {"any": {"x": 1}}
+    assert some(apiserver.get("run.ai/v1", "RunaiConfig", "runai", "default"))["spec"] == {"any": {"x": 1}}
 
 
 def test_cel_rules_of_the_seeded_crds_are_all_implemented() -> None:
@@ -305,7 +326,7 @@ def test_cel_rules_of_the_seeded_crds_are_all_implemented() -> None:
 def test_cel_rules_volume_snapshot(api: client.ApiClient) -> None:
     co = client.CustomObjectsApi(api)
 
-    def vs(name: str, source: dict) -> dict:
+    def vs(name: str, source: dict[str, str]) -> dict[str, Any]:
         return {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", "metadata": {"name": name},
                 "spec": {"volumeSnapshotClassName": "csi-aws-vsc", "source": source}}
 
@@ -318,8 +339,8 @@ def test_cel_rules_volume_snapshot(api: client.ApiClient) -> None:
                                            {**vs("empty", {"persistentVolumeClaimName": "a"}),
                                             "spec": {"volumeSnapshotClassName": "", "source": {"persistentVolumeClaimName": "a"}}})
     assert e.value.status == 422
-    ok = co.create_namespaced_custom_object("snapshot.storage.k8s.io", "v1", "default", "volumesnapshots",
-                                            vs("snap", {"persistentVolumeClaimName": "data"}))
+    ok = as_dict(co.create_namespaced_custom_object("snapshot.storage.k8s.io", "v1", "default", "volumesnapshots",
+                                                    vs("snap", {"persistentVolumeClaimName": "data"})))
     ok["spec"]["source"]["persistentVolumeClaimName"] = "other"
     with pytest.raises(ApiException) as e:
         co.replace_namespaced_custom_object("snapshot.storage.k8s.io", "v1", "default", "volumesnapshots", "snap", ok)
@@ -328,15 +349,19 @@ def test_cel_rules_volume_snapshot(api: client.ApiClient) -> None:
 
 def test_crd_lifecycle_over_http(api: client.ApiClient, apiserver: ApiServer) -> None:
     ext = client.ApiextensionsV1Api(api)
-    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": "widgets.example.com"},
-           "spec": {"group": "example.com", "scope": "Namespaced",
-                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                        "type": "object", "properties": {"spec": {"type": "object", "properties": {
-                            "size": {"type": "string", "enum": ["S", "M"]}}}}}}}]}}
+    schema = client.V1JSONSchemaProps(type="object", properties={"spec": client.V1JSONSchemaProps(
+        type="object", properties={"size": client.V1JSONSchemaProps(type="string", enum=["S", "M"])})})
+    crd = client.V1CustomResourceDefinition(
+        api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition",
+        metadata=client.V1ObjectMeta(name="widgets.example.com"),
+        spec=client.V1CustomResourceDefinitionSpec(
+            group="example.com", scope="Namespaced",
+            names=client.V1CustomResourceDefinitionNames(plural="widgets", singular="widget", kind="Widget"),
+            versions=[client.V1CustomResourceDefinitionVersion(
+                name="v1", served=True, storage=True,
+                schema=client.V1CustomResourceValidation(open_apiv3_schema=schema))]))
     created = ext.create_custom_resource_definition(crd)
-    conds = {c.type: c.status for c in created.status.conditions}
+    conds = {c.type: c.status for c in some(some(created.status).conditions)}
     assert conds == {"NamesAccepted": "True", "Established": "False"}  # served only once Established
     co = client.CustomObjectsApi(api)
     assert raw(apiserver, "GET", "/apis/example.com/v1")[0] == 404
@@ -360,7 +385,7 @@ def test_crd_lifecycle_over_http(api: client.ApiClient, apiserver: ApiServer) ->
 def test_namespace_deletion_cascade_and_terminating(api: client.ApiClient, apiserver: ApiServer) -> None:
     core = client.CoreV1Api(api)
     core.create_namespace(ns_obj("gone"))
-    core.create_namespaced_config_map("gone", {"metadata": {"name": "c"}})
+    core.create_namespaced_config_map("gone", cm("c"))
     core.delete_namespace("gone")
     deadline = time.time() + 5
     while apiserver.get("v1", "Namespace", "gone") is not None and time.time() < deadline:
@@ -368,14 +393,14 @@ def test_namespace_deletion_cascade_and_terminating(api: client.ApiClient, apise
     assert apiserver.get("v1", "Namespace", "gone") is None and apiserver.get("v1", "ConfigMap", "c", "gone") is None
     apiserver.namespaces_linger = True
     core.create_namespace(ns_obj("stuck"))
-    core.create_namespaced_config_map("stuck", {"metadata": {"name": "c"}})
-    ns = core.delete_namespace("stuck")
+    core.create_namespaced_config_map("stuck", cm("c"))
+    core.delete_namespace("stuck")
     time.sleep(0.05)
     ns = core.read_namespace("stuck")
-    assert ns.status.phase == "Terminating" and ns.metadata.deletion_timestamp
+    assert some(ns.status).phase == "Terminating" and some(ns.metadata).deletion_timestamp
     assert apiserver.get("v1", "ConfigMap", "c", "stuck") is None
     with pytest.raises(ApiException) as e:
-        core.create_namespaced_config_map("stuck", {"metadata": {"name": "new"}})
+        core.create_namespaced_config_map("stuck", cm("new"))
     assert e.value.status == 403 and "because it is being terminated" in status_of(e.value)["message"]
     apiserver.finalize_namespace("stuck")
     assert apiserver.get("v1", "Namespace", "stuck") is None
@@ -403,12 +428,14 @@ def test_auth_401_403_and_ssar(apiserver: ApiServer, tmp_path: Path) -> None:
     assert status_of(e.value)["message"] == ('namespaces is forbidden: User "viewer" cannot create resource '
                                              '"namespaces" in API group "" at the cluster scope')
     authz = client.AuthorizationV1Api(viewer)
-    r = authz.create_self_subject_access_review({"spec": {"resourceAttributes": {
-        "verb": "list", "resource": "secrets", "namespace": "runai"}}})
-    assert r.status.allowed is False
-    r = authz.create_self_subject_access_review({"spec": {"resourceAttributes": {
-        "verb": "list", "resource": "secrets", "namespace": "default"}}})
-    assert r.status.allowed is True
+
+    def review(namespace: str) -> client.V1SelfSubjectAccessReview:
+        return authz.create_self_subject_access_review(client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=client.V1ResourceAttributes(
+                verb="list", resource="secrets", namespace=namespace))))
+
+    assert some(review("runai").status).allowed is False
+    assert some(review("default").status).allowed is True
     assert any(req.user == "viewer" and req.status == 403 for req in apiserver.requests)
 
 
@@ -436,7 +463,7 @@ def test_fault_injection(api: client.ApiClient, apiserver: ApiServer) -> None:
 
 def test_watch_streams_events(api: client.ApiClient, apiserver: ApiServer) -> None:
     core = client.CoreV1Api(api)
-    rv = core.list_namespaced_config_map("default").metadata.resource_version
+    rv = some(core.list_namespaced_config_map("default").metadata).resource_version
     events: list[tuple[str, str]] = []
 
     def watcher() -> None:
@@ -449,7 +476,7 @@ def test_watch_streams_events(api: client.ApiClient, apiserver: ApiServer) -> No
     th = threading.Thread(target=watcher)
     th.start()
     time.sleep(0.2)
-    core.create_namespaced_config_map("default", {"metadata": {"name": "w1"}})
+    core.create_namespaced_config_map("default", cm("w1"))
     core.patch_namespaced_config_map("w1", "default", {"data": {"a": "b"}})
     core.delete_namespaced_config_map("w1", "default")
     th.join(5)
@@ -476,7 +503,7 @@ def test_large_list_is_fast(apiserver: ApiServer, api: client.ApiClient) -> None
     assert len(info.rolebindings) == 14000 and seeded < 10
     t = time.time()
     resp = client.RbacAuthorizationV1Api(api).list_role_binding_for_all_namespaces(_preload_content=False)
-    items = json.loads(resp.data)["items"]
+    items = json_of(resp)["items"]
     assert len(items) >= 14000 and time.time() - t < 3
 
 
@@ -509,8 +536,7 @@ def test_deliberate_500s_are_not_bugs(apiserver: ApiServer) -> None:
     code, body, _ = raw(apiserver, "GET", "/api/v1/namespaces")
     assert (code, body["message"]) == (500, "Internal error occurred: injected fault")
     # a Status the handlers answer on purpose (the apiserver's own 500 for this create)
-    obj = ns_obj("with-rv")
-    obj["metadata"]["resourceVersion"] = "7"
+    obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "with-rv", "resourceVersion": "7"}}
     code, body, _ = raw(apiserver, "POST", "/api/v1/namespaces", obj)
     assert (code, body["message"]) == (500, "resourceVersion should not be set on objects to be created")
     assert apiserver.bugs == []

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubeapi import ApiServer
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 NS, POD = "runai-backend", "runai-backend-postgresql-0"
@@ -52,7 +52,8 @@ def test_exec_env_exit_code_and_request_log(core: client.CoreV1Api, runai_server
     runai_server.set_pod_exec(NS, POD, env={"EXTRA": "1"})
     rc, out, err = run(core, ["sh", "-c", 'echo "$POSTGRES_POSTGRES_PASSWORD $POSTGRES_DATABASE $EXTRA"; echo e >&2; exit 3'])
     assert rc == 3 and err == b"e\n"
-    assert out == f"{runai_server.seed_info.postgres_password} backend 1\n".encode()  # type: ignore[attr-defined]
+    assert runai_server.seed_info is not None
+    assert out == f"{runai_server.seed_info.postgres_password} backend 1\n".encode()
     rec = [r for r in runai_server.requests if r.path.endswith("/exec")][-1]
     assert rec.query["command"][0] == "sh" and rec.status == 101 and rec.method == "GET"
 
@@ -152,7 +153,9 @@ def test_exec_command_outlives_its_client(core: client.CoreV1Api, runai_server: 
     its output is no longer read, so a writer blocks and a reader of stdin sees the end."""
     import socket
 
-    def start(script: str, stdin: bool) -> tuple[object, int]:
+    from kubernetes.stream.ws_client import WSClient
+
+    def start(script: str, stdin: bool) -> tuple[WSClient, int]:
         ws = stream(core.connect_get_namespaced_pod_exec, POD, NS,
                     command=["sh", "-c", f"echo $$ > {tmp_path}/pid; {script}"], stdin=stdin,
                     stdout=True, stderr=True, tty=False, _preload_content=False, binary=True)
@@ -165,8 +168,8 @@ def test_exec_command_outlives_its_client(core: client.CoreV1Api, runai_server: 
         (tmp_path / "pid").unlink()
         return ws, pid
 
-    def drop(ws: object) -> None:  # the client is gone: no close frame, the socket just ends
-        sock = ws.sock.sock  # type: ignore[attr-defined]
+    def drop(ws: WSClient) -> None:  # the client is gone: no close frame, the socket just ends
+        sock = ws.sock.sock
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
 

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from kubeapi import ApiServer
@@ -20,8 +21,13 @@ def _tool(name: str) -> str | None:
     return str(local) if local.exists() else shutil.which(name)
 
 
+class Kubectl(Protocol):
+    def __call__(self, *args: str, input: str | None = None,
+                 check: bool = True) -> subprocess.CompletedProcess[str]: ...
+
+
 @pytest.fixture
-def kubectl(kubeconfig: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
     exe = _tool("kubectl")
     if exe is None:
         pytest.skip("no kubectl")
@@ -36,7 +42,7 @@ def kubectl(kubeconfig: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     return run
 
 
-def test_kubectl_discovery_get_and_apply(apiserver: ApiServer, kubectl) -> None:  # type: ignore[no-untyped-def]
+def test_kubectl_discovery_get_and_apply(apiserver: ApiServer, kubectl: Kubectl) -> None:
     out = kubectl("api-resources").stdout
     for line in ("namespaces ", "rolebindings ", "projects ", "runaiconfigs ", "volumesnapshots "):
         assert line in out
@@ -64,7 +70,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice@example
     assert kubectl("get", "rb", "-A", check=False).returncode != 0  # real servers have no "rb" short name
 
 
-def test_kubectl_sees_a_new_crd_once_established(apiserver: ApiServer, kubectl) -> None:  # type: ignore[no-untyped-def]
+def test_kubectl_sees_a_new_crd_once_established(apiserver: ApiServer, kubectl: Kubectl) -> None:
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
            "metadata": {"name": "gadgets.example.com"},
            "spec": {"group": "example.com", "scope": "Cluster",

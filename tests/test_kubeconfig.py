@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,8 +18,8 @@ from kubectl_runai_dr.kube.kubeconfig import (
 )
 
 
-def _cfg(ctx: str, server: str, current: str | None = None) -> dict:
-    doc = {
+def _cfg(ctx: str, server: str, current: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{"name": ctx, "cluster": {"server": server,
                                                 "certificate-authority": "ca.crt"}}],
@@ -67,4 +68,5 @@ def test_missing_explicit_file_and_garbage(tmp_path: Path) -> None:
         read_kubeconfig([bad], explicit=False)
     good = tmp_path / "good"
     good.write_text(yaml.safe_dump(_cfg("x", "https://x", current="x")))
-    assert read_kubeconfig([tmp_path / "nope", good], explicit=False)["current-context"] == "x"
+    cfg = read_kubeconfig([tmp_path / "nope", good], explicit=False)
+    assert cfg is not None and cfg["current-context"] == "x"

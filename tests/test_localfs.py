@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_runai_dr import localfs
 from kubectl_runai_dr.localfs import LocalFileError, open_private_dir, write_private_file
 
 OTHER_UID = 54321
@@ -124,7 +123,7 @@ def test_failures_name_the_path_and_the_cause(tmp_path: Path, monkeypatch: pytes
     def fail(*args: object, **kwargs: object) -> int:
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(localfs.os, "write", fail)
+    monkeypatch.setattr(os, "write", fail)  # the os module localfs writes with
     with pytest.raises(LocalFileError) as exc:
         write_private_file(tmp_path / "v.yaml", b"x")
     assert exc.value.message == f"cannot write {tmp_path / 'v.yaml'}: {cause}"

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubeapi import ApiServer
@@ -25,12 +26,12 @@ from tests.e2e import cli
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def ns(name: str, project: str) -> dict:
+def ns(name: str, project: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": name, "uid": "u", "labels": {"runai/queue": project}}}
 
 
-def rb(namespace: str, name: str, role: str = "r", kind: str = "ClusterRole") -> dict:
+def rb(namespace: str, name: str, role: str = "r", kind: str = "ClusterRole") -> dict[str, Any]:
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": name, "namespace": namespace, "resourceVersion": "3"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},

@@ -19,10 +19,13 @@ import sys
 import tarfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from kubectl_runai_dr.plan.permissions import StepPermissions
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
@@ -291,17 +294,16 @@ def test_description_lists_every_command(archive: Path) -> None:
 
     _, m = rendered(archive)
     listed = re.findall(r"^  kubectl runai-dr ([a-z-]+)", m["spec"]["description"], flags=re.M)
-    commands = [c.name or c.callback.__name__.replace("_", "-")  # type: ignore[union-attr]
+    commands = [c.name or (c.callback.__name__ if c.callback else "").replace("_", "-")
                 for c in app.registered_commands]
-    groups = [g.name for g in app.registered_groups]
+    groups = [g.name for g in app.registered_groups if g.name is not None]
+    assert len(groups) == len(app.registered_groups)  # every group is named
     assert sorted(listed) == sorted([*commands, *groups])
 
 
-def permission_table() -> Any:
-    try:
-        from kubectl_runai_dr.components.registry import PERMISSIONS
-    except ImportError:  # before the components carried their own permissions
-        from kubectl_runai_dr.plan.permissions import PERMISSIONS  # type: ignore[attr-defined]
+def permission_table() -> tuple[StepPermissions, ...]:
+    from kubectl_runai_dr.components.registry import PERMISSIONS
+
     return PERMISSIONS
 
 

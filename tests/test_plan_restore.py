@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from kubectl_runai_dr.bundle import layout
@@ -78,7 +80,7 @@ NS = {"apiVersion": "v1", "kind": "Namespace",
       "metadata": {"name": "runai-a", "labels": {"runai/queue": "a"}}}
 
 
-def live(**labels: str) -> dict:
+def live(**labels: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": "runai-a", "uid": "u", "resourceVersion": "9",
                          "creationTimestamp": "2025-01-01T00:00:00Z",

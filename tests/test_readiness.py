@@ -3,6 +3,7 @@ polling, timeout message and resume hint (fake clock), and the plan's prerequisi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -130,7 +131,8 @@ def test_waiter_does_not_wait_for_what_nobody_creates() -> None:
 
 def test_waiter_rides_out_server_errors() -> None:
     clock = FakeClock()
-    calls = iter([ServerError("503 from the API server"), Probe(State.READY, "ok")])
+    calls: Iterator[ServerError | Probe] = iter([ServerError("503 from the API server"),
+                                                 Probe(State.READY, "ok")])
 
     def probe() -> Probe:
         item = next(calls)

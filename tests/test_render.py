@@ -70,7 +70,7 @@ def test_key_values_fold_under_the_value() -> None:
 
 # -- tables -------------------------------------------------------------------------------------
 NAMES = ["runai-proj-0000/researcher-service-rw", "global.nodeAffinity.restrictScheduling"]
-COLUMNS = ["STEP", "STATUS", Col("OBJECTS", drop=1), Col("SIZE", drop=2),
+COLUMNS: list[str | Col] = ["STEP", "STATUS", Col("OBJECTS", drop=1), Col("SIZE", drop=2),
            Col("TIME", drop=3, short=lambda c: c.split(" (")[0]), Col("NOTE", text=True)]
 ROWS = [["control-plane", "after cluster", "240", "150.5 KiB", "1m03s (waited 58s)",
          f"the chart also sets {NAMES[1]}; keep it in its values"],

@@ -440,7 +440,9 @@ def test_table_lists_only_permissions_not_granted_unless_verbose(seeded: tuple[A
     perms = r.stdout.split("Permissions")[1].split("Problems")[0]
     rows = [ln for ln in perms.splitlines() if ln.strip().startswith(("backup", "restore"))]
     assert rows and all(" create " in ln and "namespaces" in ln for ln in rows)
-    total = int(re.search(r"(\d+) of (\d+) granted", perms).group(2))  # type: ignore[union-attr]
+    granted = re.search(r"(\d+) of (\d+) granted", perms)
+    assert granted, perms
+    total = int(granted.group(2))
     assert f"{total - len(rows)} of {total} granted" in perms
     r = cli("status", "--kubeconfig", str(viewer), "--no-exec", "-v")
     perms = r.stdout.split("Permissions")[1].split("Problems")[0]

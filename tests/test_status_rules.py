@@ -73,8 +73,8 @@ def test_exit_codes_by_severity() -> None:
     warn = s.Problem(s.WARNING, "x", "m", "h")
     crit = s.Problem(s.CRITICAL, "x", "m", "h")
     assert s.exit_code([info]) is ExitCode.OK
-    assert s.exit_code([info, warn]) is ExitCode.STATUS_WARNING == 7
-    assert s.exit_code([warn, crit, info]) is ExitCode.STATUS_CRITICAL == 8
+    assert s.exit_code([info, warn]) is ExitCode.STATUS_WARNING and ExitCode.STATUS_WARNING.value == 7
+    assert s.exit_code([warn, crit, info]) is ExitCode.STATUS_CRITICAL and ExitCode.STATUS_CRITICAL.value == 8
     # distinct from the codes of failures and usage errors
     assert {7, 8}.isdisjoint({ExitCode.ERROR, ExitCode.USAGE, ExitCode.PARTIAL,
                               ExitCode.INVALID_BUNDLE, ExitCode.CLUSTER_UNREACHABLE,

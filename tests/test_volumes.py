@@ -22,6 +22,8 @@ from kubectl_runai_dr.bundle import layout
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components import volumes as comp
 from kubectl_runai_dr.components.restore_base import RestoreSettings
+from kubectl_runai_dr.conventions import BACKUP_LABEL, CLAIM_LABEL, MANAGED_BY
+from kubectl_runai_dr.errors import ComponentError, UsageError
 from kubectl_runai_dr.kube.client import ConnectOptions, Kube, connect
 from kubectl_runai_dr.model import Names, Outcome, Result
 from kubectl_runai_dr.ops import volumes as ops
@@ -74,7 +76,7 @@ def _checkpoints(pg: PgServer) -> int:
 
 def _tool_snapshots(srv: ApiServer) -> list[dict[str, Any]]:
     return [v for v in srv.list(SNAP, "VolumeSnapshot")
-            if (v["metadata"].get("labels") or {}).get(p.MANAGED_BY) == p.TOOL]
+            if (v["metadata"].get("labels") or {}).get(MANAGED_BY) == p.TOOL]
 
 
 def _methods(srv: ApiServer, method: str, fragment: str = "") -> list[str]:
@@ -124,8 +126,8 @@ def test_snapshot_cli_records_match_objects_and_checkpoint_runs(
         vs = srv.get(SNAP, "VolumeSnapshot", rec["volumeSnapshotName"], NS)
         assert vs is not None
         labels = vs["metadata"]["labels"]
-        assert labels[p.MANAGED_BY] == p.TOOL and labels[p.BACKUP_LABEL] == doc["backupId"]
-        assert labels[p.CLAIM_LABEL] == rec["claim"]["name"]
+        assert labels[MANAGED_BY] == p.TOOL and labels[BACKUP_LABEL] == doc["backupId"]
+        assert labels[CLAIM_LABEL] == rec["claim"]["name"]
         assert vs["spec"] == {"volumeSnapshotClassName": "csi-aws-vsc",
                               "source": {"persistentVolumeClaimName": rec["claim"]["name"]}}
         vsc = srv.get(SNAP, "VolumeSnapshotContent", rec["volumeSnapshotContentName"])
@@ -163,7 +165,7 @@ def test_old_claim_names_and_extra_pvc(srv: ApiServer, kube: Kube) -> None:
     only = comp.find_claims(kube, Names(), comp.SnapshotOptions(
         pvcs=("pvc-thanos-receive",), only_pvcs=True))
     assert [c.name for c in only] == ["pvc-thanos-receive"]
-    with pytest.raises(comp.UsageError, match='claim "nope" not found'):
+    with pytest.raises(UsageError, match='claim "nope" not found'):
         comp.find_claims(kube, Names(), comp.SnapshotOptions(pvcs=("nope",)))
 
 
@@ -221,7 +223,7 @@ def test_backup_component_fails_alone(srv: ApiServer, kc: Path, tmp_path: Path) 
 
 def test_snapshot_timeout(srv: ApiServer, kube: Kube) -> None:
     with CsiController(srv, hold={DB_CLAIM}).running(), \
-            pytest.raises(comp.ComponentError) as info:
+            pytest.raises(ComponentError) as info:
         comp.take_snapshots(kube, Names(), comp.SnapshotOptions(timeout=0.5, poll=0.05,
                                                                  checkpoint=False))
     assert re.search(r'VolumeSnapshot "runai-dr-data-runai-backend-postgresql-0-\d{8}-\d{6}" '

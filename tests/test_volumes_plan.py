@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kubectl_runai_dr.conventions import BACKUP_LABEL, CLAIM_LABEL, MANAGED_BY, ROLE_LABEL
 from kubectl_runai_dr.plan import volumes as p
 
 NS = "runai-backend"
@@ -140,8 +141,8 @@ def test_volume_snapshot_object() -> None:
     vs = p.volume_snapshot(claim, _cls("vsc"), bid)
     assert vs["metadata"]["name"] == "runai-dr-data-runai-backend-postgresql-0-20250304-050607"
     assert vs["metadata"]["labels"] == {
-        p.MANAGED_BY: p.TOOL, p.CLAIM_LABEL: "data-runai-backend-postgresql-0",
-        p.BACKUP_LABEL: bid, p.ROLE_LABEL: "database"}
+        MANAGED_BY: p.TOOL, CLAIM_LABEL: "data-runai-backend-postgresql-0",
+        BACKUP_LABEL: bid, ROLE_LABEL: "database"}
     assert vs["spec"] == {"volumeSnapshotClassName": "vsc",
                           "source": {"persistentVolumeClaimName": claim.name}}
     long = "x" * 300
@@ -149,13 +150,13 @@ def test_volume_snapshot_object() -> None:
     assert len(name) <= 253 and name.endswith("-" + bid)
     assert len(p.volume_snapshot(
         p.claim_of(p.ClaimRef(NS, long, "extra"), _pvc(), _pv()), _cls("v"), bid)[
-        "metadata"]["labels"][p.CLAIM_LABEL]) <= 63
+        "metadata"]["labels"][CLAIM_LABEL]) <= 63
 
 
 def test_snapshot_state_and_record() -> None:
     claim = p.claim_of(p.ClaimRef(NS, "c", "database"), _pvc(), _pv())
     vs = {"metadata": {"name": "s", "namespace": NS, "uid": "u",
-                       "labels": {p.BACKUP_LABEL: "b"}},
+                       "labels": {BACKUP_LABEL: "b"}},
           "status": {"readyToUse": True, "boundVolumeSnapshotContentName": "snapcontent-u",
                      "restoreSize": "20Gi", "creationTime": "2025-01-01T00:00:00Z"}}
     vsc = {"metadata": {"name": "snapcontent-u"},
@@ -227,11 +228,11 @@ def test_prune_keeps_newer_unready_and_counts_only_ready() -> None:
 
 def test_listed_and_is_tools() -> None:
     vs = {"metadata": {"name": "n", "namespace": NS, "creationTimestamp": "t",
-                       "labels": {p.MANAGED_BY: p.TOOL, p.BACKUP_LABEL: "b"},
+                       "labels": {MANAGED_BY: p.TOOL, BACKUP_LABEL: "b"},
                        "annotations": {p.CLAIM_ANNOTATION: "full-claim"}},
           "spec": {"source": {"persistentVolumeClaimName": "full-claim"}},
           "status": {"readyToUse": True, "restoreSize": "1Gi"}}
-    assert p.is_tools(vs) and not p.is_tools({"metadata": {"labels": {p.MANAGED_BY: p.TOOL}}})
+    assert p.is_tools(vs) and not p.is_tools({"metadata": {"labels": {MANAGED_BY: p.TOOL}}})
     item = p.listed(vs)
     assert (item.claim, item.backup_id, item.ready, item.restore_size) == (
         "full-claim", "b", True, "1Gi")
