@@ -11,20 +11,18 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # re-exported below; they live with the client (kube/errors.py)
-    from kubectl_runai_dr.kube.errors import (  # noqa: F401
-        AlreadyExists,
-        ClientError,
-        Conflict,
-        Forbidden,
-        Gone,
-        Invalid,
-        KubeError,
-        NotFound,
-        ServerError,
-        TooManyRequests,
-        Unauthorized,
-        Unreachable,
-    )
+    from kubectl_runai_dr.kube.errors import AlreadyExists as AlreadyExists
+    from kubectl_runai_dr.kube.errors import ClientError as ClientError
+    from kubectl_runai_dr.kube.errors import Conflict as Conflict
+    from kubectl_runai_dr.kube.errors import Forbidden as Forbidden
+    from kubectl_runai_dr.kube.errors import Gone as Gone
+    from kubectl_runai_dr.kube.errors import Invalid as Invalid
+    from kubectl_runai_dr.kube.errors import KubeError as KubeError
+    from kubectl_runai_dr.kube.errors import NotFound as NotFound
+    from kubectl_runai_dr.kube.errors import ServerError as ServerError
+    from kubectl_runai_dr.kube.errors import TooManyRequests as TooManyRequests
+    from kubectl_runai_dr.kube.errors import Unauthorized as Unauthorized
+    from kubectl_runai_dr.kube.errors import Unreachable as Unreachable
 
 
 class ExitCode(IntEnum):

@@ -90,7 +90,7 @@ def test_client_and_server_errors_have_their_own_intermediate_types() -> None:
     assert issubclass(ke.KubeError, e.DrError)
     # the tool-level module still answers for callers that import them from there (at run time:
     # errors.py imports them for type checkers without re-exporting them explicitly)
-    assert e.NotFound is ke.NotFound and e.KubeError is ke.KubeError  # type: ignore[attr-defined]
+    assert e.NotFound is ke.NotFound and e.KubeError is ke.KubeError
 
 
 # -- server text ------------------------------------------------------------------------------
