@@ -197,3 +197,35 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_exec_runs_with_a_containers_signal_mask(tmp_path: Path) -> None:
+    """The `serve` command blocks SIGINT/SIGTERM in all its threads (to sigwait for them);
+    an exec'd command must not inherit that, or SIGTERM could not stop it, unlike in a
+    container. Reproduced here by blocking them before the server's thread starts."""
+    import signal
+
+    from kubeapi.seed import crd_docs, seed_runai
+
+    blocked = {signal.SIGTERM, signal.SIGINT}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        srv = ApiServer()
+        srv.install_crds(crd_docs())
+        srv.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    try:
+        seed_runai(srv, projects=1)
+        api = client.CoreV1Api(config.new_client_from_config(
+            str(srv.write_kubeconfig(tmp_path / "kc"))))
+        # in a background subshell, as the tool's wrapper runs its helpers: a shell clears
+        # its own mask but gives subshells the one it started with
+        code, out, _ = run(api, ["sh", "-c", "(grep -E '^Sig(Blk|Ign)' /proc/self/status) & "
+                                             "wait"])
+        assert code == 0
+        fields = dict(line.split(":\t") for line in out.decode().splitlines())
+        assert int(fields["SigBlk"], 16) == 0, fields
+        assert not int(fields["SigIgn"], 16) & (1 << (signal.SIGTERM - 1)), fields
+    finally:
+        srv.stop()

@@ -21,6 +21,7 @@ import base64
 import contextlib
 import json
 import os
+import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,16 @@ STDIN_BUFFER = 1024 * 1024  # what the runtime's FIFO and the sockets on the way
 QUIET_AFTER_EXIT = 0.2  # how long stdin must stay quiet after the command ended to finish normally
 CHUNK = 32 * 1024
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _container_signals() -> None:
+    """In the exec'd command (after fork): the signal mask and dispositions a container
+    runtime gives a process, whatever the server's own are (the `serve` command blocks
+    SIGINT/SIGTERM in every thread to sigwait for them; a child would inherit that, and a
+    command could then not be stopped with SIGTERM)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _bool(q: dict[str, list[str]], name: str, default: bool = False) -> bool:
@@ -178,7 +189,7 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         proc = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE,
-            env=env, cwd=cwd, start_new_session=True)
+            env=env, cwd=cwd, start_new_session=True, preexec_fn=_container_signals)
     except (FileNotFoundError, PermissionError, NotADirectoryError) as err:
         code = 127 if isinstance(err, FileNotFoundError) else 126
         why = "executable file not found in $PATH" if code == 127 else "permission denied"
