@@ -342,26 +342,34 @@ def restore_work(kube: KubeApi, work: list[NamespaceWork], settings: RestoreSett
         # An interrupt (Ctrl-C, SIGTERM) reaches this thread: the workers are told to stop
         # and queued namespaces are cancelled; requests in flight finish, and everything
         # done so far is merged into ``step`` before the interrupt goes on.
+        # Each finished namespace is handed over by the worker itself: an interrupt can
+        # land inside submit() after the task was queued but before its future is known
+        # here, and that task's work must still be reported.
         stop = threading.Event()
+        lock = threading.Lock()
+        finished: list[Result] = []
+
+        def task(w: NamespaceWork) -> None:
+            part = _restore_one(kube, w, live_ns, live_rb, settings, progress, stop)
+            with lock:
+                finished.append(part)
+
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore-ns")
-        futures: list[Future[Result]] = []
-        merged = 0
+        futures: list[Future[None]] = []
         try:  # submitting is inside: an interrupt may come as soon as the first one runs
             for w in work:
-                futures.append(pool.submit(_restore_one, kube, w, live_ns, live_rb, settings,
-                                           progress, stop))
+                futures.append(pool.submit(task, w))
             for f in futures:
-                step.merge(f.result())
-                merged += 1
+                f.result()
         except BaseException:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
-            for f in futures[merged:]:
-                if f.done() and not f.cancelled() and f.exception() is None:
-                    step.merge(f.result())
-            _sort(step)
             raise
-        pool.shutdown(wait=True)
+        finally:
+            pool.shutdown(wait=True)
+            for part in finished:
+                step.merge(part)
+            _sort(step)
     progress.finish()
     _sort(step)
 
