@@ -328,13 +328,8 @@ def test_broken_pipe_is_quiet(args: list[str], tmp_path: Path, bundle_file: Path
 def bundle_file(tmp_path: Path) -> Path:
     """A small valid bundle, written by the bundle writer (no cluster needed)."""
     from kubectl_runai_dr.bundle.writer import BundleWriter
+    from tests.test_bundle import MANIFEST
 
     w = BundleWriter(tmp_path / "b.tar.gz")
     w.write_json("a/b.json", {"hello": "world"})
-    return w.finalize({
-        "tool": {"name": "kubectl-runai_dr", "version": "0.0.0", "commit": ""},
-        "createdAt": "2026-11-01T00:00:00Z", "status": "complete", "failedComponents": [],
-        "source": {"context": "prod", "server": "https://prod.example:6443"},
-        "containsSecrets": False,
-        "components": [{"name": "x", "status": "ok", "objects": 1, "files": ["a/b.json"]}],
-    }, mtime=0)
+    return w.finalize(dict(MANIFEST), mtime=0)

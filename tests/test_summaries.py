@@ -83,14 +83,12 @@ def test_restore_summary_keeps_one_line_per_step() -> None:
 # -- backup and inspect ---------------------------------------------------------------------
 def flooded_bundle(tmp_path: Path) -> Path:
     from kubectl_runai_dr.bundle.writer import BundleWriter
+    from tests.test_bundle import MANIFEST
 
     w = BundleWriter(tmp_path / "b.tar.gz")
     w.write_json("a/b.json", {"hello": "world"})
     return w.finalize({
-        "tool": {"name": "kubectl-runai_dr", "version": "0.0.0", "commit": ""},
-        "createdAt": "2026-11-01T00:00:00Z", "status": "complete", "failedComponents": [],
-        "source": {"context": "prod", "server": "https://prod.example:6443"},
-        "containsSecrets": False,
+        **MANIFEST,
         "components": [{"name": "namespaces", "status": "ok", "objects": 240,
                         "files": ["a/b.json"], "warnings": flood()},
                        {"name": "templates", "status": "ok", "objects": 3, "files": []}],

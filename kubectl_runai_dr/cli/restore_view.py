@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from kubectl_runai_dr.cli.options import Common
-    from kubectl_runai_dr.components.restore_base import StepResult
+    from kubectl_runai_dr.model import Result
     from kubectl_runai_dr.ops.restore import Preflight, RestoreOutcome
 
 OUTCOME_STYLE = {"created": "green", "updated": "green", "unchanged": "dim", "drift": "yellow",
@@ -76,7 +76,7 @@ def confirm(common: Common, pf: Preflight) -> bool:
 QUIET = ("unchanged", "created")  # counted in the summary; listed with -v
 
 
-def show_objects(out: Console, steps: list[StepResult], *, verbose: int) -> None:
+def show_objects(out: Console, steps: list[Result], *, verbose: int) -> None:
     """Every object that would be written (dry run), was updated, drifted, failed or was
     skipped; created and unchanged ones are counted, and listed with -v."""
     from kubectl_runai_dr import render
@@ -106,7 +106,7 @@ def show_objects(out: Console, steps: list[StepResult], *, verbose: int) -> None
             out.print(f"  [dim]{', '.join(hidden)} (-v lists them)[/]")
 
 
-def summary_table(steps: list[StepResult], *, verbose: int = 0) -> Any:
+def summary_table(steps: list[Result], *, verbose: int = 0) -> Any:
     """One row per step; a step's repeated warnings are aggregated (-v: all of them)."""
     from kubectl_runai_dr import render
 
@@ -185,7 +185,7 @@ def show(common: Common, outcome: RestoreOutcome, *, preflight: bool) -> None:
         render.hint(err, outcome.hint)
 
 
-def show_namespaces(common: Common, step: StepResult, *, dry_run: bool) -> None:
+def show_namespaces(common: Common, step: Result, *, dry_run: bool) -> None:
     """The report of `namespaces`: its one step, as restore reports it."""
     from kubectl_runai_dr import render
 

@@ -17,7 +17,7 @@ from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.errors import AlreadyExists
 from kubectl_runai_dr.kube.resources import Resource
-from kubectl_runai_dr.model import Names, ObjectResult, Outcome, Result
+from kubectl_runai_dr.model import Names, ObjectResult, Outcome
 from kubectl_runai_dr.plan.database import DbOptions
 from kubectl_runai_dr.plan.diff import Action, decide, object_label, update_patch
 
@@ -25,10 +25,6 @@ from kubectl_runai_dr.plan.diff import Action, decide, object_label, update_patc
 class Existing(str, Enum):
     skip = "skip"
     update = "update"
-
-
-# The name the views still use for the one result type (model.Result).
-StepResult = Result
 
 
 @dataclass

@@ -32,7 +32,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -96,6 +96,12 @@ class BackendRule:
 
 def _now() -> str:
     return now()
+
+
+def _claim_not_found(claim: str) -> str:
+    """The scheduler's message for a pod whose claim does not exist."""
+    return (f'0/1 nodes are available: persistentvolumeclaim "{claim}" not found. preemption: 0/1 '
+            "nodes are available: 1 Preemption is not helpful for scheduling.")
 
 
 def _cond(kind: str, status: str, reason: str | None = None, message: str | None = None) -> dict[str, Any]:
@@ -490,17 +496,19 @@ class Workloads:
                 return e.obj
         return None
 
-    def _bind_claims(self, pod: Mapping[str, Any]) -> str | None:
-        """Bind (provisioning when needed) every claim of the pod; None when all are bound, else why not."""
+    def _claims_of(self, pod: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any] | None]]:
+        """Each claim the pod mounts, with the claim object (None: it does not exist)."""
         ns = pod["metadata"]["namespace"]
         for v in (pod.get("spec") or {}).get("volumes") or []:
             claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
-            if not claim:
-                continue
-            pvc = self._get(PVCS, ns, claim)
+            if claim:
+                yield claim, self._get(PVCS, ns, claim)
+
+    def _bind_claims(self, pod: Mapping[str, Any]) -> str | None:
+        """Bind (provisioning when needed) every claim of the pod; None when all are bound, else why not."""
+        for claim, pvc in self._claims_of(pod):
             if pvc is None:
-                return f'0/1 nodes are available: persistentvolumeclaim "{claim}" not found. preemption: 0/1 ' \
-                       "nodes are available: 1 Preemption is not helpful for scheduling."
+                return _claim_not_found(claim)
             if pvc["metadata"].get("deletionTimestamp"):
                 return f'0/1 nodes are available: persistentvolumeclaim "{claim}" is being deleted. ' \
                        "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
@@ -658,15 +666,9 @@ class Workloads:
     def _unschedulable_reason(self, pod: Mapping[str, Any]) -> str | None:
         """The scheduler's first pass: a missing claim, or an unbound one whose class binds Immediately
         (a WaitForFirstConsumer claim is provisioned by the scheduling itself)."""
-        ns = pod["metadata"]["namespace"]
-        for v in (pod.get("spec") or {}).get("volumes") or []:
-            claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
-            if not claim:
-                continue
-            pvc = self._get(PVCS, ns, claim)
+        for claim, pvc in self._claims_of(pod):
             if pvc is None:
-                return (f'0/1 nodes are available: persistentvolumeclaim "{claim}" not found. preemption: 0/1 '
-                        "nodes are available: 1 Preemption is not helpful for scheduling.")
+                return _claim_not_found(claim)
             if (pvc.get("status") or {}).get("phase") == "Bound":
                 continue
             cls_name = (pvc.get("spec") or {}).get("storageClassName")
