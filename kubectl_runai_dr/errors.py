@@ -103,3 +103,15 @@ def __getattr__(name: str) -> Any:
 
         return getattr(errors, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class StorageError(DrError):
+    """Object storage (an s3:// location) failed: unreachable, unknown bucket, TLS,
+    clock skew, credentials. The message names the action, bucket and key, never a
+    credential."""
+
+
+class StorageDenied(StorageError):
+    """Object storage refused an action (credentials rejected, or no permission)."""
+
+    exit_code = ExitCode.FORBIDDEN

@@ -1,7 +1,9 @@
 """Read a bundle's archive front to back, strictly and in bounded memory.
 
 A bundle is a tar archive in a gzip stream of one or more gzip members (the writer stores
-already-compressed dumps in a member of their own). Python's ``gzip`` and ``tarfile`` are
+already-compressed dumps in a member of their own). The bytes come from a
+:class:`~kubectl_runai_dr.bundle.source.Stream` (a file, an S3 object, a decrypted age
+stream). Python's ``gzip`` and ``tarfile`` are
 lenient where a bundle must not be: ``tarfile`` stops at the archive's end marker without
 reading the gzip trailer, so a cut trailer or appended bytes went unnoticed; ``gzip``
 accepts zero padding after the stream; ``tarfile`` reads a pax header of any size into
@@ -20,9 +22,10 @@ messages that are plain sentences (no Python representations).
 
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass
+
+from kubectl_runai_dr.bundle.source import Stream, Unreadable
 
 CHUNK = 1024 * 1024
 BLOCK = 512
@@ -44,28 +47,39 @@ class NotGzip(ArchiveError):
 
 
 class GzipReader:
-    """The decompressed bytes of a (multi-member) gzip file, read with ``pread`` from
-    ``fd`` (its file position is not used, so several readers can share one descriptor)."""
+    """The decompressed bytes of a (multi-member) gzip stream read from ``stream``.
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._offset = 0  # of the next compressed bytes to read from the file
+    ``start``: where the stream begins, as (compressed offset, decompressed offset) of a
+    gzip member's start (0, 0 for the whole file). ``checkpoints`` collects every member
+    start seen, so a later reader can begin at the member that holds what it wants."""
+
+    def __init__(self, stream: Stream, start: tuple[int, int] = (0, 0)) -> None:
+        self._stream = stream
+        self._offset = start[0]  # of the next compressed bytes to read
+        self.position = start[1]  # decompressed bytes before the next one read
         self._pending = b""  # compressed bytes not yet given to a decompressor
         self._inflate: zlib._Decompress | None = None
         self._members = 0
         self._file_ended = False
         self.ended = False  # the stream ended where it should: nothing more to read
+        self.checkpoints: list[tuple[int, int]] = []
 
     def _fill(self) -> bool:
         if self._file_ended:
             return False
-        data = os.pread(self._fd, CHUNK, self._offset)
+        try:
+            data = self._stream.read(CHUNK)
+        except Unreadable as exc:
+            raise ArchiveError(str(exc)) from None
         if not data:
             self._file_ended = True
             return False
         self._offset += len(data)
         self._pending += data
         return True
+
+    def close(self) -> None:
+        self._stream.close()
 
     def _next_member(self) -> bool:
         """Start the next gzip member; False at a clean end of the file."""
@@ -86,6 +100,7 @@ class GzipReader:
             raise ArchiveError(f"{extra}{more} bytes of other data follow the end of the "
                                "gzip stream")
         self._inflate = zlib.decompressobj(31)  # gzip: header, CRC-32 and length checked
+        self.checkpoints.append((self._offset - len(self._pending), self.position))
         self._members += 1
         return True
 
@@ -107,6 +122,7 @@ class GzipReader:
                 self._inflate = None
             else:
                 self._pending = self._inflate.unconsumed_tail
+        self.position += len(out)
         return bytes(out)
 
 
@@ -114,6 +130,7 @@ class GzipReader:
 class Member:
     name: str
     size: int
+    offset: int = 0  # decompressed offset of its first header block (pax header included)
 
 
 class TarReader:
@@ -146,6 +163,7 @@ class TarReader:
         self._skip(self._remaining + self._padding)
         self._remaining = self._padding = 0
         pax: dict[str, str] = {}
+        start = self._stream.position
         while True:
             block = self._stream.read(BLOCK)
             if not block:
@@ -174,7 +192,7 @@ class TarReader:
                 size = int(pax["size"])
             self._remaining = size
             self._padding = _blocks(size) - size
-            return Member(pax.get("path", name), size)
+            return Member(pax.get("path", name), size, start)
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes of the current member's data (b"" at its end)."""

@@ -11,12 +11,11 @@ the manifest field, and the cause.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import hashlib
 import io
 import json
-import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,17 @@ from types import TracebackType
 from typing import Any, BinaryIO, cast
 
 from kubectl_runai_dr.bundle import schema
-from kubectl_runai_dr.bundle.archive import CHUNK, ArchiveError, GzipReader, NotGzip, TarReader
+from kubectl_runai_dr.bundle.archive import (
+    CHUNK,
+    ArchiveError,
+    GzipReader,
+    Member,
+    NotGzip,
+    TarReader,
+)
 from kubectl_runai_dr.bundle.jsonlist import ListError, iter_items
 from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
+from kubectl_runai_dr.bundle.source import FileSource, Source, open_source
 from kubectl_runai_dr.errors import BundleError
 from kubectl_runai_dr.localfs import local_error
 
@@ -47,31 +54,18 @@ def _size(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
-def open_bundle_file(path: Path) -> int:
-    """A read-only descriptor of the regular file ``path`` (links are followed: the user
-    names the bundle; opening a FIFO does not block, and it is refused)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise BundleError(f"bundle {path} does not exist", hint="check the path") from None
-    except IsADirectoryError:
-        raise BundleError(f"{path} is a directory, not a bundle file") from None
-    except OSError as exc:
-        raise local_error(exc, "read", path) from exc
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise BundleError(f"{path} is {what}, not a bundle file")
-    os.set_blocking(fd, True)
-    return fd
-
-
 def read_manifest(fd: int, path: Path | str) -> dict[str, Any]:
-    """The manifest of the bundle open as ``fd``: its first member, at most
+    """The manifest of the bundle file open as ``fd`` (see :func:`source_manifest`)."""
+    return source_manifest(FileSource(Path(path), fd), path)
+
+
+def source_manifest(source: Source, path: Path | str | None = None) -> dict[str, Any]:
+    """The manifest of the bundle in ``source``: its first member, at most
     :data:`MAX_MANIFEST` bytes, validated against its schema."""
+    path = source.name if path is None else path
+    stream = source.open(0)
     try:
-        tar = TarReader(GzipReader(fd))
+        tar = TarReader(GzipReader(stream))
         first = tar.next()
         if first is None or first.name != MANIFEST:
             raise BundleError(f"{path} is not a runai-dr bundle: its first member is "
@@ -88,6 +82,8 @@ def read_manifest(fd: int, path: Path | str) -> dict[str, Any]:
                           hint="the file is truncated or not a bundle") from None
     except OSError as exc:
         raise local_error(exc, "read", path) from exc
+    finally:
+        stream.close()
     try:
         manifest = json.loads(raw)
     except RecursionError:
@@ -114,13 +110,19 @@ def read_manifest(fd: int, path: Path | str) -> dict[str, Any]:
 class _MemberRaw(io.RawIOBase):
     """One member's data as a raw stream; its size was checked against the manifest."""
 
-    def __init__(self, path: Path, relpath: str, tar: TarReader) -> None:
+    def __init__(self, path: Path | str, relpath: str, tar: TarReader, gz: GzipReader) -> None:
         self._path = path
         self._relpath = relpath
         self._tar = tar
+        self._gz = gz
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._gz.close()
+        super().close()
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
@@ -136,22 +138,39 @@ class _MemberRaw(io.RawIOBase):
 
 
 class Bundle:
-    """A bundle on disk. ``open`` reads only the manifest (the first member)."""
+    """A bundle in a :class:`Source`. ``open`` reads only the manifest (the first member).
 
-    def __init__(self, path: Path, manifest: dict[str, Any], fd: int = -1) -> None:
+    Members are found by reading front to back; where each one starts (and where each gzip
+    member of the archive starts) is remembered, so on a seekable source a later read of
+    the same member, or of one before the furthest point read, starts right at it (a file:
+    ``pread`` at that offset; S3: one ranged GET) instead of reading from the beginning
+    again. An unseekable source (an encrypted bundle) is read from its start each time.
+    """
+
+    def __init__(self, path: Path | str, manifest: dict[str, Any],
+                 source: Source | None = None) -> None:
         self.path = path
         self.manifest = manifest
-        self._fd = fd
+        self._source = source
+        self._members: dict[str, Member] = {}  # found so far, by name
+        self._checkpoints: list[tuple[int, int]] = [(0, 0)]  # gzip member starts seen
+        self._furthest: Member | None = None  # the last member found, in archive order
 
     @classmethod
-    def open(cls, path: Path) -> Bundle:
-        path = Path(path)
-        fd = open_bundle_file(path)
+    def open(cls, location: Path | str, source: Source | None = None) -> Bundle:
+        """The bundle at ``location``: a path, or an ``s3://`` URL (see
+        :func:`~kubectl_runai_dr.bundle.source.open_source`)."""
+        source = source or open_source(location)
         try:
-            return cls(path, read_manifest(fd, path), fd)
+            return cls(source.name if not isinstance(location, Path) else location,
+                       source_manifest(source), source)
         except BaseException:
-            os.close(fd)
+            source.close()
             raise
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self._source is not None and self._source.encrypted)
 
     def __enter__(self) -> Bundle:
         return self
@@ -169,29 +188,70 @@ class Bundle:
     def has(self, relpath: str) -> bool:
         return relpath in self.files
 
-    def _tar(self) -> TarReader:
-        if self._fd < 0:
+    def _reader(self, at: Member | None = None) -> tuple[GzipReader, TarReader]:
+        """Readers positioned at the header of ``at`` (a member found before), or at the
+        archive's start."""
+        if self._source is None:
             raise BundleError(f"{self.path} is closed")
-        return TarReader(GzipReader(self._fd))
+        offset = at.offset if at is not None else 0
+        point = self._checkpoint_before(offset) if self._source.seekable else (0, 0)
+        stream = self._source.open(point[0])
+        try:
+            gz = GzipReader(stream, point)
+            if offset > point[1]:
+                skipped = offset - point[1]
+                while skipped > 0:
+                    data = gz.read(min(skipped, CHUNK))
+                    if not data:
+                        raise ArchiveError("the archive ends before a member it holds")
+                    skipped -= len(data)
+        except BaseException:
+            stream.close()
+            raise
+        return gz, TarReader(gz)
+
+    def _checkpoint_before(self, offset: int) -> tuple[int, int]:
+        """The last gzip member start at or before decompressed ``offset``."""
+        best = (0, 0)
+        for comp, decomp in self._checkpoints:
+            if decomp <= offset and decomp >= best[1]:
+                best = (comp, decomp)
+        return best
+
+    def _learn(self, gz: GzipReader, member: Member) -> None:
+        self._members.setdefault(member.name, member)
+        if self._furthest is None or member.offset > self._furthest.offset:
+            self._furthest = member
+        for point in gz.checkpoints:
+            if point not in self._checkpoints:
+                bisect.insort(self._checkpoints, point)
 
     def open_member(self, relpath: str) -> BinaryIO:
         """A listed member's data as a stream (read it in chunks)."""
         if relpath not in self.files:
             raise BundleError(f"{self.path} has no {relpath}")
         want = self.files[relpath]["size"]
+        start = self._members.get(relpath) or self._furthest
+        gz = None
         try:
-            tar = self._tar()
+            gz, tar = self._reader(start)
             while (member := tar.next()) is not None:
+                self._learn(gz, member)
                 if member.name == relpath:
                     if member.size != want:
                         raise BundleError(f"{self.path}: {relpath} is {member.size} bytes, "
                                           f"the manifest says {want}", hint=CORRUPT_HINT)
-                    return io.BufferedReader(_MemberRaw(self.path, relpath, tar), CHUNK)
+                    reader = io.BufferedReader(_MemberRaw(self.path, relpath, tar, gz), CHUNK)
+                    gz = None  # the member's stream closes it
+                    return reader
         except ArchiveError as exc:
             raise BundleError(f"{self.path}: {relpath} cannot be read ({exc})",
                               hint=VERIFY_HINT) from None
         except OSError as exc:
             raise local_error(exc, "read", self.path) from exc
+        finally:
+            if gz is not None:
+                gz.close()
         raise BundleError(f"{self.path}: {relpath} is listed in the manifest but missing",
                           hint=CORRUPT_HINT)
 
@@ -239,9 +299,9 @@ class Bundle:
                                   hint=CORRUPT_HINT) from None
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._source is not None:
+            self._source.close()
+            self._source = None
 
     # -- verification --------------------------------------------------------------------
     def verify(self) -> list[Problem]:
@@ -251,10 +311,11 @@ class Bundle:
         expected = dict(self.files)
         seen: set[str] = set()
         current = MANIFEST
-        tar = self._tar()
+        gz, tar = self._reader()
         try:
             tar.next()  # the manifest, already read and validated
             while (member := tar.next()) is not None:
+                self._learn(gz, member)
                 current = member.name
                 if member.name in seen:
                     problems.append(Problem(member.name, "appears twice in the archive"))
@@ -283,6 +344,8 @@ class Bundle:
                 problems.append(Problem(current, f"cannot be read ({exc.strerror})"))
                 return problems
             raise local_error(exc, "read", self.path) from exc
+        finally:
+            gz.close()
         for name in sorted(set(expected) - seen):
             problems.append(Problem(name, "is listed in the manifest but missing"))
         return problems

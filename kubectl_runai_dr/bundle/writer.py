@@ -23,10 +23,10 @@ import os
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, Protocol, cast
 
 from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
 from kubectl_runai_dr.bundle.schema import check_path
@@ -38,6 +38,24 @@ _SAMPLE = 256 * 1024  # a larger member whose sample does not compress is stored
 STAGING_SUFFIX = ".partial"
 STAGING_MARK = ".runai-dr-staging"  # in every staging directory: "this tool's, locked"
 _PACKED = ".bundle.tar.gz"  # the packed bundle inside the staging directory
+_LARGE = 4 * 1024 * 1024  # files this large go after all the small ones
+
+
+class Output(Protocol):
+    def write(self, data: bytes) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Upload(Output, Protocol):
+    """A remote bundle being written (:class:`~kubectl_runai_dr.storage.s3.S3Upload`)."""
+
+    def commit(self) -> str: ...
+
+    def abort(self) -> None: ...
+
+
+Seal = Callable[[Output], Output]  # wraps the packed bytes (age encryption)
 
 
 class HashingFile:
@@ -161,7 +179,9 @@ class BundleWriter:
     ``create_dir``: create the target's directory (0700) when it is missing.
     """
 
-    def __init__(self, target: Path, *, force: bool = False, create_dir: bool = False) -> None:
+    def __init__(self, target: Path, *, force: bool = False, create_dir: bool = False,
+                 upload: Callable[[dict[str, Any]], Upload] | None = None,
+                 seal: Seal | None = None) -> None:
         self.target = target
         self.force = force
         self.files: dict[str, dict[str, Any]] = {}
@@ -170,10 +190,21 @@ class BundleWriter:
         self.removed_stale: list[str] = []  # stale staging directories removed
         self._subdirs: dict[str, PrivateDir] = {}
         self._staging: PrivateDir | None = None
-        self.dir = open_private_dir(target.parent, create=create_dir)
+        self._upload = upload  # starts the upload once the manifest is known
+        self._active: Upload | None = None
+        self._seal = seal
+        self._scratch: str | None = None  # a private temporary directory (uploads)
+        if upload is not None:  # stage in a private temporary directory of our own
+            import tempfile
+
+            self._scratch = tempfile.mkdtemp(prefix="runai-dr-")
+            self.dir = open_private_dir(Path(self._scratch))
+        else:
+            self.dir = open_private_dir(target.parent, create=create_dir)
         try:
-            self._refuse_existing()
-            self.removed_stale = remove_stale_staging(self.dir)
+            if upload is None:
+                self._refuse_existing()
+                self.removed_stale = remove_stale_staging(self.dir)
             self._staging_name, self._staging = self.dir.make_temp_dir(
                 f".{target.name}.", STAGING_SUFFIX)
             try:
@@ -184,7 +215,7 @@ class BundleWriter:
         except BaseException:
             self._cleanup()
             raise
-        self.staging = target.parent / self._staging_name
+        self.staging = self.dir.path / self._staging_name
 
     def _refuse_existing(self) -> None:
         try:
@@ -266,22 +297,16 @@ class BundleWriter:
         manifest["files"] = {k: self.files[k] for k in sorted(self.files)}
         self.manifest = manifest  # as written: with format, version and the files table
         data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        if self._upload is not None:
+            self._active = self._upload(manifest)
+            self._pack(self._active, data, mtime)
+            self._active.commit()
+            self.placed = True
+            self._cleanup()
+            return self.target
         try:
             with self._staging.create(_PACKED) as raw:
-                out = _GzipMembers(raw, mtime)
-                with tarfile.open(fileobj=cast(IO[bytes], out), mode="w",
-                                  format=tarfile.PAX_FORMAT) as tar:
-                    out.set_level(_LEVEL)
-                    tar.addfile(_info(MANIFEST, len(data), mtime), io.BytesIO(data))
-                    for rel in sorted(self.files):
-                        directory, name = self._parent(rel)
-                        size = self.files[rel]["size"]
-                        with os.fdopen(directory.open_regular(name), "rb") as fh:
-                            # already-compressed data (pg_dump -Fc) is stored, not compressed
-                            out.set_level(0 if _incompressible(fh, size) else _LEVEL)
-                            tar.addfile(_info(rel, size, mtime), fh)
-                    out.set_level(_LEVEL)
-                out.close()
+                self._pack(raw, data, mtime)
                 raw.flush()
                 os.fsync(raw.fileno())
         except OSError as exc:
@@ -303,10 +328,33 @@ class BundleWriter:
         self._cleanup()
         return self.target
 
+    def _pack(self, raw: Output, manifest: bytes, mtime: float) -> None:
+        """The archive, manifest first, then the files: small ones in name order, then
+        the large ones (dumps), so a reader that must start from the beginning (an
+        encrypted bundle) reaches every small member without going through a dump."""
+        assert self._staging is not None
+        sink: Output = self._seal(raw) if self._seal is not None else raw
+        out = _GzipMembers(sink, mtime)
+        with tarfile.open(fileobj=cast(IO[bytes], out), mode="w",
+                          format=tarfile.PAX_FORMAT) as tar:
+            out.set_level(_LEVEL)
+            tar.addfile(_info(MANIFEST, len(manifest), mtime), io.BytesIO(manifest))
+            for rel in sorted(self.files, key=lambda r: (self.files[r]["size"] >= _LARGE, r)):
+                directory, name = self._parent(rel)
+                size = self.files[rel]["size"]
+                with os.fdopen(directory.open_regular(name), "rb") as fh:
+                    # already-compressed data (pg_dump -Fc) is stored, not compressed
+                    out.set_level(0 if _incompressible(fh, size) else _LEVEL)
+                    tar.addfile(_info(rel, size, mtime), fh)
+            out.set_level(_LEVEL)
+        out.close()
+        if sink is not raw:
+            sink.close()
+
     def in_place(self) -> bool:
         """Whether the packed bundle is at its target (also right after an interruption
         of ``finalize``)."""
-        if self.placed or self._staging is None:
+        if self.placed or self._staging is None or self._upload is not None:
             return self.placed
         try:
             a = self.dir.lstat(self.target.name)
@@ -316,8 +364,17 @@ class BundleWriter:
         return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
     def abort(self) -> None:
-        """Remove the staging directory (a bundle already in place stays)."""
+        """Remove the staging directory (a bundle already in place stays); an upload not
+        completed is aborted, so nothing of it stays in the bucket."""
         self.placed = self.in_place()
+        if self._upload is not None and not self.placed:
+            try:
+                if self._active is not None:
+                    self._active.abort()
+            finally:
+                with contextlib.suppress(OSError, LocalFileError):
+                    self._cleanup()
+            return
         with contextlib.suppress(OSError, LocalFileError):
             self._cleanup()
 
@@ -333,6 +390,10 @@ class BundleWriter:
                 self._staging = None
                 self.dir.sync()
         self.dir.close()
+        if self._scratch is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._scratch)
+            self._scratch = None
 
     def __enter__(self) -> BundleWriter:
         return self
@@ -358,7 +419,7 @@ class _GzipMembers:
     module read them as one stream. Lets the bundle store already-compressed dumps without
     spending CPU on compressing them again."""
 
-    def __init__(self, raw: BinaryIO, mtime: float) -> None:
+    def __init__(self, raw: Output, mtime: float) -> None:
         self._raw = raw
         self._mtime = mtime
         self._gz: gzip.GzipFile | None = None
@@ -370,7 +431,8 @@ class _GzipMembers:
             return
         if self._gz is not None:
             self._gz.close()  # writes this member's trailer; the raw file stays open
-        self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=level,
+        self._gz = gzip.GzipFile(fileobj=cast(IO[bytes], self._raw), mode="wb",
+                                 compresslevel=level,
                                  mtime=int(self._mtime))
         self._level = level
 

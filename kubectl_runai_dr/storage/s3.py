@@ -1,0 +1,452 @@
+"""S3-compatible object storage through the ``minio`` client (imported only here, and
+only when an s3:// location is used).
+
+Credentials come from the standard AWS chain, in its order: ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``), the shared credentials file
+(``AWS_SHARED_CREDENTIALS_FILE``, ``AWS_PROFILE``), a web identity token
+(``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN``: IRSA), then the container and instance
+metadata services (with short timeouts, so a laptop without them fails fast). They are
+held by the client only: never in argv, messages, the bundle or the record.
+
+Every failure becomes a :class:`~kubectl_runai_dr.errors.StorageError` that names the
+action, the bucket and key, and what to do. Requests that fail with throttling, 5xx or a
+dropped connection are retried with back-off (urllib3's ``Retry``, which honours
+``Retry-After``); an upload retries each part that way.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from minio import Minio
+from minio.credentials.providers import (
+    AWSConfigProvider,
+    ChainedProvider,
+    EnvAWSProvider,
+    IamAwsProvider,
+)
+from minio.datatypes import Part
+from minio.error import InvalidResponseError, S3Error, ServerError
+
+from kubectl_runai_dr.errors import StorageDenied, StorageError
+from kubectl_runai_dr.storage.location import S3Url
+from kubectl_runai_dr.storage.settings import S3Settings
+
+MIN_PART = 5 * 1024 * 1024  # S3: every part but the last
+MAX_PARTS = 10_000
+_DENIED = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId",
+           "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
+           "AccountProblem", "InvalidSecurity"}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime | None
+    etag: str
+    metadata: dict[str, str]
+
+
+def _endpoint(settings: S3Settings) -> tuple[str, bool, bool]:
+    """(host[:port], secure, AWS) of the endpoint."""
+    url = (settings.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
+           or os.environ.get("AWS_ENDPOINT_URL") or "")
+    if not url:
+        return "s3.amazonaws.com", True, True
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StorageError(f"the S3 endpoint {url!r} is not an http(s) URL",
+                           hint="e.g. --s3-endpoint https://minio.example.com:9000")
+    if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
+        raise StorageError("the S3 endpoint must be scheme://host[:port] only (no path, "
+                           "query or credentials)", hint="put credentials in the environment "
+                           "or the shared credentials file")
+    host = parts.netloc
+    return host, parts.scheme == "https", host.endswith("amazonaws.com")
+
+
+def _http(settings: S3Settings, *, connect: float = 10, read: float = 60,
+          retries: int = 5) -> urllib3.PoolManager:
+    ca = settings.ca_bundle or os.environ.get("AWS_CA_BUNDLE")
+    kwargs: dict[str, Any] = {}
+    if settings.insecure_skip_tls_verify:
+        kwargs["cert_reqs"] = ssl.CERT_NONE
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    else:
+        kwargs["cert_reqs"] = ssl.CERT_REQUIRED
+        if ca:
+            if not os.path.isfile(ca):
+                raise StorageError(f"the CA bundle {ca} does not exist",
+                                   hint="--s3-ca-bundle names a PEM file")
+            kwargs["ca_certs"] = ca
+        else:
+            import certifi
+
+            kwargs["ca_certs"] = certifi.where()
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=connect, read=read), maxsize=8,
+        retries=urllib3.Retry(total=retries, backoff_factor=0.5,
+                              status_forcelist=(429, 500, 502, 503, 504),
+                              allowed_methods=None, respect_retry_after_header=True,
+                              raise_on_status=False),
+        **kwargs)
+
+
+def _credentials(settings: S3Settings) -> ChainedProvider:
+    metadata = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1, read=3),
+                                   retries=urllib3.Retry(total=1, backoff_factor=0.1))
+    region = settings.region or os.environ.get("AWS_REGION") or os.environ.get(
+        "AWS_DEFAULT_REGION")
+    return ChainedProvider([EnvAWSProvider(), AWSConfigProvider(),
+                            IamAwsProvider(http_client=metadata, region=region)])
+
+
+class S3Store:
+    """One bucket's objects, through one client."""
+
+    def __init__(self, settings: S3Settings) -> None:
+        host, secure, aws = _endpoint(settings)
+        self.settings = settings
+        self.endpoint = ("https://" if secure else "http://") + host
+        region = settings.region or os.environ.get("AWS_REGION") or os.environ.get(
+            "AWS_DEFAULT_REGION")
+        self._client = Minio(host, secure=secure, region=region or ("us-east-1" if not aws
+                                                                    else None),
+                             http_client=_http(settings), credentials=_credentials(settings))
+        path_style = settings.path_style if settings.path_style is not None else not aws
+        if path_style:
+            self._client.disable_virtual_style_endpoint()  # type: ignore[no-untyped-call]
+        else:
+            self._client.enable_virtual_style_endpoint()  # type: ignore[no-untyped-call]
+
+    # -- reading -------------------------------------------------------------------------
+    def head(self, url: S3Url) -> ObjectInfo | None:
+        """The object's size and metadata; None when there is no such object."""
+        try:
+            st = self._client.stat_object(url.bucket, url.key)
+        except Exception as exc:
+            err = self._error(exc, "read", url)
+            if getattr(exc, "code", None) in ("NoSuchKey", "NoSuchObject", "ResourceNotFound") \
+                    or (isinstance(exc, S3Error) and exc.response is not None
+                        and exc.response.status == 404 and exc.code != "NoSuchBucket"):
+                return None
+            raise err from None
+        meta = {k.lower().removeprefix("x-amz-meta-"): v for k, v in (st.metadata or {}).items()
+                if k.lower().startswith("x-amz-meta-")}
+        return ObjectInfo(url.key, int(st.size or 0), st.last_modified, st.etag or "", meta)
+
+    def open_range(self, url: S3Url, offset: int) -> _Body:
+        """The object's bytes from ``offset``, streamed (one GET)."""
+        try:
+            resp = self._client.get_object(url.bucket, url.key, offset=offset)
+        except Exception as exc:
+            raise self._error(exc, "read", url) from None
+        return _Body(resp, self, url, offset)
+
+    def objects(self, prefix: S3Url) -> Iterator[ObjectInfo]:
+        """The objects directly under ``prefix`` (not in sub-prefixes)."""
+        try:
+            for obj in self._client.list_objects(prefix.bucket, prefix=prefix.key or None,
+                                                 recursive=False):
+                if obj.is_dir or obj.object_name is None:
+                    continue
+                yield ObjectInfo(obj.object_name, int(obj.size or 0), obj.last_modified,
+                                 obj.etag or "", {})
+        except Exception as exc:
+            raise self._error(exc, "list", prefix) from None
+
+    def unfinished_uploads(self, prefix: S3Url) -> list[tuple[str, str]]:
+        """(key, upload id) of the multipart uploads started under ``prefix`` and never
+        completed nor aborted."""
+        try:
+            result = self._client._list_multipart_uploads(prefix.bucket,
+                                                          prefix=prefix.key or None)
+        except Exception as exc:
+            raise self._error(exc, "list the multipart uploads in", prefix) from None
+        return [(u.object_name, u.upload_id) for u in result.uploads
+                if u.object_name is not None and u.upload_id is not None]
+
+    # -- writing -------------------------------------------------------------------------
+    def check_bucket(self, url: S3Url) -> None:
+        """Fail early, before a backup runs, when the bucket is missing or the
+        credentials are refused."""
+        try:
+            exists = self._client.bucket_exists(url.bucket)
+        except Exception as exc:
+            raise self._error(exc, "use", url) from None
+        if not exists:
+            raise StorageError(f"cannot write {url}: the bucket {url.bucket} does not exist "
+                               f"at {self.endpoint}",
+                               hint="create the bucket, or check the name and --s3-endpoint")
+
+    def delete(self, url: S3Url) -> None:
+        try:
+            self._client.remove_object(url.bucket, url.key)
+        except Exception as exc:
+            raise self._error(exc, "delete", url) from None
+
+    def start_upload(self, url: S3Url, metadata: dict[str, str]) -> str:
+        headers: dict[str, str | list[str] | tuple[str]] = {
+            "Content-Type": "application/octet-stream",
+                   **{f"x-amz-meta-{k}": v for k, v in metadata.items()}}
+        try:
+            return self._client._create_multipart_upload(url.bucket, url.key, headers)
+        except Exception as exc:
+            raise self._error(exc, "write", url) from None
+
+    def upload_part(self, url: S3Url, upload_id: str, number: int, data: bytes) -> str:
+        try:
+            return self._client._upload_part(url.bucket, url.key, data, None, upload_id,
+                                             number)
+        except Exception as exc:
+            raise self._error(exc, f"upload part {number} of", url) from None
+
+    def complete_upload(self, url: S3Url, upload_id: str, etags: list[str]) -> str:
+        parts = [Part(i + 1, etag) for i, etag in enumerate(etags)]
+        try:
+            result = self._client._complete_multipart_upload(url.bucket, url.key, upload_id,
+                                                             parts)
+        except Exception as exc:
+            raise self._error(exc, "complete the upload of", url) from None
+        return (result.etag or "").strip('"')
+
+    def abort_upload(self, url: S3Url, upload_id: str) -> None:
+        try:
+            self._client._abort_multipart_upload(url.bucket, url.key, upload_id)
+        except Exception as exc:
+            raise self._error(exc, "abort the upload of", url) from None
+
+    # -- errors --------------------------------------------------------------------------
+    def _error(self, exc: BaseException, action: str, url: S3Url) -> StorageError:
+        return storage_error(exc, action, url, self.endpoint)
+
+
+def storage_error(exc: BaseException, action: str, url: S3Url,
+                  endpoint: str) -> StorageError:
+    """A plain sentence for what went wrong, with what to do (never a credential)."""
+    where = f"{url}"
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, S3Error):
+        code = exc.code or ""
+        if code == "NoSuchBucket":
+            return StorageError(f"cannot {action} {where}: the bucket {url.bucket} does not "
+                                f"exist at {endpoint}",
+                                hint="create the bucket, or check the name and --s3-endpoint")
+        if code in _DENIED:
+            what = {"InvalidAccessKeyId": "the access key is not known to the server",
+                    "SignatureDoesNotMatch": "the secret key does not match the access key",
+                    "ExpiredToken": "the session token has expired"}.get(
+                        code, "access denied")
+            return StorageDenied(
+                f"cannot {action} {where}: {what} ({code})",
+                hint="check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE / the role) "
+                     f"and that they allow this action on bucket {url.bucket}")
+        if code == "RequestTimeTooSkewed":
+            return StorageError(f"cannot {action} {where}: this machine's clock differs too "
+                                "much from the server's (RequestTimeTooSkewed)",
+                                hint="fix the clock (NTP) and run again")
+        if code in ("SlowDown", "Throttling", "TooManyRequests", "RequestLimitExceeded"):
+            return StorageError(f"cannot {action} {where}: the server kept throttling the "
+                                f"requests ({code}) after retries",
+                                hint="run again later, or lower the request rate")
+        msg = _clean(exc.message or code)
+        return StorageError(f"cannot {action} {where}: {msg} ({code})",
+                            hint="check the location and --s3-endpoint")
+    if isinstance(exc, ServerError | InvalidResponseError):
+        status = getattr(exc, "status_code", None) or ""
+        return StorageError(f"cannot {action} {where}: the server at {endpoint} answered "
+                            f"with an error {status}".rstrip(),
+                            hint="check --s3-endpoint: is it an S3 API endpoint?")
+    if isinstance(exc, urllib3.exceptions.SSLError) or _caused_by(exc, ssl.SSLError):
+        return StorageError(f"cannot {action} {where}: TLS verification of {endpoint} failed "
+                            f"({_clean(str(_root(exc)))[:200]})",
+                            hint="give the server's CA with --s3-ca-bundle (or AWS_CA_BUNDLE);"
+                                 " --s3-insecure-skip-tls-verify only for a test server")
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return StorageError(f"cannot {action} {where}: {endpoint} cannot be reached "
+                            f"({_clean(str(_root(exc)))[:200]})",
+                            hint="check --s3-endpoint (or AWS_ENDPOINT_URL) and the network")
+    if (isinstance(exc, ValueError) and "credential" in str(exc).lower()) or \
+            "access key" in str(exc).lower():
+        return StorageError(f"cannot {action} {where}: no S3 credentials were found",
+                            hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                                 "AWS_PROFILE, or a web identity (IRSA)")
+    return StorageError(f"cannot {action} {where}: {_clean(str(exc))[:300]}")
+
+
+def _root(exc: BaseException) -> BaseException:
+    seen = exc
+    while True:
+        nxt = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
+        if not isinstance(nxt, BaseException) or nxt is seen:
+            return seen
+        seen = nxt
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        nxt = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
+        seen = nxt if isinstance(nxt, BaseException) else None
+    return False
+
+
+def _clean(text: str) -> str:
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+class _Body:
+    """A GET's body as a stream; a connection that drops mid-read is re-opened with a
+    ranged GET at the offset reached (a few times), so a long read survives it."""
+
+    RETRIES = 3
+
+    def __init__(self, resp: Any, store: S3Store, url: S3Url, offset: int = 0) -> None:
+        self._resp = resp
+        self._store = store
+        self._url = url
+        self._offset = offset
+
+    def read(self, size: int) -> bytes:
+        for attempt in range(self.RETRIES + 1):
+            try:
+                data: bytes = self._resp.read(size)
+                self._offset += len(data)
+                return data
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                self._release()
+                if attempt == self.RETRIES:
+                    from kubectl_runai_dr.bundle.source import Unreadable
+
+                    raise Unreadable(str(self._store._error(exc, "read", self._url))) \
+                        from None
+                self._resp = self._store._client.get_object(
+                    self._url.bucket, self._url.key, offset=self._offset)
+        return b""
+
+    def _release(self) -> None:
+        try:
+            self._resp.close()
+            self._resp.release_conn()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        self._release()
+
+
+class S3Source:
+    """A bundle object, for the reader: seekable with ranged GETs."""
+
+    seekable = True
+    encrypted = False
+
+    def __init__(self, store: S3Store, url: S3Url, size: int) -> None:
+        self.store = store
+        self.url = url
+        self.size = size
+        self.name = str(url)
+
+    def open(self, offset: int = 0) -> _Body:
+        return self.store.open_range(self.url, offset)
+
+    def close(self) -> None:
+        pass
+
+
+class S3Upload:
+    """A bundle written to ``url`` as one multipart upload, as it is produced.
+
+    Bytes are cut into parts of ``part_size`` (grown when the object would need more than
+    10,000 parts) and sent by one background thread while the next part fills, so memory
+    holds at most two parts. The object exists under its key only once ``commit()``
+    completed the upload: before that, nothing lists or opens under that name. ``abort()``
+    (failure, Ctrl-C) aborts the upload, so no parts are left behind.
+    """
+
+    def __init__(self, store: S3Store, url: S3Url, metadata: dict[str, str]) -> None:
+        import concurrent.futures
+        import hashlib
+
+        self.store = store
+        self.url = url
+        self.part_size = max(MIN_PART, store.settings.part_size)
+        self._buf = bytearray()
+        self._etags: list[str] = []
+        self._pending: concurrent.futures.Future[str] | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="s3-upload")
+        self._md5s: list[bytes] = []
+        self._md5 = hashlib.md5  # the multipart ETag, checked against the server's
+        self.size = 0
+        self.upload_id = store.start_upload(url, metadata)
+        self.committed = False
+
+    def write(self, data: bytes) -> int:
+        self._buf += data
+        self.size += len(data)
+        while len(self._buf) >= self.part_size:
+            part = bytes(self._buf[:self.part_size])
+            del self._buf[:self.part_size]
+            self._send(part)
+        return len(data)
+
+    def _send(self, part: bytes) -> None:
+        self._wait()
+        if len(self._etags) + 1 > MAX_PARTS:
+            raise StorageError(f"cannot write {self.url}: more than {MAX_PARTS} parts",
+                               hint="raise the part size")
+        self._md5s.append(self._md5(part).digest())
+        self._pending = self._pool.submit(self.store.upload_part, self.url, self.upload_id,
+                                          len(self._etags) + 1, part)
+        if len(self._etags) + 1 >= 1000 and self.part_size < 512 * 1024 * 1024:
+            self.part_size *= 2  # stays under 10,000 parts up to terabytes
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._etags.append(pending.result())
+
+    def commit(self) -> str:
+        """Send the rest, complete the upload; returns the ETag (checked)."""
+        if self._buf or (not self._etags and self._pending is None):
+            self._send(bytes(self._buf))
+            self._buf.clear()
+        self._wait()
+        etag = self.store.complete_upload(self.url, self.upload_id, self._etags)
+        self.committed = True
+        self._pool.shutdown()
+        expected = self._md5(b"".join(self._md5s)).hexdigest() + f"-{len(self._md5s)}"
+        if etag and "-" in etag and etag.lower() != expected:
+            raise StorageError(f"{self.url} was stored with ETag {etag}, not the expected "
+                               f"{expected}: the upload was altered on its way",
+                               hint="run the backup again")
+        return etag
+
+    def abort(self) -> None:
+        """Abort the upload (its parts are dropped); a committed object stays."""
+        if self.committed:
+            return
+        if self._pending is not None:
+            self._pending.cancel()
+            import contextlib
+
+            with contextlib.suppress(BaseException):
+                self._pending.result(timeout=120)
+            self._pending = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.store.abort_upload(self.url, self.upload_id)
