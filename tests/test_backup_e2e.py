@@ -259,7 +259,7 @@ def test_never_overwrites_and_default_name(seeded: tuple[ApiServer, Path],
 def test_include_secrets_and_inspect_never_prints_them(seeded: tuple[ApiServer, Path],
                                                        tmp_path: Path) -> None:
     _srv, kc = seeded
-    code, _, stderr, bundle = _backup(kc, tmp_path / "b.tar.gz", "--include-secrets")
+    code, _, stderr, bundle = _backup(kc, tmp_path / "b.tar.gz", "--include-secrets", "--allow-plaintext-secrets")
     assert code == 0, stderr
     assert "bundle will hold Secret values" in stderr
     m = manifest_of(bundle)

@@ -107,7 +107,7 @@ def test_sigterm_cleans_up_like_ctrl_c(seeded: tuple[ApiServer, Path], tmp_path:
     out = tmp_path / "out"
     out.mkdir(mode=0o700)
     p = subprocess.Popen([sys.executable, "-m", "kubectl_runai_dr", "backup", "--kubeconfig",
-                          str(kc), "--skip", "database", "--include-secrets", "--to",
+                          str(kc), "--skip", "database", "--include-secrets", "--allow-plaintext-secrets", "--to",
                           str(out)], env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     while time.time() < deadline and not any(

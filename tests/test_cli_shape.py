@@ -142,7 +142,8 @@ def test_shared_flags_after_the_verb(tmp_path: Path) -> None:
 
 
 def test_every_list_flag_takes_a_comma_list() -> None:
-    """`--skip a,b --skip c`: every list-valued option splits on commas."""
+    """`--skip a,b --skip c`: every list-valued option splits on commas, but for those
+    whose values may hold commas (keys, file names), which say so with ``as_given``."""
     missing = []
     for path in sorted(CLI.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -160,7 +161,7 @@ def test_every_list_flag_takes_a_comma_list() -> None:
                 continue
             for call in calls:
                 callback = [ast.unparse(k.value) for k in call.keywords if k.arg == "callback"]
-                if not callback or not callback[0].endswith("comma_list"):
+                if not callback or not callback[0].endswith(("comma_list", "as_given")):
                     missing.append(f"{path.name}: {ast.unparse(call)[:60]}")
     assert not missing, missing
 

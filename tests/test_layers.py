@@ -2,7 +2,11 @@
 module's imports with ``ast``: a module that crosses a layer fails here with its name.
 
 - only ``kube/`` talks to Kubernetes: no other module imports kubernetes, urllib3 or
-  websocket;
+  websocket (but ``storage/s3.py``, whose S3 client runs on urllib3);
+- only ``storage/s3.py`` imports the S3 client (minio), only ``storage/age.py`` the age
+  library (pyrage) and the cipher (Crypto): each is imported only when used;
+- ``storage/`` imports no other layer of the tool but errors and the bundle's source
+  protocol;
 - only the view layer (``render.py`` and ``cli/*_view.py``) imports rich;
 - ``plan/`` is pure: it imports no I/O package of the tool (kube, bundle, components, ops,
   cli), apart from the bundle's naming modules (``bundle.layout``, ``bundle.manifest``),
@@ -24,6 +28,8 @@ PKG = ROOT / "kubectl_runai_dr"
 IO_LIBS = ("kubernetes", "urllib3", "websocket")
 TOOL = "kubectl_runai_dr"
 PURE_BUNDLE = ("layout", "manifest")
+STORAGE_LIBS = {"minio": f"{TOOL}.storage.s3", "pyrage": f"{TOOL}.storage.age",
+                "Crypto": f"{TOOL}.storage.age"}
 
 
 def modules() -> Iterator[tuple[str, Path]]:
@@ -63,7 +69,14 @@ def violations(mods: Iterable[tuple[str, Path]] | None = None) -> list[str]:
         here = layer(name)
         is_view = name == f"{TOOL}.render" or (here == "cli" and name.endswith("_view"))
         for imp in sorted(imports(path)):
-            if any(_under(imp, lib) for lib in IO_LIBS) and here != "kube":
+            for lib, owner in STORAGE_LIBS.items():
+                if _under(imp, lib) and name != owner:
+                    out.append(f"{name} imports {imp}: only {owner} does")
+            if here == "storage" and _under(imp, TOOL) and layer(imp) not in (
+                    "storage", "errors", "") and not _under(imp, f"{TOOL}.bundle.source"):
+                out.append(f"{name} imports {imp}: storage/ is below the bundle format")
+            if any(_under(imp, lib) for lib in IO_LIBS) and here != "kube" and not (
+                    name == f"{TOOL}.storage.s3" and _under(imp, "urllib3")):
                 out.append(f"{name} imports {imp}: only kube/ talks to Kubernetes")
             if _under(imp, "rich") and not is_view:
                 out.append(f"{name} imports {imp}: only render.py and cli/*_view.py draw")

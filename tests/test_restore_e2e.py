@@ -268,7 +268,7 @@ def test_secrets_step_restores_and_never_shows_values(seeded: tuple[ApiServer, P
     srv, kc, info = seeded
     bundle = tmp_path / "s.tar.gz"
     r = cli("backup", "--kubeconfig", str(kc), "--to", str(bundle), "--no-record",
-            "--skip", "database", "--include-secrets")
+            "--skip", "database", "--include-secrets", "--allow-plaintext-secrets")
     assert r.code == 0, r.stderr
     ca = srv.get("v1", "Secret", "runai-ca-cert", "runai")
     tls = srv.get("v1", "Secret", "runai-backend-tls", "runai-backend")

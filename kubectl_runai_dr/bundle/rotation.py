@@ -15,13 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from kubectl_runai_dr.bundle.manifest import safe_context
 from kubectl_runai_dr.bundle.reader import read_manifest
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.localfs import open_private_dir
 from kubectl_runai_dr.plan.retention import BUNDLE_NAME, Candidate, plan_retention
+from kubectl_runai_dr.storage.location import S3Url
+
+if TYPE_CHECKING:
+    from kubectl_runai_dr.storage.s3 import S3Store
 
 
 @dataclass
@@ -39,6 +44,62 @@ def held_components(manifest: dict[str, Any],
     return frozenset(aliases.get(str(c.get("name")), str(c.get("name")))
                      for c in manifest.get("components") or []
                      if isinstance(c, dict) and c.get("status") == "ok")
+
+
+def rotate_s3(store: S3Store, prefix: S3Url, *, context: str, keep: int, just_written: str,
+              now: datetime, written_components: frozenset[str] | None = None,
+              aliases: Mapping[str, str] | None = None) -> Rotation:
+    """:func:`rotate` at an s3:// prefix. What each bundle holds comes from the metadata
+    the tool stored with it (:func:`upload_metadata`): no bundle is downloaded."""
+    out = Rotation()
+    candidates: list[Candidate] = []
+    for obj in store.objects(prefix):
+        name = obj.key.rpartition("/")[2]
+        m = BUNDLE_NAME.match(name)
+        if name == just_written or not m:
+            continue
+        info = store.head(prefix.child(name))
+        meta = info.metadata if info is not None else {}
+        if meta.get(META_TOOL) != "kubectl-runai-dr" or META_CONTEXT not in meta:
+            if m.group("context") == safe_context(context):
+                out.warnings.append(f"--keep: {name} was left alone and not counted: it "
+                                    "was not stored by this tool (no runai-dr metadata)")
+            continue
+        held = frozenset(aliases.get(c, c) if aliases else c
+                         for c in meta.get(META_COMPONENTS, "").split(",") if c)
+        candidates.append(Candidate(name, unquote(meta[META_CONTEXT]), held))
+    plan = plan_retention(candidates, context=context, keep=keep, just_written=just_written,
+                          now=now, written_components=written_components)
+    out.kept = plan.keep
+    for name in plan.future:
+        out.warnings.append(f"--keep: {name} is dated in the future; it was neither "
+                            "counted nor deleted (check the clock, or remove it)")
+    for name in plan.delete:
+        try:
+            store.delete(prefix.child(name))
+            out.deleted.append(name)
+        except DrError as exc:
+            out.warnings.append(f"--keep: could not delete {name}: {exc.message}")
+    return out
+
+
+META_TOOL = "runai-dr-tool"
+META_CONTEXT = "runai-dr-context"
+META_CREATED = "runai-dr-created"
+META_STATUS = "runai-dr-status"
+META_COMPONENTS = "runai-dr-components"
+META_ENCRYPTED = "runai-dr-encrypted"
+
+
+def upload_metadata(manifest: dict[str, Any], *, encrypted: bool) -> dict[str, str]:
+    """What an s3:// bundle carries as object metadata, so listing and rotation need not
+    download it (and can describe an encrypted one): no secret, ASCII only."""
+    return {META_TOOL: "kubectl-runai-dr",
+            META_CONTEXT: quote(str(manifest["source"]["context"]), safe=""),
+            META_CREATED: str(manifest["createdAt"]),
+            META_STATUS: str(manifest["status"]),
+            META_COMPONENTS: ",".join(sorted(held_components(manifest))),
+            META_ENCRYPTED: "true" if encrypted else "false"}
 
 
 def rotate(directory: Path, *, context: str, keep: int, just_written: str,
@@ -66,6 +127,10 @@ def rotate(directory: Path, *, context: str, keep: int, just_written: str,
             try:
                 same = os.fstat(fd)
                 if (same.st_dev, same.st_ino) != (st.st_dev, st.st_ino):
+                    continue
+                if m.group("encrypted"):  # its manifest is sealed: the name tells
+                    if m.group("context") == safe_context(context):
+                        candidates.append(Candidate(name, context, None))
                     continue
                 manifest = read_manifest(fd, name)
             except DrError as exc:

@@ -50,6 +50,8 @@ class Output(Protocol):
 class Upload(Output, Protocol):
     """A remote bundle being written (:class:`~kubectl_runai_dr.storage.s3.S3Upload`)."""
 
+    size: int
+
     def commit(self) -> str: ...
 
     def abort(self) -> None: ...
@@ -187,6 +189,7 @@ class BundleWriter:
         self.files: dict[str, dict[str, Any]] = {}
         self.manifest: dict[str, Any] = {}
         self.placed = False  # the bundle is at its target
+        self.size = 0  # of the bundle as written (once finalized)
         self.removed_stale: list[str] = []  # stale staging directories removed
         self._subdirs: dict[str, PrivateDir] = {}
         self._staging: PrivateDir | None = None
@@ -301,6 +304,7 @@ class BundleWriter:
             self._active = self._upload(manifest)
             self._pack(self._active, data, mtime)
             self._active.commit()
+            self.size = self._active.size
             self.placed = True
             self._cleanup()
             return self.target
@@ -309,6 +313,7 @@ class BundleWriter:
                 self._pack(raw, data, mtime)
                 raw.flush()
                 os.fsync(raw.fileno())
+                self.size = os.fstat(raw.fileno()).st_size
         except OSError as exc:
             raise local_error(exc, "write", self.target) from exc
         try:

@@ -8,12 +8,29 @@ import typer
 
 from kubectl_runai_dr.cli import complete
 from kubectl_runai_dr.cli import options as o
-from kubectl_runai_dr.errors import UsageError
+from kubectl_runai_dr.errors import Aborted, UsageError
 
 BUNDLE = o.BUNDLE
 
 
-@o.verb(db=True)
+def confirm_plaintext_secrets() -> None:
+    """--include-secrets without a recipient: a bundle of secrets in clear. Asked on a
+    terminal; refused in scripts unless --allow-plaintext-secrets."""
+    import sys
+
+    hint = ("encrypt it with --encrypt-to RECIPIENT (or --passphrase), or pass "
+            "--allow-plaintext-secrets")
+    if not sys.stdin.isatty():
+        raise UsageError("--include-secrets writes TLS keys and credentials; without "
+                         "encryption this needs --allow-plaintext-secrets", hint=hint)
+    sys.stderr.write("The bundle will hold Secrets (TLS keys, credentials) UNENCRYPTED.\n"
+                     "Write it anyway? [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise Aborted("not confirmed: no backup was taken", hint=hint)
+
+
+@o.verb(db=True, storage="write")
 def backup(
     components: Annotated[list[str] | None, typer.Argument(
         metavar="COMPONENT...", help="Back up only these components (e.g. `database`); "
@@ -44,6 +61,9 @@ def backup(
         "bundles of this context in the --to directory (files named "
         "runai-dr-<context>-<time>.tar.gz; nothing else is touched).",
         rich_help_panel=BUNDLE, show_default=False)] = None,
+    allow_plaintext_secrets: Annotated[bool, typer.Option(
+        "--allow-plaintext-secrets", help="Allow --include-secrets without encryption in "
+        "scripts (on a terminal the tool asks).", rich_help_panel=BUNDLE)] = False,
     no_record: Annotated[bool, typer.Option(
         "--no-record", help="Do not record this backup in the cluster (ConfigMap "
         "runai-dr-last-backup, read by `status`).", rich_help_panel=BUNDLE)] = False,
@@ -76,6 +96,10 @@ def backup(
         opts.snapshots = SnapshotOptions(
             snapshot_class=snapshot_class,
             timeout=o.parse_duration(snapshot_timeout, flag="--snapshot-timeout") or 600.0)
+    assert common.storage is not None
+    opts.sealing = common.storage.sealing()
+    if include_secrets and opts.sealing is None and not allow_plaintext_secrets:
+        confirm_plaintext_secrets()
     view.starting(common, include_secrets=include_secrets)
     kube = common.connect()
     with common.progress() as progress:

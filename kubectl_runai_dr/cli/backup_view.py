@@ -31,10 +31,10 @@ def show(common: Common, outcome: BackupOutcome, *, keep: int | None) -> None:
     else:
         out.print(render.table(None, render.COMPONENT_COLUMNS,
                                render.component_rows(m, verbose=common.verbose)))
-        size = outcome.path.stat().st_size
         out.print()
+        sealed = ", encrypted" if outcome.encrypted else ""
         render.say(out, f"bundle {render.escape(str(outcome.path))} "
-                   f"({render.human_size(size)}), {render.styled(m['status'])}")
+                   f"({render.human_size(outcome.size)}{sealed}), {render.styled(m['status'])}")
     if outcome.partial:
         render.warn(err, f"backup is PARTIAL: {', '.join(m['failedComponents'])} failed (see "
                     "NOTE); the bundle is marked partial. Fix the cause and run the backup "

@@ -16,11 +16,12 @@ helm_app = App(help="The helm bridge: values of the Run:ai releases, read with n
 
 
 @helm_app.command("values")
-@o.verb()
+@o.verb(storage="read")
 def values(
-    bundle: Annotated[Path | None, typer.Argument(
-        metavar="BUNDLE", help="Read the values from this bundle; without it, from the live "
-        "release.", show_default=False, autocompletion=complete.bundles)] = None,
+    bundle: Annotated[str | None, typer.Argument(
+        metavar="BUNDLE", help="Read the values from this bundle (a file or s3://…); "
+        "without it, from the live release.", show_default=False,
+        autocompletion=complete.bundles)] = None,
     release: Annotated[str, typer.Option(
         "--release", metavar="RELEASE", help="runai-backend (control plane) or runai-cluster "
         "(cluster), or the names given by --control-plane-release / --cluster-release.",

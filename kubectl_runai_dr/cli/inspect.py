@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -32,9 +31,10 @@ def inspect_data(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@o.verb(kube=False, names=False)
+@o.verb(kube=False, names=False, storage="read")
 def inspect(
-    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="The bundle file.",
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE", help="The bundle: a file or "
+                                          "s3://BUCKET/KEY.",
                                            show_default=False,
                                            autocompletion=complete.bundles)],
     *,

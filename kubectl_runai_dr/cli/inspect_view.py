@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from kubectl_runai_dr.cli.options import Common
 
 
-def show(common: Common, bundle: Path, data: dict[str, Any], manifest: dict[str, Any]) -> None:
+def show(common: Common, bundle: Path | str, data: dict[str, Any],
+         manifest: dict[str, Any]) -> None:
     if not common.table:
         render.emit(data, common.output.value)
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,10 +11,11 @@ from kubectl_runai_dr.cli import options as o
 from kubectl_runai_dr.errors import UsageError
 
 
-@o.verb(names=False)
+@o.verb(names=False, storage="read")
 def namespaces(
-    bundle: Annotated[Path | None, typer.Argument(
-        metavar="BUNDLE", help="Bundle to take namespaces and role bindings from.",
+    bundle: Annotated[str | None, typer.Argument(
+        metavar="BUNDLE", help="Bundle (a file or s3://…) to take namespaces and role "
+        "bindings from.",
         show_default=False, autocompletion=complete.bundles)] = None,
     from_live: Annotated[bool, typer.Option(
         "--from-live", help="No bundle: create the namespace of every projects.run.ai object "

@@ -9,6 +9,8 @@ type them: ``kubectl runai-dr backup --context prod -o json``) and calls it with
 - names (``names=True``): ``-n/--namespace``, ``--control-plane-namespace``,
   ``--cluster-release``, ``--control-plane-release``;
 - database (``db=True``): the ``--db-*`` options of ``db_options``;
+- bundle storage (``storage="read"|"write"``): ``--s3-*`` and the age options of
+  ``storage_options``;
 - output (always): ``-o/--output`` (the format), ``--no-color``, ``-v/--verbose``.
 
 The verb parses its own options, calls one operation, hands the result to its view and
@@ -37,6 +39,7 @@ from kubectl_runai_dr.model import Names
 
 if TYPE_CHECKING:
     from kubectl_runai_dr.cli.db_options import DbFlags
+    from kubectl_runai_dr.cli.storage_options import StorageFlags
     from kubectl_runai_dr.components.base import Progress
     from kubectl_runai_dr.kube.client import Kube
     from kubectl_runai_dr.plan.database import DbOptions
@@ -73,6 +76,12 @@ def split_list(values: list[str] | None) -> list[str]:
 def comma_list(value: list[str] | None) -> list[str] | None:
     """typer callback of every list-valued flag: ``--skip a,b --skip c``."""
     return split_list(value) if value else value
+
+
+def as_given(value: list[str] | None) -> list[str] | None:
+    """typer callback of a list flag whose values may hold commas (SSH public keys with
+    comments, file names): repeated only, never split."""
+    return value
 
 
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -140,9 +149,10 @@ OUTPUT_OPTIONS = (
 
 # Option values for several verbs with the same meaning: one declaration each.
 To = Annotated[str | None, typer.Option(
-    "--to", metavar="PATH", show_default=False, rich_help_panel=BUNDLE,
-    help="Where the bundle goes: a file, or a directory for the default name "
-    "runai-dr-<context>-<UTC time>.tar.gz (default: the current directory).")]
+    "--to", metavar="PATH|s3://BUCKET/PREFIX/", show_default=False, rich_help_panel=BUNDLE,
+    help="Where the bundle goes: a file, a directory (or s3:// prefix, ending in /) for the "
+    "default name runai-dr-<context>-<UTC time>.tar.gz[.age] (default: the current "
+    "directory).")]
 Force = Annotated[bool, typer.Option(
     "--force", help="Overwrite an existing bundle file.", rich_help_panel=BUNDLE)]
 ValuesDir = Annotated[str | None, typer.Option(
@@ -183,9 +193,10 @@ class Common:
     no_color: bool = False
     verbose: int = 0
     db: DbFlags | None = None
+    storage: StorageFlags | None = None
 
     @classmethod
-    def from_flags(cls, flags: dict[str, Any]) -> Common:
+    def from_flags(cls, flags: dict[str, Any], storage: str | None = None) -> Common:
         names = {k: flags.pop(k) for k in [p.name for p in NAME_OPTIONS] if k in flags}
         if "namespace" in names:
             names["cluster_namespace"] = names.pop("namespace")
@@ -194,7 +205,13 @@ class Common:
             from kubectl_runai_dr.cli.db_options import DbFlags
 
             db = DbFlags.from_flags(flags)
-        return cls(names=Names(**names), db=db, **flags)
+        store = None
+        if storage is not None:
+            from kubectl_runai_dr.cli.storage_options import StorageFlags
+
+            store = StorageFlags.from_flags(storage, flags)
+            store.configure()
+        return cls(names=Names(**names), db=db, storage=store, **flags)
 
     def db_options(self, **override: Any) -> DbOptions:
         """The ``--db-*`` options as the database steps read them (``@verb(db=True)``)."""
@@ -239,8 +256,8 @@ def _decls(params: Any) -> set[str]:
     return out
 
 
-def verb(*, kube: bool = True, names: bool = True,
-         db: bool = False) -> Callable[[Callable[..., Any]], Callable[..., None]]:
+def verb(*, kube: bool = True, names: bool = True, db: bool = False,
+         storage: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., None]]:
     """Make a function a verb: add the shared options and run it in the boundary.
 
     The function declares its own arguments and options and a ``common: Common``
@@ -253,6 +270,10 @@ def verb(*, kube: bool = True, names: bool = True,
         from kubectl_runai_dr.cli.db_options import DB_OPTIONS  # it imports this module
 
         groups += DB_OPTIONS
+    if storage is not None:  # "read" or "write": bundles in s3://, encrypted
+        from kubectl_runai_dr.cli.storage_options import storage_options
+
+        groups += storage_options(storage)
     groups += OUTPUT_OPTIONS
     shared = [p.name for p in groups]
 
@@ -268,7 +289,13 @@ def verb(*, kube: bool = True, names: bool = True,
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> None:
-            common = Common.from_flags({name: kwargs.pop(name) for name in shared})
+            flags = {name: kwargs.pop(name) for name in shared}
+            try:
+                common = Common.from_flags(flags, storage)
+            except DrError as exc:
+                common = Common()
+                with error_boundary(common):
+                    raise exc
             with error_boundary(common):
                 from kubectl_runai_dr.cli.outcome import exit_code
 

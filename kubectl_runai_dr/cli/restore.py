@@ -15,7 +15,7 @@ RESTORE = o.RESTORE
 HELM = o.HELM
 
 
-@o.verb(db=True)
+@o.verb(db=True, storage="read")
 def restore(
     args: Annotated[list[str], typer.Argument(
         metavar="[database] BUNDLE", help="The bundle to restore. `restore database BUNDLE` "

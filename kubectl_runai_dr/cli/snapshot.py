@@ -26,7 +26,7 @@ snapshot_app = App(
 
 
 @snapshot_app.callback(invoke_without_command=True)
-@o.verb()
+@o.verb(storage="write")
 def snapshot(
     ctx: typer.Context,
     pvc: o.Pvc = None,
@@ -62,8 +62,10 @@ def snapshot(
                            checkpoint=not no_checkpoint)
     kube = common.connect()
     with common.progress("volume snapshots") as progress:
+        assert common.storage is not None
         outcome = run_snapshot(kube, common.names, opts, output=to,
-                               write_bundle=not no_bundle, force=force, progress=progress)
+                               write_bundle=not no_bundle, force=force, progress=progress,
+                               sealing=common.storage.sealing())
     view.show_snapshot(common, outcome)
     return outcome
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,7 +19,7 @@ DRILL = "Drill"
 
 @dataclass
 class VerifyResult:
-    bundle: Path
+    bundle: str
     problems: list[Problem]
     status: str | None  # the manifest's: complete or partial
     files: int
@@ -34,9 +33,10 @@ class VerifyResult:
                 **({"drill": self.drill.to_json()} if self.drill is not None else {})}
 
 
-@o.verb(db=True)
+@o.verb(db=True, storage="read")
 def verify(
-    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="The bundle file.",
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE", help="The bundle: a file or "
+                                          "s3://BUCKET/KEY.",
                                            show_default=False,
                                            autocompletion=complete.bundles)],
     drill: Annotated[bool, typer.Option(

@@ -6,16 +6,16 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubectl_runai_dr._version import BUILD_COMMIT, __version__
 from kubectl_runai_dr.bundle.manifest import build_manifest, default_bundle_name, runai_version
-from kubectl_runai_dr.bundle.rotation import held_components, rotate
+from kubectl_runai_dr.bundle.rotation import held_components, rotate, rotate_s3, upload_metadata
 from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
 from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
-from kubectl_runai_dr.errors import Aborted, DrError, UsageError
+from kubectl_runai_dr.errors import Aborted, BundleExistsError, DrError, UsageError
 from kubectl_runai_dr.interrupts import terminate_as_interrupt
 from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.errors import Forbidden, Unauthorized
@@ -24,6 +24,13 @@ from kubectl_runai_dr.model import Names, Result, Status
 from kubectl_runai_dr.ops.record import write_record
 from kubectl_runai_dr.plan.backup import plan_backup
 from kubectl_runai_dr.plan.database import DbOptions
+from kubectl_runai_dr.storage.location import LocationError, S3Url
+from kubectl_runai_dr.storage.location import parse as parse_location
+
+if TYPE_CHECKING:
+    from kubectl_runai_dr.storage.age import Sealing
+
+SUFFIX = ".age"  # of an encrypted bundle's name
 
 
 @dataclass
@@ -39,25 +46,59 @@ class BackupOptions:
     db: DbOptions = field(default_factory=DbOptions)  # --db-*
     snapshots: SnapshotOptions | None = None  # --snapshots: take CSI snapshots (volumes)
     snapshot_run: SnapshotRun | None = None  # snapshots already taken (`snapshot`)
+    sealing: Sealing | None = None  # encrypt the bundle (age)
 
 
 @dataclass
 class BackupOutcome:
-    path: Path
+    path: Path | S3Url
     manifest: dict[str, Any]
     results: list[Result]
     warnings: list[str]
     deleted: list[str] = field(default_factory=list)  # old bundles removed by --keep
+    size: int = 0  # of the bundle as stored
+    encrypted: bool = False
 
     @property
     def partial(self) -> bool:
         return any(r.status is Status.FAILED for r in self.results)
 
 
-def target_path(output: str | Path | None, context: str, now: datetime) -> Path:
+def target_path(output: str | Path | None, context: str, now: datetime) -> Path | S3Url:
     """Where the bundle goes (see :func:`resolve_target`: a trailing slash or an existing
     directory means the default name in that directory)."""
+    where = parse_location(output) if output is not None else None
+    if isinstance(where, S3Url):
+        return where.child(default_bundle_name(context, now)) if where.is_prefix else where
     return resolve_target(output, default_bundle_name(context, now))[0]
+
+
+def _open_writer(opts: BackupOptions, name: str) -> tuple[BundleWriter, Path | S3Url]:
+    """The writer of the new bundle, and where it will be: a local file, or an object
+    uploaded once the bundle is packed (checked now: bucket, existing object)."""
+    seal = opts.sealing.seal if opts.sealing is not None else None
+    try:
+        where = parse_location(opts.output) if opts.output is not None else None
+    except LocationError as exc:
+        raise UsageError(f"--to: {exc}") from None
+    if not isinstance(where, S3Url):
+        target, create_dir = resolve_target(opts.output, name)
+        return BundleWriter(target, force=opts.force, create_dir=create_dir, seal=seal), target
+    from kubectl_runai_dr.storage.s3 import S3Store, S3Upload
+    from kubectl_runai_dr.storage.settings import current
+
+    url = where.child(name) if where.is_prefix else where
+    store = S3Store(current().s3)
+    store.check_bucket(url)
+    if not opts.force and store.head(url) is not None:
+        raise BundleExistsError(f"{url} already exists",
+                                hint="choose another --to, or pass --force")
+    encrypted = opts.sealing is not None
+
+    def upload(manifest: dict[str, Any]) -> S3Upload:
+        return S3Upload(store, url, upload_metadata(manifest, encrypted=encrypted))
+
+    return BundleWriter(Path(url.name), upload=upload, seal=seal), url
 
 
 def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None = None,
@@ -75,11 +116,12 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
     # Reach the cluster before creating anything on disk: an unreachable server or bad
     # credentials fail here with a clear error and leave nothing behind.
     version = kube.server_version()
-    target, create_dir = resolve_target(opts.output, default_bundle_name(kube.context, now))
+    name = default_bundle_name(kube.context, now) + (SUFFIX if opts.sealing else "")
     warnings: list[str] = []
-    # SIGTERM as Ctrl-C: either way the staging directory (a full dump) is removed
+    # SIGTERM as Ctrl-C: either way the staging directory (a full dump) is removed, and an
+    # upload is aborted
     with terminate_as_interrupt():
-        writer = BundleWriter(target, force=opts.force, create_dir=create_dir)
+        writer, target = _open_writer(opts, name)
         warnings += [f"removed {writer.dir.path / name}, the staging directory of an "
                      "interrupted backup" for name in writer.removed_stale]
         results: list[Result] = []
@@ -123,7 +165,8 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
                 contains_secrets=any(r.name == "secrets" and r.status is Status.OK
                                      for r in results),
             )
-            path = writer.finalize(manifest, mtime=now.timestamp())
+            writer.finalize(manifest, mtime=now.timestamp())
+            path = target
             manifest = writer.manifest
         except KeyboardInterrupt as exc:
             writer.abort()
@@ -134,7 +177,7 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
                 raise Aborted(f"interrupted ({_signal(exc)}) before the bundle was written: "
                               f"no bundle, {left}; the in-cluster record was not updated",
                               hint="run the backup again") from None
-            path, manifest = writer.target, writer.manifest
+            path, manifest = target, writer.manifest
             raise Aborted(_interrupted_after(exc, path, manifest, "written", opts),
                           hint=_VERIFY_HINT.format(path)) from None
         except BaseException:
@@ -149,7 +192,7 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
             raise Aborted(_interrupted_after(exc, path, manifest, state, opts),
                           hint=_VERIFY_HINT.format(path)) from None
     return BackupOutcome(path=path, manifest=manifest, results=results, warnings=warnings,
-                         deleted=deleted)
+                         deleted=deleted, size=writer.size, encrypted=opts.sealing is not None)
 
 
 _VERIFY_HINT = "the bundle is usable: `kubectl runai-dr verify {}` checks it"
@@ -159,7 +202,7 @@ def _signal(exc: KeyboardInterrupt) -> str:
     return str(exc.args[0]) if exc.args else "Ctrl-C"
 
 
-def _interrupted_after(exc: KeyboardInterrupt, path: Path, manifest: dict[str, Any],
+def _interrupted_after(exc: KeyboardInterrupt, path: Path | S3Url, manifest: dict[str, Any],
                        state: str, opts: BackupOptions) -> str:
     """What is where after an interruption once the bundle was in place. ``state``:
     written (nothing after it ran), rotating (--keep was deleting), recording."""
@@ -176,7 +219,7 @@ def _interrupted_after(exc: KeyboardInterrupt, path: Path, manifest: dict[str, A
     return "; ".join(parts)
 
 
-def _rotate(context: str, opts: BackupOptions, path: Path, manifest: dict[str, Any],
+def _rotate(context: str, opts: BackupOptions, path: Path | S3Url, manifest: dict[str, Any],
             now: datetime, warnings: list[str]) -> list[str]:
     """--keep: the bundles of this context beyond the newest, after a complete backup."""
     if opts.keep is None:
@@ -185,10 +228,19 @@ def _rotate(context: str, opts: BackupOptions, path: Path, manifest: dict[str, A
         warnings.append("--keep: nothing deleted, because this backup is partial")
         return []
     try:
-        rotation = rotate(path.parent, context=context, keep=opts.keep,
-                          just_written=path.name, now=now,
-                          written_components=held_components(manifest),
-                          aliases=registry.ALIASES)
+        if isinstance(path, S3Url):
+            from kubectl_runai_dr.storage.s3 import S3Store
+            from kubectl_runai_dr.storage.settings import current
+
+            rotation = rotate_s3(S3Store(current().s3), path.parent, context=context,
+                                 keep=opts.keep, just_written=path.name, now=now,
+                                 written_components=held_components(manifest),
+                                 aliases=registry.ALIASES)
+        else:
+            rotation = rotate(path.parent, context=context, keep=opts.keep,
+                              just_written=path.name, now=now,
+                              written_components=held_components(manifest),
+                              aliases=registry.ALIASES)
     except DrError as exc:
         warnings.append(f"--keep: nothing deleted: {exc.message}")
         return []
@@ -196,16 +248,19 @@ def _rotate(context: str, opts: BackupOptions, path: Path, manifest: dict[str, A
     return rotation.deleted
 
 
-def _record(kube: KubeApi, opts: BackupOptions, path: Path, manifest: dict[str, Any],
+def _record(kube: KubeApi, opts: BackupOptions, path: Path | S3Url, manifest: dict[str, Any],
             warnings: list[str]) -> None:
     """The in-cluster record of the bundle, as it exists after the rotation."""
     if not opts.record:
         return
-    if not os.path.lexists(path):
+    if isinstance(path, Path) and not os.path.lexists(path):
         warnings.append(f"{path} is gone: the backup is not recorded in the cluster")
         return
     warning = write_record(kube, opts.names, {
         "time": manifest["createdAt"], "bundle": path.name, "result": manifest["status"],
+        # where it went: a directory or s3:// prefix (a URL never holds credentials)
+        "location": str(path.parent) if isinstance(path, S3Url) else str(path.parent.resolve()),
+        "encrypted": opts.sealing is not None,
         "failedComponents": manifest["failedComponents"],
         "includedComponents": manifest["includedComponents"],
         "excludedComponents": manifest["excludedComponents"],

@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-BUNDLE_NAME = re.compile(r"^runai-dr-(?P<context>.+)-(?P<stamp>\d{8}T\d{6}Z)\.tar\.gz$")
+BUNDLE_NAME = re.compile(
+    r"^runai-dr-(?P<context>.+)-(?P<stamp>\d{8}T\d{6}Z)\.tar\.gz(?P<encrypted>\.age)?$")
 
 
 def name_time(name: str) -> datetime | None:

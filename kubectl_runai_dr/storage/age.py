@@ -311,8 +311,7 @@ class _StreamEncryptor:
 
     def close(self) -> None:
         self._emit(bytes(self._buf), last=True)
-        self._buf.clear()
-        self._out.close()
+        self._buf.clear()  # the output stays open: its owner finishes it
 
 
 class _StreamDecryptor:
@@ -444,7 +443,6 @@ class _KeyEncryptor:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        self._out.close()
 
 
 def _drain(q: queue.Queue[bytes | None]) -> None:

@@ -421,6 +421,9 @@ class S3Upload:
             pending, self._pending = self._pending, None
             self._etags.append(pending.result())
 
+    def close(self) -> None:
+        """Nothing: ``commit`` finishes the upload, ``abort`` drops it."""
+
     def commit(self) -> str:
         """Send the rest, complete the upload; returns the ETag (checked)."""
         if self._buf or (not self._etags and self._pending is None):
