@@ -36,12 +36,17 @@ def problems(doc: dict[str, Any], severity: str | None = None) -> list[str]:
             if severity is None or p["severity"] == severity]
 
 
-def record_backup(srv: ApiServer, kc: Path, tmp_path: Path) -> None:
+def record_backup(srv: ApiServer, kc: Path, tmp_path: Path, *, encrypted: bool = True) -> None:
     """A real `backup` run (no database dump: the seed's pod has no PostgreSQL) so the
-    last-backup record exists, written the way backup writes it."""
+    last-backup record exists, written the way backup writes it; encrypted (age) unless
+    said otherwise, as a healthy installation's backups are."""
+    from kubectl_runai_dr.storage.age import Sealing, keygen, load_recipients
+
+    sealing = Sealing(recipients=tuple(load_recipients([keygen()[1]], []))) if encrypted \
+        else None
     kube = connect(ConnectOptions(kubeconfig=str(kc)))
     out = run_backup(kube, BackupOptions(output=tmp_path / "b.tar.gz",
-                                         skip=("database", "volumes")))
+                                         skip=("database", "volumes"), sealing=sealing))
     assert out.manifest["status"] == "complete" and not out.warnings
     for ns in (BACKEND_NS, CLUSTER_NS):  # recorded as a backup with the database would be
         record = srv.get("v1", "ConfigMap", RECORD_NAME, ns)

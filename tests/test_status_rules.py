@@ -370,3 +370,13 @@ def test_readme_holds_the_generated_component_table() -> None:
 
     rows = [ln for ln in m.group(1).splitlines() if ln.startswith("| `")]
     assert [r.split("`")[1] for r in rows] == [c.name for c in COMPONENTS]
+
+
+def test_unencrypted_backup_is_a_warning_with_the_way_to_encrypt() -> None:
+    f = healthy()
+    f.backup.encrypted = False
+    p = only(f)
+    assert p.severity == s.WARNING and "not encrypted" in p.message
+    assert p.hint is not None and "--encrypt-to" in p.hint and "keygen" in p.hint
+    f.backup.encrypted = None  # a record written before the tool recorded it: no claim
+    assert problems(f) == []

@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote
 
 from kubectl_runai_dr.bundle.manifest import safe_context
 from kubectl_runai_dr.bundle.reader import read_manifest
+from kubectl_runai_dr.bundle.writer import read_xattrs
 from kubectl_runai_dr.errors import DrError
 from kubectl_runai_dr.localfs import open_private_dir
 from kubectl_runai_dr.plan.retention import BUNDLE_NAME, Candidate, plan_retention
@@ -65,9 +66,7 @@ def rotate_s3(store: S3Store, prefix: S3Url, *, context: str, keep: int, just_wr
                 out.warnings.append(f"--keep: {name} was left alone and not counted: it "
                                     "was not stored by this tool (no runai-dr metadata)")
             continue
-        held = frozenset(aliases.get(c, c) if aliases else c
-                         for c in meta.get(META_COMPONENTS, "").split(",") if c)
-        candidates.append(Candidate(name, unquote(meta[META_CONTEXT]), held))
+        candidates.append(Candidate(name, unquote(meta[META_CONTEXT]), _held(meta, aliases)))
     plan = plan_retention(candidates, context=context, keep=keep, just_written=just_written,
                           now=now, written_components=written_components)
     out.kept = plan.keep
@@ -83,6 +82,11 @@ def rotate_s3(store: S3Store, prefix: S3Url, *, context: str, keep: int, just_wr
     return out
 
 
+def _held(facts: Mapping[str, str], aliases: Mapping[str, str] | None) -> frozenset[str]:
+    return frozenset((aliases or {}).get(c, c)
+                     for c in facts.get(META_COMPONENTS, "").split(",") if c)
+
+
 META_TOOL = "runai-dr-tool"
 META_CONTEXT = "runai-dr-context"
 META_CREATED = "runai-dr-created"
@@ -92,8 +96,9 @@ META_ENCRYPTED = "runai-dr-encrypted"
 
 
 def upload_metadata(manifest: dict[str, Any], *, encrypted: bool) -> dict[str, str]:
-    """What an s3:// bundle carries as object metadata, so listing and rotation need not
-    download it (and can describe an encrypted one): no secret, ASCII only."""
+    """What a bundle carries besides its content, so listing and rotation need not read it
+    (and can describe an encrypted one): an s3:// object's metadata, a local file's
+    extended attributes (``user.runai-dr-*``). No secret, ASCII only."""
     return {META_TOOL: "kubectl-runai-dr",
             META_CONTEXT: quote(str(manifest["source"]["context"]), safe=""),
             META_CREATED: str(manifest["createdAt"]),
@@ -128,8 +133,14 @@ def rotate(directory: Path, *, context: str, keep: int, just_written: str,
                 same = os.fstat(fd)
                 if (same.st_dev, same.st_ino) != (st.st_dev, st.st_ino):
                     continue
-                if m.group("encrypted"):  # its manifest is sealed: the name tells
-                    if m.group("context") == safe_context(context):
+                if m.group("encrypted"):  # its manifest is sealed: its attributes tell
+                    facts = read_xattrs(fd, [META_TOOL, META_CONTEXT, META_COMPONENTS])
+                    if facts.get(META_TOOL) == "kubectl-runai-dr" and META_CONTEXT in facts:
+                        candidates.append(Candidate(name, unquote(facts[META_CONTEXT]),
+                                                    _held(facts, aliases)))
+                    elif m.group("context") == safe_context(context):
+                        # no attributes (copied, or a file system without them): kept,
+                        # unless `keep` newer ones of unknown content exist
                         candidates.append(Candidate(name, context, None))
                     continue
                 manifest = read_manifest(fd, name)

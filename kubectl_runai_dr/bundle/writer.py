@@ -183,7 +183,8 @@ class BundleWriter:
 
     def __init__(self, target: Path, *, force: bool = False, create_dir: bool = False,
                  upload: Callable[[dict[str, Any]], Upload] | None = None,
-                 seal: Seal | None = None) -> None:
+                 seal: Seal | None = None,
+                 facts: Callable[[dict[str, Any]], dict[str, str]] | None = None) -> None:
         self.target = target
         self.force = force
         self.files: dict[str, dict[str, Any]] = {}
@@ -196,6 +197,7 @@ class BundleWriter:
         self._upload = upload  # starts the upload once the manifest is known
         self._active: Upload | None = None
         self._seal = seal
+        self._facts = facts  # what the file carries as extended attributes (user.*)
         self._scratch: str | None = None  # a private temporary directory (uploads)
         if upload is not None:  # stage in a private temporary directory of our own
             import tempfile
@@ -312,6 +314,8 @@ class BundleWriter:
             with self._staging.create(_PACKED) as raw:
                 self._pack(raw, data, mtime)
                 raw.flush()
+                if self._facts is not None:
+                    _set_xattrs(raw.fileno(), self._facts(manifest))
                 os.fsync(raw.fileno())
                 self.size = os.fstat(raw.fileno()).st_size
         except OSError as exc:
@@ -407,6 +411,29 @@ class BundleWriter:
                  tb: TracebackType | None) -> None:
         if not self.placed:
             self.abort()
+
+
+XATTR_PREFIX = "user."
+
+
+def _set_xattrs(fd: int, facts: dict[str, str]) -> None:
+    """Best effort: a file system without user extended attributes just has none (readers
+    then fall back to the name)."""
+    for key, value in facts.items():
+        try:
+            os.setxattr(fd, XATTR_PREFIX + key, value.encode())
+        except OSError:
+            return
+
+
+def read_xattrs(fd: int, keys: list[str]) -> dict[str, str]:
+    out = {}
+    for key in keys:
+        try:
+            out[key] = os.getxattr(fd, XATTR_PREFIX + key)[:4096].decode("ascii", "replace")
+        except OSError:
+            continue
+    return out
 
 
 def _info(name: str, size: int, mtime: float) -> tarfile.TarInfo:

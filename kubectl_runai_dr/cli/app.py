@@ -6,9 +6,11 @@ import os
 
 from kubectl_runai_dr.cli import restore as restore_verb
 from kubectl_runai_dr.cli.backup import backup
+from kubectl_runai_dr.cli.bundles import bundles
 from kubectl_runai_dr.cli.command import App
 from kubectl_runai_dr.cli.helm import helm_app
 from kubectl_runai_dr.cli.inspect import inspect
+from kubectl_runai_dr.cli.keygen import keygen
 from kubectl_runai_dr.cli.namespaces import namespaces
 from kubectl_runai_dr.cli.protect import protect
 from kubectl_runai_dr.cli.snapshot import snapshot_app
@@ -33,6 +35,7 @@ app = App(
 )
 app.command()(backup)
 app.command()(inspect)
+app.command()(bundles)
 app.command()(restore_verb.restore)
 app.command()(namespaces)
 app.add_typer(helm_app, name="helm")
@@ -42,6 +45,7 @@ app.add_typer(snapshot_app, name="snapshot")
 app.command()(protect)
 app.command()(status)
 app.command()(verify)
+app.command()(keygen)
 app.command()(version)
 
 

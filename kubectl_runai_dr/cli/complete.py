@@ -118,7 +118,7 @@ def bundles(ctx: typer.Context, incomplete: str) -> Candidates:
             continue
         if stat.S_ISDIR(mode):
             out.append((value + "/", "directory"))
-        elif name.endswith(BUNDLE_SUFFIX):
+        elif name.endswith((BUNDLE_SUFFIX, BUNDLE_SUFFIX + ".age")):
             out.append((value, "bundle"))
     return out
 

@@ -199,6 +199,9 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
             ("time", _e(b["time"])),
             ("age", f"[bold red]{age}[/]" if too_old else age),
             ("bundle", _e(b["bundle"])),
+            *([("location", _e(b["location"]))] if b["location"] else []),
+            *([("encrypted", "yes" if b["encrypted"] else "[yellow]no[/]")]
+              if b["encrypted"] is not None else []),
             ("result", f"[green]{result}[/]" if b["result"] == "complete"
              else f"[bold red]{result}[/]"),
             ("recorded in", _e(f"ConfigMap runai-dr-last-backup in {b['namespace']}")),

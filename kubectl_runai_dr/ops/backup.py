@@ -83,7 +83,9 @@ def _open_writer(opts: BackupOptions, name: str) -> tuple[BundleWriter, Path | S
         raise UsageError(f"--to: {exc}") from None
     if not isinstance(where, S3Url):
         target, create_dir = resolve_target(opts.output, name)
-        return BundleWriter(target, force=opts.force, create_dir=create_dir, seal=seal), target
+        encrypted = opts.sealing is not None
+        return BundleWriter(target, force=opts.force, create_dir=create_dir, seal=seal,
+                            facts=lambda m: upload_metadata(m, encrypted=encrypted)), target
     from kubectl_runai_dr.storage.s3 import S3Store, S3Upload
     from kubectl_runai_dr.storage.settings import current
 

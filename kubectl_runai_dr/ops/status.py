@@ -320,6 +320,9 @@ class _Collector:
             b.result, b.tool_version = record.get("result", ""), record.get("toolVersion", "")
             failed = record.get("failedComponents", "")
             b.failed_components = _json_list(failed)
+            b.location = record.get("location", "")
+            encrypted = record.get("encrypted")
+            b.encrypted = None if encrypted not in ("true", "false") else encrypted == "true"
             b.excluded_components = _json_list(record.get("excludedComponents", ""))
 
     # -- permissions -----------------------------------------------------------------------

@@ -176,6 +176,8 @@ class BackupFacts:
     namespace: str = ""
     time: str = ""
     bundle: str = ""
+    location: str = ""  # the directory or s3:// prefix it went to ("" in older records)
+    encrypted: bool | None = None  # None: not recorded (older records)
     result: str = ""
     failed_components: list[str] = field(default_factory=list)
     excluded_components: list[str] = field(default_factory=list)  # left out (--skip, ...)
@@ -430,6 +432,12 @@ def _backup_problems(b: BackupFacts, max_age: float | None, now: datetime) -> li
         return out
     if not b.found:
         return out
+    if b.encrypted is False:
+        out.append(Problem(WARNING, "backup", f"the last backup is not encrypted: {b.bundle} "
+                           "holds the cluster's client secret and the database password (in "
+                           "the helm values) and the database's data",
+                           "encrypt the backups: --encrypt-to RECIPIENT (`kubectl runai-dr "
+                           "keygen` makes a key) or --passphrase"))
     age = age_seconds(b.time, now)
     if age is None:
         out.append(Problem(WARNING, "backup", f"the last-backup record has no readable time "

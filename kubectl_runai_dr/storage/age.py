@@ -62,15 +62,18 @@ class Header:
 
     @property
     def kinds(self) -> dict[str, int]:
+        """Recipient types and how many of each; the random "grease" stanzas rage adds
+        (types ending in -grease) are not recipients."""
         out: dict[str, int] = {}
         for s in self.stanzas:
-            out[s[0]] = out.get(s[0], 0) + 1
+            if not s[0].endswith("-grease"):
+                out[s[0]] = out.get(s[0], 0) + 1
         return out
 
     def describe(self) -> str:
         """"2 X25519, 1 ssh-ed25519 recipients"."""
         parts = [f"{n} {kind}" for kind, n in sorted(self.kinds.items())]
-        total = len(self.stanzas)
+        total = sum(self.kinds.values())
         if self.kinds.get("scrypt"):
             return "a passphrase"
         return f"{', '.join(parts)} recipient{'s' if total != 1 else ''}"
@@ -360,6 +363,7 @@ class _StreamDecryptor:
             take = self._plain[:size - len(out)]
             self._plain = self._plain[len(take):]
             out += take
+            break  # one chunk at a time: a later one may fail, report it then
         return bytes(out)
 
     def close(self) -> None:
@@ -519,13 +523,15 @@ class _KeyDecryptor:
                         if "No matching keys" in str(error):
                             raise AgeError(f"{self._name}: none of the identities given "
                                            "can decrypt it", hint=IDENTITY_HINT)
-                        raise Unreadable("the encrypted bundle fails authentication or is "
-                                         f"truncated ({_clean(str(error))})")
+                        raise Unreadable("the encrypted bundle fails authentication: it "
+                                         "was modified, or is truncated "
+                                         f"({_clean(str(error))})")
                     continue
                 self._buf = item
             take = self._buf[:size - len(out)]
             self._buf = self._buf[len(take):]
             out += take
+            break  # what is decrypted so far: a later chunk may fail, report it then
         return bytes(out)
 
     def close(self) -> None:
