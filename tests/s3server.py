@@ -143,7 +143,8 @@ def running_s3() -> Iterator[S3Server]:
             [weed_binary(), "server", f"-dir={workdir / 'data'}", "-ip=127.0.0.1",
              "-ip.bind=127.0.0.1", "-s3", f"-s3.port={s3}", f"-master.port={master}",
              f"-volume.port={volume}", f"-filer.port={filer}",
-             "-master.volumeSizeLimitMB=64", f"-s3.config={config}"],
+             "-master.volumeSizeLimitMB=64", "-volume.max=0", "-s3.port.iceberg=0", "-s3.port.lance=0",
+             f"-s3.config={config}"],
             stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
     server = S3Server(f"http://127.0.0.1:{s3}", proc, workdir)
     try:

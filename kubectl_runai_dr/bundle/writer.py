@@ -30,7 +30,7 @@ from typing import IO, Any, BinaryIO, Protocol, cast
 
 from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
 from kubectl_runai_dr.bundle.schema import check_path
-from kubectl_runai_dr.errors import BundleExistsError
+from kubectl_runai_dr.errors import BundleExistsError, DrError
 from kubectl_runai_dr.localfs import LocalFileError, PrivateDir, local_error, open_private_dir
 
 _LEVEL = 6  # gzip level for JSON and YAML
@@ -191,6 +191,7 @@ class BundleWriter:
         self.manifest: dict[str, Any] = {}
         self.placed = False  # the bundle is at its target
         self.size = 0  # of the bundle as written (once finalized)
+        self.abort_problem = ""  # what abort() could not clean up
         self.removed_stale: list[str] = []  # stale staging directories removed
         self._subdirs: dict[str, PrivateDir] = {}
         self._staging: PrivateDir | None = None
@@ -380,6 +381,11 @@ class BundleWriter:
             try:
                 if self._active is not None:
                     self._active.abort()
+            except DrError as exc:  # the original failure matters more: keep it
+                self.abort_problem = (
+                    f"the upload could not be aborted ({exc.message}): an incomplete "
+                    "multipart upload may remain in the bucket; it is never a bundle, and "
+                    "a lifecycle rule (AbortIncompleteMultipartUpload) removes it")
             finally:
                 with contextlib.suppress(OSError, LocalFileError):
                     self._cleanup()

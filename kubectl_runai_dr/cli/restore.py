@@ -103,7 +103,7 @@ def restore(
         wait_timeout=o.parse_duration(wait_timeout, flag="--wait-timeout") or 0.0,
         values_dir=Path(values_dir) if values_dir else None, kubeconfig=common.kubeconfig,
         existing_claim=existing_claim, chart_overrides=charts, repo_overrides=repos)
-    opts = RestoreOptions(bundle=Path(args[-1]), settings=settings, only=tuple(only_steps),
+    opts = RestoreOptions(bundle=args[-1], settings=settings, only=tuple(only_steps),
                           skip=tuple(skip or ()), assume_yes=yes,
                           db_options=common.db_options())
     kube = common.connect()

@@ -182,8 +182,10 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
             path, manifest = target, writer.manifest
             raise Aborted(_interrupted_after(exc, path, manifest, "written", opts),
                           hint=_VERIFY_HINT.format(path)) from None
-        except BaseException:
+        except BaseException as exc:
             writer.abort()
+            if writer.abort_problem and isinstance(exc, DrError):
+                exc.hint = "; ".join(filter(None, [exc.hint, writer.abort_problem]))
             raise
         state = "rotating"
         try:

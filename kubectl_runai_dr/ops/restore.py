@@ -43,7 +43,7 @@ clock = time.monotonic
 
 @dataclass
 class RestoreOptions:
-    bundle: Path
+    bundle: str | Path  # a path or s3:// URL
     settings: RestoreSettings = field(default_factory=RestoreSettings)
     only: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
