@@ -217,6 +217,7 @@ def test_connection_broken_mid_dump(env: tuple[ApiServer, Path], pg: PgServer,
     db = next(r for r in outcome.results if r.name == "database")
     assert db.status is Status.FAILED
     assert "did not finish" in db.reason and "pg_dump" in db.reason
+    assert isinstance(outcome.path, Path)
     assert not [f for f in manifest_of(outcome.path)["files"] if f.startswith("database/")]
 
 

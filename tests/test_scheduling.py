@@ -40,6 +40,7 @@ def test_backed_up_as_records_and_never_restored(apiserver: ApiServer, tmp_path:
     # no queues CRD in 2.16: noted, not an error
     assert comp.details["notInstalled"] == ["queues.scheduling.run.ai"]
     assert comp.details["departmentsApiVersion"].startswith("scheduling.run.ai/")
+    assert isinstance(out.path, Path)  # a local bundle
     with closing(Bundle.open(out.path)) as b:
         deps = list(b.iter_list(scheduling.file_of(scheduling.TYPES[0])))
         assert sorted(d["metadata"]["name"] for d in deps) == ["dep-0", "dep-1", "dep-2"]

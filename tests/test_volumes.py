@@ -379,7 +379,7 @@ def _snapshot_bundle(srv: ApiServer, kube: Kube, tmp_path: Path) -> Path:
     with CsiController(srv).running():
         outcome = ops.run_snapshot(kube, Names(), comp.SnapshotOptions(
             timeout=10, poll=0.02, checkpoint=False), output=tmp_path / "snap.tar.gz")
-    assert outcome.bundle is not None
+    assert isinstance(outcome.bundle, Path)
     return outcome.bundle
 
 

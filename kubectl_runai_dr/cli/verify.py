@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,7 +20,7 @@ DRILL = "Drill"
 
 @dataclass
 class VerifyResult:
-    bundle: str
+    bundle: str | Path
     problems: list[Problem]
     status: str | None  # the manifest's: complete or partial
     files: int
