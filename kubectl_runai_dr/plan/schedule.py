@@ -31,6 +31,7 @@ refused before anything is created.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -353,13 +354,12 @@ def cronjob_manifest(spec: ScheduleSpec) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",
         "args": backup_argv(spec),
         "env": _env(spec),
-        "resources": RESOURCES,
+        "resources": copy.deepcopy(RESOURCES),
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    pod_labels = labels(spec)
     return {
         "apiVersion": "batch/v1", "kind": "CronJob",
         "metadata": _meta(spec, NAME, spec.namespace),
@@ -371,12 +371,12 @@ def cronjob_manifest(spec: ScheduleSpec) -> dict[str, Any]:
             "failedJobsHistoryLimit": spec.history,
             "suspend": spec.suspend,
             "jobTemplate": {
-                "metadata": {"labels": pod_labels},
+                "metadata": {"labels": labels(spec)},
                 "spec": {
                     "backoffLimit": spec.backoff_limit,
                     "activeDeadlineSeconds": spec.timeout_seconds,
                     "template": {
-                        "metadata": {"labels": pod_labels},
+                        "metadata": {"labels": labels(spec)},
                         "spec": {
                             "serviceAccountName": NAME,
                             "automountServiceAccountToken": True,
@@ -406,8 +406,12 @@ def to_yaml(docs: Sequence[dict[str, Any]]) -> str:
     """A multi-document YAML stream (kubectl apply -f, Argo CD, Flux)."""
     import yaml
 
-    return "".join("---\n" + yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
-                   for d in docs)
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:  # no &id001 anchors: plain manifests
+            return True
+
+    return "".join("---\n" + yaml.dump(d, Dumper=Dumper, sort_keys=False,
+                                        default_flow_style=False) for d in docs)
 
 
 # -- reading back what runs ------------------------------------------------------------------
