@@ -434,7 +434,8 @@ def test_rbac_is_least_privilege(env: tuple[ApiServer, dict[str, str]], tmp_path
     srv.add_service_account_token(SA_TOKEN, NS, plan.NAME)
     kc = srv.write_kubeconfig(tmp_path / "sa-kubeconfig", token=SA_TOKEN)
     kube = connect(ConnectOptions(kubeconfig=str(kc)))
-    needed, optional = set(), set()
+    needed: set[tuple[perm.Need, str | None]] = set()
+    optional: set[tuple[perm.Need, str | None]] = set()
     for step, need, ns in perm.checks(registry.PERMISSIONS, ["backup"], Names()):
         (optional if step.step in ("secrets", "volumes") else needed).add((need, ns))
     assert len(optional - needed) > 3
@@ -445,3 +446,42 @@ def test_rbac_is_least_privilege(env: tuple[ApiServer, dict[str, str]], tmp_path
     assert not kube.can_i("list", r.SECRETS, None)[0]
     assert not kube.can_i("delete", r.CONFIGMAPS, "runai-backend")[0]
     assert not kube.can_i("create", r.ROLEBINDINGS, "runai")[0]
+
+
+def test_status_flags_a_failed_or_stale_schedule(env: tuple[ApiServer, dict[str, str]]) -> None:
+    """The top-level `status`: the schedule is shown; its last scheduled run failing is critical,
+    and so is no success within --max-age; a suspended schedule is a warning."""
+    srv, e = env
+    seed_secret(srv)
+    assert cli(*INSTALL, env=e).code == 0
+    cj = srv.get("batch/v1", "CronJob", plan.NAME, NS)
+    assert cj is not None
+
+    def problems(*extra: str) -> list[dict[str, Any]]:
+        r = cli("status", "--no-exec", "-o", "json", *extra, env=e)
+        return [p for p in yaml.safe_load(r.stdout)["problems"] if p["section"] == "schedule"]
+
+    assert problems() == []  # just installed: nothing to say yet
+    job = plan.manual_job(cj, "runai-dr-backup-28000000")
+    del job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"]
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    srv.seed({**job, "status": {"startTime": now, "conditions": [
+        {"type": "Failed", "status": "True", "lastTransitionTime": now, "reason": "BackoffLimitExceeded",
+         "message": "Job has reached the specified backoff limit"}]}})
+    found = problems()
+    assert [(p["severity"], "failed" in p["message"]) for p in found] == [("critical", True)]
+    assert "runai-dr-backup-28000000" in found[0]["message"]
+    r = cli("status", "--no-exec", env=e)
+    assert "Scheduled backups" in r.stdout and r.code == 8
+    assert cli("schedule", "suspend", env=e).code == 0
+    assert {p["severity"] for p in problems()} == {"critical", "warning"}
+    # never succeeded, installed longer ago than --max-age
+    srv.delete_object("batch/v1", "Job", "runai-dr-backup-28000000", NS)
+    assert cli("schedule", "resume", env=e).code == 0
+    old = srv.get("batch/v1", "CronJob", plan.NAME, NS)
+    assert old is not None
+    old["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    srv.seed(old)
+    assert [p["message"] for p in problems()] == [
+        f"the scheduled backup in namespace {NS} (30 2 * * *) has not succeeded within 1d "
+        "(never succeeded)"]

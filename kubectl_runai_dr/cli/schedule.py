@@ -73,11 +73,12 @@ def install(
     service_account_annotation: Annotated[list[str] | None, typer.Option(
         "--service-account-annotation", metavar="KEY=VALUE", help="Annotation of the "
         "ServiceAccount, e.g. eks.amazonaws.com/role-arn=... for workload identity "
-        "(repeat for several).", rich_help_panel=LOCATION, show_default=False)] = None,
+        "(comma list or repeated).", rich_help_panel=LOCATION, show_default=False,
+        callback=o.comma_list)] = None,
     encrypt_to: Annotated[list[str] | None, typer.Option(
         "--encrypt-to", metavar="RECIPIENT", help="Encrypt bundles to this age recipient "
-        "(a public key; repeat for several).", rich_help_panel=LOCATION,
-        show_default=False)] = None,
+        "(a public key; comma list or repeated).", rich_help_panel=LOCATION,
+        show_default=False, callback=o.comma_list)] = None,
     recipients_file: Annotated[str | None, typer.Option(
         "--recipients-file", metavar="PATH", help="Recipients, one per line (read here; the "
         "keys go into the CronJob's arguments).", rich_help_panel=LOCATION,

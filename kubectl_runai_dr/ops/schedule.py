@@ -85,23 +85,25 @@ def preflight(kube: KubeApi, spec: p.ScheduleSpec) -> list[str]:
         name = spec.s3_credentials_secret
         secret = kube.get_or_none(r.SECRETS, name, ns)
         if secret is None:
-            raise UsageError(f'the credentials Secret "{name}" does not exist in namespace "{ns}"',
-                             hint=f"create it first: kubectl create namespace {ns}; kubectl -n {ns} "
-                                  f"create secret generic {name} --from-literal=AWS_ACCESS_KEY_ID=... "
-                                  "--from-literal=AWS_SECRET_ACCESS_KEY=... (or from files)")
-        keys = set((secret.get("data") or {})) | set((secret.get("stringData") or {}))
+            raise UsageError(
+                f'the credentials Secret "{name}" does not exist in namespace "{ns}"',
+                hint=f"create it first: kubectl create namespace {ns}; kubectl -n {ns} create "
+                     f"secret generic {name} --from-file=AWS_ACCESS_KEY_ID=... "
+                     "--from-file=AWS_SECRET_ACCESS_KEY=... (files keep the keys out of the "
+                     "shell history)")
+        keys = set(secret.get("data") or {}) | set(secret.get("stringData") or {})
         missing = [k for k in p.REQUIRED_S3_KEYS if k not in keys]
         if missing:
             raise UsageError(f'the credentials Secret "{ns}/{name}" lacks the key(s) '
                              f"{', '.join(missing)}",
                              hint="it needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                                   "(optionally AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL)")
-    if spec.location.scheme == "pvc":
-        if kube.get_or_none(r.PVCS, spec.location.claim, ns) is None:
-            raise UsageError(f'the claim "{spec.location.claim}" of {spec.location.url} does not '
-                             f'exist in namespace "{ns}"',
-                             hint="create the PersistentVolumeClaim there first (the backups "
-                                  "live on its volume)")
+    if (spec.location.scheme == "pvc"
+            and kube.get_or_none(r.PVCS, spec.location.claim, ns) is None):
+        raise UsageError(f'the claim "{spec.location.claim}" of {spec.location.url} does not '
+                         f'exist in namespace "{ns}"',
+                         hint="create the PersistentVolumeClaim there first (the backups "
+                              "live on its volume)")
     if "@sha256:" not in spec.image:
         notes.append(f"the image {spec.image} is not pinned by digest; pass --image "
                      "REPOSITORY:TAG@sha256:... (scripts/image.sh prints it)")
@@ -127,7 +129,7 @@ def install(kube: KubeApi, spec: p.ScheduleSpec, *, dry_run: bool = False) -> In
     existing_ns = {ns: kube.get_or_none(r.NAMESPACES, ns) is not None for ns in {
         o["metadata"].get("namespace") for o in docs if o["metadata"].get("namespace")}
         if ns != spec.namespace}
-    docs = [o for o in docs if o["kind"] != "Role" and o["kind"] != "RoleBinding"
+    docs = [o for o in docs if (o["kind"] != "Role" and o["kind"] != "RoleBinding")
             or existing_ns.get(o["metadata"]["namespace"], True)]
     skipped = sorted(ns for ns, ok in existing_ns.items() if not ok)
     if skipped:

@@ -124,11 +124,14 @@ def parse_annotations(values: Iterable[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip()
         prefix, _, name = key.rpartition("/")
-        if (not sep or not name or not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", name)
-                or len(name) > 63 or (prefix and not _DNS_SUBDOMAIN.match(prefix))):
+        valid = (sep and name and len(name) <= 63
+                 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", name)
+                 and (not prefix or _DNS_SUBDOMAIN.match(prefix)))
+        if not valid:
             raise UsageError(f'--service-account-annotation "{item}" is not KEY=VALUE with a '
                              "valid annotation key",
-                             hint="e.g. eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/backup")
+                             hint="e.g. eks.amazonaws.com/role-arn="
+                                  "arn:aws:iam::123456789012:role/backup")
         out[key] = value
     return out
 

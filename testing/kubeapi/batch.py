@@ -51,9 +51,9 @@ PODS = ("", "pods")
 CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _CRON_ITEM = re.compile(r"^(\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?$")
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_NAMES = ({}, {}, {},
-          {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
-          {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())})
+_NAMES: tuple[dict[str, int], ...] = ({}, {}, {},
+          {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])},
+          {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])})
 PodRun = Callable[[dict[str, Any], "float | None"], tuple[int, bytes]]
 
 
@@ -112,7 +112,7 @@ def _pod_template_causes(tmpl: Any, path: str, *, job: bool) -> list[Cause]:
     rp = spec.get("restartPolicy")
     if job and rp not in ("Never", "OnFailure"):
         out.append(Cause(f"{path}.spec.restartPolicy",
-                         f'Required value: valid values: "OnFailure", "Never"' if rp is None else
+                         'Required value: valid values: "OnFailure", "Never"' if rp is None else
                          f'Unsupported value: "{rp}": supported values: "OnFailure", "Never"',
                          "FieldValueRequired" if rp is None else "FieldValueNotSupported"))
     return out
@@ -188,7 +188,7 @@ def defaults(plural: str, obj: dict[str, Any]) -> None:
         spec.setdefault("suspend", False)
         spec.setdefault("successfulJobsHistoryLimit", 3)
         spec.setdefault("failedJobsHistoryLimit", 1)
-        _job_defaults(((spec.get("jobTemplate") or {}).setdefault("spec", {})))
+        _job_defaults((spec.get("jobTemplate") or {}).setdefault("spec", {}))
     elif plural == "jobs":
         _job_defaults(spec)
 

@@ -67,17 +67,17 @@ def allows(store: Store, user: str, groups: list[str], verb: str, group: str, re
     with store.lock:
         for e in list(store.bucket((RBAC, "clusterrolebindings")).values()):
             b = e.obj
-            if any(_subject_matches(s, user, groups, "") for s in b.get("subjects") or []):
-                if any(_rule_matches(r, verb, group, resource, name) for r in _rules(store, b.get("roleRef") or {}, "")):
-                    return True
+            if any(_subject_matches(s, user, groups, "") for s in b.get("subjects") or []) and any(
+                    _rule_matches(r, verb, group, resource, name) for r in _rules(store, b.get("roleRef") or {}, "")):
+                return True
         if not namespace:
             return False
         for e in list(store.bucket((RBAC, "rolebindings")).values()):
             if e.namespace != namespace:
                 continue
             b = e.obj
-            if any(_subject_matches(s, user, groups, namespace) for s in b.get("subjects") or []):
-                if any(_rule_matches(r, verb, group, resource, name)
-                       for r in _rules(store, b.get("roleRef") or {}, namespace)):
-                    return True
+            if any(_subject_matches(s, user, groups, namespace) for s in b.get("subjects") or []) and any(
+                    _rule_matches(r, verb, group, resource, name) for r in _rules(store, b.get("roleRef") or {},
+                                                                                  namespace)):
+                return True
     return False
