@@ -56,3 +56,6 @@ if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   echo "bootstrap-tests: running as root needs a 'postgres' user to run the test server" >&2
   exit 1
 fi
+
+# 4. The OCI image tools (umoci, skopeo) for scripts/image.sh and its tests.
+bash scripts/bootstrap-image-tools.sh

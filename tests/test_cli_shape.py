@@ -32,6 +32,11 @@ SAME_NAME_OTHER_MEANING = {
     "--keep": "backup keeps N bundles of a context; snapshot prune keeps N snapshots per claim",
     "--dry-run": "each verb says what its dry run shows",
     "--skip": "backup leaves out components, restore leaves out steps",
+    "--to": "backup and snapshot write a local file; schedule install names where the cluster "
+            "writes (s3://, pvc://)",
+    "--timeout": "each verb says what it waits for (snapshots, a scheduled run, following it)",
+    "--include-secrets": "backup reads Secrets; schedule install grants that and passes it on",
+    "--snapshots": "backup takes snapshots; schedule install grants that and passes it on",
 }
 
 

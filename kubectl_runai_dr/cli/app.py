@@ -13,6 +13,7 @@ from kubectl_runai_dr.cli.inspect import inspect
 from kubectl_runai_dr.cli.keygen import keygen
 from kubectl_runai_dr.cli.namespaces import namespaces
 from kubectl_runai_dr.cli.protect import protect
+from kubectl_runai_dr.cli.schedule import schedule_app
 from kubectl_runai_dr.cli.snapshot import snapshot_app
 from kubectl_runai_dr.cli.status import status
 from kubectl_runai_dr.cli.verify import verify
@@ -43,6 +44,7 @@ app.command(name="restore-database", help=restore_verb.ALIAS_HELP,
             context_settings={"default_map": restore_verb.ALIAS_DEFAULTS})(restore_verb.restore)
 app.add_typer(snapshot_app, name="snapshot")
 app.command()(protect)
+app.add_typer(schedule_app, name="schedule")
 app.command()(status)
 app.command()(verify)
 app.command()(keygen)

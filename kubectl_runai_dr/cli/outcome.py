@@ -39,6 +39,9 @@ _RULES: dict[str, Callable[[Any], ExitCode]] = {
         ExitCode.INVALID_BUNDLE if r.problems else OK if r.drill is None
         else exit_code(r.drill)),
     "kubectl_runai_dr.cli.status.StatusReport": lambda r: _status(r.problems),
+    "kubectl_runai_dr.ops.schedule.InstallResult": lambda r: OK,
+    "kubectl_runai_dr.ops.schedule.RunResult": lambda r: (
+        P if r.run is not None and r.run.result == "failed" else OK),
 }
 
 

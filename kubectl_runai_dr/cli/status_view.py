@@ -66,6 +66,22 @@ def _problem_groups(problems: list[dict[str, Any]], *,
     return list(groups.values())
 
 
+def _schedules(out: Console, sch: dict[str, Any], verbose: int) -> None:
+    """In-cluster schedules (`schedule install`), shown only where there are some."""
+    from kubectl_runai_dr import render
+
+    if not sch.get("schedules") and not sch.get("errors"):
+        return
+    render.section(out, "Scheduled backups")
+    for x in sch.get("schedules") or []:
+        state = "[yellow]suspended[/]" if x["suspended"] else _e(x["schedule"])
+        last = (f"{_e(x['lastRun'])} {render.styled(x['lastRunResult'])}" if x["lastRun"]
+                else "no scheduled run yet")
+        out.print(render.key_values([(_e(x["namespace"]), f"{state}; last run: {last}; last "
+                                      f"success: {_e(x['lastSuccessful'] or 'never')}")]))
+    _degraded(out, sch.get("errors") or [], verbose)
+
+
 def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = False,
                 verbose: int = 0) -> None:
     """``all_permissions``: list every permission (-v), not only those not granted;
@@ -207,6 +223,7 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
             ("recorded in", _e(f"ConfigMap runai-dr-last-backup in {b['namespace']}")),
         ]))
     _degraded(out, b["errors"], verbose)
+    _schedules(out, doc.get("schedules") or {}, verbose)
 
     p = doc["permissions"]
     render.section(out, "Permissions (of the current user, per step)")

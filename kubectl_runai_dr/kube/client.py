@@ -29,7 +29,7 @@ from kubectl_runai_dr.kube import errors as ke
 from kubectl_runai_dr.kube.credentials import Loader, resolve_tokens
 from kubectl_runai_dr.kube.errors import error_from_response
 from kubectl_runai_dr.kube.kubeconfig import kubeconfig_paths, read_kubeconfig, select_context
-from kubectl_runai_dr.kube.resources import SSAR, Resource
+from kubectl_runai_dr.kube.resources import PODS, SSAR, Resource
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -350,9 +350,35 @@ class Kube:
             namespace=namespace, name=name)
         return out
 
-    def delete(self, res: Resource, name: str, *, namespace: str | None = None) -> None:
-        self.request("DELETE", res.path(namespace, name), verb="delete",
+    def delete(self, res: Resource, name: str, *, namespace: str | None = None,
+               propagation: str | None = None) -> None:
+        body = {"propagationPolicy": propagation} if propagation else None
+        self.request("DELETE", res.path(namespace, name), body=body, verb="delete",
                      resource=res.group_resource, namespace=namespace, name=name)
+
+    def pod_log(self, name: str, namespace: str, *, container: str | None = None,
+                tail_lines: int = 50, limit_bytes: int = 64 * 1024) -> str:
+        """The tail of a container's log (``pods/log``), bounded, as text with the control
+        characters other than line breaks and tabs removed."""
+        query: list[tuple[str, Any]] = [("tailLines", tail_lines), ("limitBytes", limit_bytes)]
+        if container:
+            query.append(("container", container))
+        path = PODS.path(namespace, name, "log") + "?" + urlencode(query)
+        headers = dict(self._headers, Accept="text/plain")
+        token = self.api.configuration.get_api_key_with_prefix("BearerToken",
+                                                               alias="authorization")
+        if token:
+            headers["Authorization"] = token
+        try:
+            resp = self._send("GET", path, None, headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._unreachable(exc, "get", "pods/log", namespace, name) from exc
+        if not 200 <= resp.status < 300:
+            raise error_from_response(resp.status, resp.data, verb="get", resource="pods/log",
+                                      namespace=namespace, name=name, context=self.context,
+                                      server=self.server)
+        text = bytes(resp.data[:limit_bytes]).decode("utf-8", "replace")
+        return ke.clean_text(text, limit=limit_bytes, keep_end=True)
 
     # -- discovery -----------------------------------------------------------------------
     def server_version(self) -> dict[str, Any]:

@@ -71,3 +71,9 @@ VOLUMESNAPSHOTCONTENTS = Resource("snapshot.storage.k8s.io", "v1", "volumesnapsh
                                   "VolumeSnapshotContent", False)
 VOLUMESNAPSHOTCLASSES = Resource("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses",
                                  "VolumeSnapshotClass", False)
+# `schedule`: the in-cluster CronJob and what it runs as.
+SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount", True)
+CLUSTERROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings",
+                               "ClusterRoleBinding", False)
+CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob", True)
+JOBS = Resource("batch", "v1", "jobs", "Job", True)

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubectl_runai_dr.components import helm, registry
+from kubectl_runai_dr.conventions import MANAGED_BY as MANAGED_BY_KEY
+from kubectl_runai_dr.conventions import MANAGER
 from kubectl_runai_dr.errors import ConfigError, DrError
 from kubectl_runai_dr.kube import resources as r
 from kubectl_runai_dr.kube.api import KubeApi
@@ -325,6 +327,34 @@ class _Collector:
             b.encrypted = None if encrypted not in ("true", "false") else encrypted == "true"
             b.excluded_components = _json_list(record.get("excludedComponents", ""))
 
+    # -- scheduled backups (`schedule install`) ---------------------------------------------
+    def schedules(self) -> None:
+        from kubectl_runai_dr.plan import schedule as sched
+
+        f = self.facts.schedules
+        with _section(f.errors):
+            for cj in self.kube.list(r.CRONJOBS, label_selector=(
+                    f"{MANAGED_BY_KEY}={MANAGER},app.kubernetes.io/component={sched.COMPONENT}")):
+                meta, spec = cj["metadata"], cj.get("spec") or {}
+                sb = s.ScheduledBackup(namespace=meta.get("namespace", ""),
+                                       schedule=str(spec.get("schedule", "")),
+                                       suspended=bool(spec.get("suspend")),
+                                       created=meta.get("creationTimestamp", ""),
+                                       last_successful=str((cj.get("status") or {}).get(
+                                           "lastSuccessfulTime") or ""))
+                runs = [sched.job_run(j) for j in self.kube.list(r.JOBS, namespace=sb.namespace)
+                        if any(o.get("uid") == meta.get("uid")
+                               for o in j["metadata"].get("ownerReferences") or [])]
+                scheduled = sorted((x for x in runs if not x.manual), key=lambda x: x.started)
+                if scheduled:
+                    last = scheduled[-1]
+                    sb.last_run, sb.last_run_result = last.name, last.result
+                    sb.last_run_message = last.message
+                    done = [x for x in scheduled if x.result == "succeeded"]
+                    if done and done[-1].finished > sb.last_successful:
+                        sb.last_successful = done[-1].finished
+                f.schedules.append(sb)
+
     # -- permissions -----------------------------------------------------------------------
     def permissions(self) -> None:
         p = self.facts.permissions
@@ -390,5 +420,6 @@ def collect_status(kube: KubeApi, names: Names, *, exec_database: bool = True,
     col.volumes()
     col.runai()
     col.backup()
+    col.schedules()
     col.permissions()
     return col.facts

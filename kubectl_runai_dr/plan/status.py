@@ -205,6 +205,26 @@ class PermissionsFacts:
 
 
 @dataclass
+class ScheduledBackup:
+    """One in-cluster schedule (`schedule install`): its CronJob and its last scheduled run."""
+
+    namespace: str
+    schedule: str
+    suspended: bool
+    created: str
+    last_successful: str = ""
+    last_run: str = ""  # the latest scheduled (not run-now) Job
+    last_run_result: str = ""  # succeeded, failed, running
+    last_run_message: str = ""
+
+
+@dataclass
+class SchedulesFacts:
+    schedules: list[ScheduledBackup] = field(default_factory=list)
+    errors: list[SectionError] = field(default_factory=list)
+
+
+@dataclass
 class StatusFacts:
     cluster: ClusterFacts = field(default_factory=ClusterFacts)
     releases: ReleasesFacts = field(default_factory=ReleasesFacts)
@@ -213,6 +233,7 @@ class StatusFacts:
     runai: RunaiFacts = field(default_factory=RunaiFacts)
     backup: BackupFacts = field(default_factory=BackupFacts)
     permissions: PermissionsFacts = field(default_factory=PermissionsFacts)
+    schedules: SchedulesFacts = field(default_factory=SchedulesFacts)
 
 
 @dataclass(frozen=True)
@@ -462,6 +483,27 @@ def _backup_problems(b: BackupFacts, max_age: float | None, now: datetime) -> li
     return out
 
 
+def _schedule_problems(f: SchedulesFacts, max_age: float | None, now: datetime) -> list[Problem]:
+    out = _section_errors("schedule", f.errors)
+    for s in f.schedules:
+        where = f"the scheduled backup in namespace {s.namespace} ({s.schedule})"
+        look = f"`kubectl runai-dr schedule status --schedule-namespace {s.namespace}`"
+        if s.last_run_result == "failed":
+            out.append(Problem(CRITICAL, "schedule", f"the last run of {where} failed: "
+                               f"{s.last_run} {s.last_run_message}".rstrip(),
+                               f"see {look} and `kubectl -n {s.namespace} logs job/{s.last_run}`"))
+        since = age_seconds(s.last_successful or s.created, now)
+        if max_age is not None and since is not None and since > max_age:
+            out.append(Problem(CRITICAL, "schedule", f"{where} has not succeeded within "
+                               f"{human_duration(max_age)}" + ("" if s.last_successful else
+                                                               " (never succeeded)"),
+                               f"see {look}; `schedule run-now` runs it at once"))
+        if s.suspended:
+            out.append(Problem(WARNING, "schedule", f"{where} is suspended",
+                               "`kubectl runai-dr schedule resume` when it should run again"))
+    return out
+
+
 def _permission_problems(p: PermissionsFacts) -> list[Problem]:
     out = _section_errors("permissions", p.errors)
     denied: dict[tuple[str, str], list[PermissionCheck]] = {}
@@ -492,6 +534,7 @@ def evaluate(facts: StatusFacts, *, max_age: float | None = DEFAULT_MAX_AGE,
         *_volume_problems(facts.volumes),
         *_runai_problems(facts.runai, facts.cluster),
         *_backup_problems(facts.backup, max_age, now),
+        *_schedule_problems(facts.schedules, max_age, now),
         *_permission_problems(facts.permissions),
     ]
     return sorted(problems, key=lambda p: SEVERITIES.index(p.severity))

@@ -55,6 +55,14 @@ The API (what clients see)
   Terminating. Deleting an owner deletes its dependents (ownerReferences), unless Orphan.
 - Faults: `inject_fault(method=, path_regex=, status=, times=, retry_after=, delay=, message=)`
   answers 429/500/503/504 (with Retry-After) or just delays; `clear_faults()`.
+- Batch (batch.py): CronJobs and Jobs validated and defaulted as the apiserver does; a Job controller
+  runs one pod at a time to success, backoffLimit or activeDeadlineSeconds; `add_pod_runner(ns, regex,
+  run)` decides how a Job pod's container ends (`run(pod, timeout) -> (exit code, log)`); GET
+  pods/<name>/log serves that log (tailLines, limitBytes). No CronJob controller (nothing runs on a
+  schedule).
+- RBAC (rbac.py): `add_service_account_token(token, ns, name)` (or add_user(..., rbac=True)) makes a user
+  whom the Roles, ClusterRoles and bindings in the store authorize, as the RBAC authorizer does; other
+  users keep "allowed unless denied".
 - Pod exec over websocket (v5/v4 channel protocols, `exec_protocols` to serve v4 only): the
   command runs locally with the container's resolved env (env, envFrom, secretKeyRef,
   configMapKeyRef, fieldRef); `set_pod_exec(ns, pod, env=, cwd=)` adds env/cwd (it wins over a pod

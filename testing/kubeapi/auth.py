@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from . import rbac
 from . import validation as val
 from .core import ServerCore
 from .status import ApiError, invalid_error, status_details
@@ -45,6 +46,7 @@ class DenyRule:
 class User:
     name: str
     groups: list[str] = field(default_factory=list)
+    rbac: bool = False  # authorized by the RBAC objects in the store (rbac.py), not "allow all"
 
 
 class AuthMixin(ServerCore):
@@ -53,8 +55,14 @@ class AuthMixin(ServerCore):
     users: dict[str, User]
     deny_rules: list[DenyRule]
 
-    def add_user(self, token: str, username: str, groups: Iterable[str] = ()) -> None:
-        self.users[token] = User(username, [*groups, "system:authenticated"])
+    def add_user(self, token: str, username: str, groups: Iterable[str] = (), *, rbac: bool = False) -> None:
+        self.users[token] = User(username, [*groups, "system:authenticated"], rbac)
+
+    def add_service_account_token(self, token: str, namespace: str, name: str) -> str:
+        """A ServiceAccount's token, authorized by RBAC (rbac.py); returns the user name."""
+        user = f"system:serviceaccount:{namespace}:{name}"
+        self.add_user(token, user, ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"], rbac=True)
+        return user
 
     def deny(self, *, verb: str, resource: str, group: str = "", namespace: str | None = None,
              user: str | None = None) -> DenyRule:
@@ -81,7 +89,7 @@ class AuthMixin(ServerCore):
         ns = t.namespace
         if t.rt.plural == "namespaces" and t.name:
             ns = t.name
-        reason = self._denied(user, verb, resource, t.group, ns)
+        reason = self._denied(user, verb, resource, t.group, ns, name if name is not None else t.name)
         if reason:
             scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
             nm = name if name is not None else t.name
@@ -89,7 +97,10 @@ class AuthMixin(ServerCore):
             raise ApiError(403, f'{subject} is forbidden: User "{user.name}" cannot {verb} resource "{resource}" '
                                 f'in API group "{t.group}" {scope}', details=status_details(t.rt, nm))
 
-    def _denied(self, user: User, verb: str, resource: str, group: str, ns: str | None) -> bool:
+    def _denied(self, user: User, verb: str, resource: str, group: str, ns: str | None,
+                name: str | None = None) -> bool:
+        if user.rbac and not rbac.allows(self.store, user.name, user.groups, verb, group, resource, ns, name):
+            return True
         return any(r.matches(user.name, verb, resource, group, ns) for r in self.deny_rules)
 
     def _ssar(self, user: User, t: Target, body: bytes | None) -> web.Response:
@@ -105,7 +116,8 @@ class AuthMixin(ServerCore):
         status: dict[str, Any]
         if ra:
             resource = ra.get("resource", "") + (f"/{ra['subresource']}" if ra.get("subresource") else "")
-            denied = self._denied(user, ra.get("verb", ""), resource, ra.get("group", ""), ra.get("namespace") or None)
+            denied = self._denied(user, ra.get("verb", ""), resource, ra.get("group", ""), ra.get("namespace") or None,
+                                  ra.get("name") or None)
             status = {"allowed": not denied}
             if denied:
                 status.update(denied=True, reason="denied by test server rule")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
+from . import batch
 from . import validation as val
 from .core import ServerCore
 from .patch import PatchError, apply_merge, json_patch, merge_patch, strategic_merge
@@ -215,6 +216,8 @@ class CrudMixin(ServerCore):
                 spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
                 spec.setdefault("persistentVolumeClaimRetentionPolicy",
                                 {"whenDeleted": "Retain", "whenScaled": "Retain"})
+        elif p in ("cronjobs", "jobs"):
+            batch.defaults(p, obj)
         elif p == "customresourcedefinitions" and creating:
             names = obj.get("spec", {}).get("names", {})
             accepted = {**names}
@@ -333,6 +336,8 @@ class CrudMixin(ServerCore):
         for k in ("deletionTimestamp", "deletionGracePeriodSeconds"):
             md.pop(k, None)
         md["uid"] = str(uuid.uuid4())
+        if rt.plural == "jobs":
+            batch.default_selector(obj)
         md["creationTimestamp"] = now()
         if rt.has_generation:
             md["generation"] = 1

@@ -261,6 +261,23 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
             self.workloads.rules.append(rule)
         return rule
 
+    def add_pod_runner(self, namespace: str | None, name_regex: str,
+                       run: Callable[[dict[str, Any], float | None], tuple[int, bytes]]) -> None:
+        """Run the container of a Job's pod (batch.py): when a matching pod is Ready,
+        `run(pod, timeout)` -> (exit code, log) decides how it ends."""
+        from .batch import RunnerRule
+
+        self.workloads.jobs.runners.append(RunnerRule(namespace, name_regex, run))
+
+    def _pod_log(self, t: Target, q1: dict[str, str]) -> web.Response:
+        with self.store.lock:
+            e = self.store.get(t.rt.key, t.namespace or "", t.name or "")
+            if e is None:
+                raise ApiError(404, f'pods "{t.name}" not found', reason="NotFound",
+                               details={"name": t.name, "kind": "pods"})
+            data = self.workloads.jobs.log_of(t.namespace or "", e.obj, q1)
+        return web.Response(status=200, body=data, content_type="text/plain")
+
     def pod_backend(self, namespace: str, pod: str) -> PodBackend | None:
         """The started backend of the pod that exists now under that name, if any."""
         with self.store.lock:
@@ -488,6 +505,11 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
                 raise ApiError(405, 'the server does not allow this method on the requested resource')
             self._authorize(user, "create", t)
             return await handle_exec(self, request, t, query)
+        if t.sub == "log":
+            if method != "GET":
+                raise ApiError(405, 'the server does not allow this method on the requested resource')
+            self._authorize(user, "get", t)
+            return self._pod_log(t, q1)
         if t.sub == "scale":
             return self._scale(request, t, user, body, q1, dry_run)
         if t.rt.plural == "selfsubjectaccessreviews":

@@ -195,6 +195,10 @@ def validate_builtin(obj: dict[str, Any], plural: str, old: dict[str, Any] | Non
             elif s.get("kind") not in ("ServiceAccount", "User", "Group"):
                 causes.append(Cause(f"subjects[{i}].kind", f'Unsupported value: {_quote(s.get("kind"))}: '
                                     'supported values: "ServiceAccount", "User", "Group"', "FieldValueNotSupported"))
+    if plural in ("cronjobs", "jobs"):
+        from .batch import validate as validate_batch
+
+        causes.extend(validate_batch(obj, plural, old))
     if plural in ("statefulsets", "deployments"):
         spec = obj.get("spec") or {}
         sel = (spec.get("selector") or {}).get("matchLabels")

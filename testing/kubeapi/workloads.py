@@ -159,6 +159,9 @@ class Workloads:
         self._event_names: dict[tuple[str, str, str], str] = {}  # (uid, reason, message) -> event name
         self._ip = 10
         self.stopping = False
+        from .batch import JobController
+
+        self.jobs = JobController(self)  # batch.py: Jobs, pod runners, container logs
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -318,6 +321,9 @@ class Workloads:
         if plural == "pods" and created:
             md = entry.obj["metadata"]
             self._spawn(self._kubelet(entry.namespace, entry.name, md["uid"]))
+        elif plural == "jobs" and created:
+            md = entry.obj["metadata"]
+            self.jobs.job_created(entry.namespace, entry.name, md["uid"])
         elif plural == "statefulsets" and sub != "status":
             self.managed.add(entry.obj["metadata"]["uid"])
             self.request_reconcile(entry.namespace, entry.name)
