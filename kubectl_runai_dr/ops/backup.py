@@ -14,6 +14,7 @@ from kubectl_runai_dr.bundle.rotation import held_components, rotate
 from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
+from kubectl_runai_dr.components.voldata import VolumeDataOptions
 from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
 from kubectl_runai_dr.errors import Aborted, DrError, UsageError
 from kubectl_runai_dr.interrupts import terminate_as_interrupt
@@ -39,6 +40,7 @@ class BackupOptions:
     db: DbOptions = field(default_factory=DbOptions)  # --db-*
     snapshots: SnapshotOptions | None = None  # --snapshots: take CSI snapshots (volumes)
     snapshot_run: SnapshotRun | None = None  # snapshots already taken (`snapshot`)
+    volume_data: VolumeDataOptions | None = None  # --volume-data: claims' files (volumes)
 
 
 @dataclass
@@ -66,7 +68,8 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
     progress = progress or NullProgress()
     enabled = [n for n, on in (("secrets", opts.include_secrets),
                                ("volumes", opts.snapshots is not None
-                                or opts.snapshot_run is not None)) if on]
+                                or opts.snapshot_run is not None
+                                or opts.volume_data is not None)) if on]
     try:
         planned = plan_backup(registry.BACKUP_STEPS, only=opts.only, skip=opts.skip,
                               aliases=registry.ALIASES, enabled=enabled)
@@ -88,7 +91,8 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
             ctx = BackupContext(kube=kube, out=writer, names=opts.names,
                                 include_secrets=opts.include_secrets, progress=progress,
                                 db=opts.db, snapshots=opts.snapshots,
-                                snapshot_run=opts.snapshot_run)
+                                snapshot_run=opts.snapshot_run,
+                                volume_data=opts.volume_data)
             for step in planned:
                 result = Result(step.name)
                 if not step.run:

@@ -96,12 +96,12 @@ def volume_dir(store: Any, local_dir: str, namespace: str, volume: Mapping[str, 
     pvc = store.get(PVCS, namespace, claim)
     if pvc is None:
         return None
-    pv_name = (pvc.obj.get("spec") or {}).get("volumeName")
+    pv_name: str | None = (pvc.obj.get("spec") or {}).get("volumeName")
     pv = store.get(PVS, "", pv_name) if pv_name else None
     if pv is None:
         return None
     spec = pv.obj.get("spec") or {}
-    path = (spec.get("hostPath") or {}).get("path") or (spec.get("local") or {}).get("path")
+    path = str((spec.get("hostPath") or {}).get("path") or (spec.get("local") or {}).get("path") or "")
     if not path:
         return None
     real = os.path.realpath(path)

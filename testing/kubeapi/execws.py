@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from .containers import BASE_PATH, container_root, preexec
+from .containers import BASE_PATH as BASE_PATH
+from .containers import container_root, preexec
 from .core import ServerCore
 from .request import RECORD_KEY, Target
 from .status import ApiError
