@@ -86,7 +86,7 @@ def backup(
                          include_secrets=include_secrets, names=common.names,
                          only=tuple(only), skip=tuple(skip), record=not no_record, keep=keep,
                          db=common.db_options())
-    if snapshots or {"snapshots", "volumes"} & set(only):
+    if snapshots or ({"snapshots", "volumes"} & set(only) and not volume_data):
         from kubectl_runai_dr.components.volumes import SnapshotOptions
 
         opts.snapshots = SnapshotOptions(
