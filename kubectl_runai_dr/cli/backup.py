@@ -49,9 +49,7 @@ def backup(
         "--quiesce", help="With --volume-data: scale each claim's StatefulSet to zero, copy "
         "through a helper pod, scale it back (on every exit path); asks first.",
         rich_help_panel=o.VOLUMES)] = False,
-    yes: Annotated[bool, typer.Option(
-        "--yes", "-y", help="Do not ask for confirmation (--quiesce).",
-        rich_help_panel=o.VOLUMES)] = False,
+    yes: o.Yes = False,
     snapshot_timeout: Annotated[str, typer.Option(
         "--snapshot-timeout", metavar="DURATION", help="How long to wait for the snapshots "
         "to be ready.", rich_help_panel=o.VOLUMES)] = "10m",
