@@ -136,13 +136,13 @@ def test_pod_without_tar_uses_a_debug_container(apiserver: ApiServer, kubeconfig
     [rec] = _records(bundle)
     assert rec["source"]["via"] == "debug-container" and rec["source"]["image"] == "busybox:1.36"
     assert rec["entries"] == len(before)
-    pod = apiserver.get("v1", "Pod", env.POD, env.NS)
+    pod = env.must(apiserver.get("v1", "Pod", env.POD, env.NS))
     [eph] = pod["spec"]["ephemeralContainers"]
     assert eph["image"] == "busybox:1.36" and eph["volumeMounts"][0]["readOnly"] is True
     # it was told to end, and did
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        [st] = apiserver.get("v1", "Pod", env.POD, env.NS)["status"]["ephemeralContainerStatuses"]
+        [st] = env.must(apiserver.get("v1", "Pod", env.POD, env.NS))["status"]["ephemeralContainerStatuses"]
         if "terminated" in st["state"]:
             break
         time.sleep(0.2)
@@ -211,11 +211,11 @@ def test_quiesce_scales_back_after_an_interrupt(apiserver: ApiServer, kubeconfig
                        if x["metadata"]["name"].startswith("runai-dr-backup-")), None)
         time.sleep(0.05)
     assert helper is not None, proc.communicate()
-    assert apiserver.get("apps/v1", "StatefulSet", env.STS, env.NS)["spec"]["replicas"] == 0
+    assert env.must(apiserver.get("apps/v1", "StatefulSet", env.STS, env.NS))["spec"]["replicas"] == 0
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert apiserver.get("apps/v1", "StatefulSet", env.STS, env.NS)["spec"]["replicas"] == 1
+    assert env.must(apiserver.get("apps/v1", "StatefulSet", env.STS, env.NS))["spec"]["replicas"] == 1
     assert not [x for x in apiserver.list("v1", "Pod", env.NS)
                 if x["metadata"]["name"].startswith("runai-dr-")]
     assert not (tmp_path / "b.tar.gz").exists()
@@ -272,3 +272,21 @@ def test_dry_run_restore_and_a_missing_storage_class(apiserver: ApiServer, kubec
     [obj] = step["objects"]
     assert obj["outcome"] == "failed" and 'storage class "nope" does not exist' in obj["message"]
     assert apiserver.get("v1", "PersistentVolumeClaim", env.CLAIM, env.NS) is None
+
+
+def test_status_says_which_protection_each_claim_has(apiserver: ApiServer, kubeconfig: Path,
+                                                     thanos: Path, tmp_path: Path) -> None:
+    (thanos / "f").write_bytes(b"x")
+
+    def protection() -> str:
+        r = cli("status", "--no-exec", "--kubeconfig", str(kubeconfig), "-o", "json")
+        claims = {c["name"]: c for c in json.loads(r.stdout)["volumes"]["claims"]}
+        return str(claims[env.CLAIM]["protection"])
+
+    assert protection() == "none"
+    r = cli("backup", "volumes", "--volume-data", "--to", str(tmp_path / "b.tar.gz"),
+            "--kubeconfig", str(kubeconfig))
+    assert r.code == 0, r.stderr
+    assert protection() == "file-level"
+    table = cli("status", "--no-exec", "--kubeconfig", str(kubeconfig))
+    assert "PROTECTION" in table.stdout and "file-level" in table.stdout

@@ -44,7 +44,10 @@ def install(srv: ApiServer, kubeconfig: Path) -> Path:
     """The namespace, the local-path class and the StatefulSet (through HTTP, so the
     controller runs it); returns the claim's local directory once the pod is Ready."""
     api = config.new_client_from_config(str(kubeconfig))
-    core, apps, storage = client.CoreV1Api(api), client.AppsV1Api(api), client.StorageV1Api(api)
+    # dicts as bodies (the client serializes them as they are)
+    core: Any = client.CoreV1Api(api)
+    apps: Any = client.AppsV1Api(api)
+    storage: Any = client.StorageV1Api(api)
     core.create_namespace({"metadata": {"name": NS}})
     storage.create_storage_class({"metadata": {"name": "local-path"},
                                   "provisioner": "rancher.io/local-path",
@@ -55,9 +58,14 @@ def install(srv: ApiServer, kubeconfig: Path) -> Path:
     return claim_dir(srv)
 
 
+def must(obj: dict[str, Any] | None) -> dict[str, Any]:
+    assert obj is not None
+    return obj
+
+
 def claim_dir(srv: ApiServer, claim: str = CLAIM) -> Path:
-    pvc = srv.get("v1", "PersistentVolumeClaim", claim, NS)
-    pv = srv.get("v1", "PersistentVolume", pvc["spec"]["volumeName"])
+    pvc = must(srv.get("v1", "PersistentVolumeClaim", claim, NS))
+    pv = must(srv.get("v1", "PersistentVolume", pvc["spec"]["volumeName"]))
     return Path(pv["spec"]["hostPath"]["path"])
 
 

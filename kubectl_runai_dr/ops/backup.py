@@ -25,6 +25,7 @@ from kubectl_runai_dr.model import Names, Result, Status
 from kubectl_runai_dr.ops.record import write_record
 from kubectl_runai_dr.plan.backup import plan_backup
 from kubectl_runai_dr.plan.database import DbOptions
+from kubectl_runai_dr.plan.voldata import claims_in_files
 
 
 @dataclass
@@ -214,6 +215,7 @@ def _record(kube: KubeApi, opts: BackupOptions, path: Path, manifest: dict[str, 
         "includedComponents": manifest["includedComponents"],
         "excludedComponents": manifest["excludedComponents"],
         "toolVersion": __version__,
+        "volumeDataClaims": claims_in_files(manifest.get("files") or {}),
     })
     if warning:
         warnings.append(warning)

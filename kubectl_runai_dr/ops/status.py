@@ -321,6 +321,7 @@ class _Collector:
             failed = record.get("failedComponents", "")
             b.failed_components = _json_list(failed)
             b.excluded_components = _json_list(record.get("excludedComponents", ""))
+            b.volume_data_claims = _json_list(record.get("volumeDataClaims", ""))
 
     # -- permissions -----------------------------------------------------------------------
     def permissions(self) -> None:

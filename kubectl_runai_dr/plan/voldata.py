@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from kubectl_runai_dr.conventions import LABEL_DOMAIN, MANAGED_BY_LABELS, PREFIX
 from kubectl_runai_dr.plan import volumes as pv
@@ -79,6 +79,23 @@ def script_argv(script: str, directory: str) -> list[str]:
 
 def member_path(namespace: str, claim: str) -> str:
     return f"{DATA_DIR}/{quote(namespace, safe='-.')}/{quote(claim, safe='-.')}.tar"
+
+
+def claims_in_files(files: Iterable[str]) -> list[str]:
+    """``NAMESPACE/CLAIM`` of every claim whose files a bundle holds (from its member names)."""
+    out = []
+    for f in files:
+        parts = f.split("/")
+        if len(parts) == 4 and f.startswith(DATA_DIR + "/") and parts[3].endswith(".tar"):
+            out.append(f"{unquote(parts[2])}/{unquote(parts[3][:-4])}")
+    return sorted(out)
+
+
+def protection(snapshot: bool, namespace: str, claim: str, copied: Iterable[str]) -> str:
+    """How a claim is protected: CSI snapshot, file-level copy (the last backup), both, none."""
+    kinds = [k for k, on in (("CSI snapshot", snapshot),
+                             ("file-level", f"{namespace}/{claim}" in set(copied))) if on]
+    return " + ".join(kinds) or "none"
 
 
 @dataclass(frozen=True)
