@@ -10,7 +10,8 @@ server, same run. Prints:
 
     .venv/bin/python bench/volume_data.py [--size 1G] [--rounds 3]
 
-Runs as root (the loopback's container roots are mount namespaces).
+Runs as root (the loopback's container roots are mount namespaces). The loopback API server
+comes from the package kubeapi (testing/), installed by scripts/bootstrap-tests.sh.
 """
 
 from __future__ import annotations
@@ -24,17 +25,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from kubeapi import ApiServer
+from kubeapi import thanos as env
+from kubeapi.seed import crd_docs
+
+from kubectl_runai_dr.components import voldata
+from kubectl_runai_dr.components.base import NullProgress
+from kubectl_runai_dr.kube.client import ConnectOptions, connect
+from kubectl_runai_dr.plan import voldata as p
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "testing")]
-
-from kubeapi import ApiServer  # noqa: E402
-from kubeapi.seed import crd_docs  # noqa: E402
-
-from kubectl_runai_dr.components import voldata  # noqa: E402
-from kubectl_runai_dr.components.base import NullProgress  # noqa: E402
-from kubectl_runai_dr.kube.client import ConnectOptions, connect  # noqa: E402
-from kubectl_runai_dr.plan import voldata as p  # noqa: E402
-from tests import voldata_env as env  # noqa: E402
 
 
 def parse_size(text: str) -> int:
@@ -74,7 +74,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             kc = srv.write_kubeconfig(Path(tmp) / "kubeconfig")
-            d = env.install(srv, kc)
+            d = env.install(srv)
             blocks = max(1, int(size / (5.6 * env.MiB)))
             written = env.make_tree(d, blocks=blocks, block_mb=5, wal_mb=16)
             environ = {**os.environ, "KUBECONFIG": str(kc),

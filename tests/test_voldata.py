@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from kubeapi import ApiServer
+from kubeapi import thanos as env
 
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.plan import voldata as p
-from tests import voldata_env as env
 from tests.e2e import ROOT, cli, member
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="container roots need mount namespaces")
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="container roots need 
 
 @pytest.fixture
 def thanos(apiserver: ApiServer, kubeconfig: Path) -> Path:
-    return env.install(apiserver, kubeconfig)
+    return env.install(apiserver)
 
 
 def _backup(kubeconfig: Path, out: Path, *extra: str) -> tuple[int, dict[str, Any]]:

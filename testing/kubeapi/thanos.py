@@ -1,17 +1,18 @@
-"""A Thanos receive StatefulSet on local-path storage on the loopback API server, and a
-Thanos-like tree for its claim (blocks, WAL, sparse and empty files, symlinks, non-UTF-8
+"""A Thanos receive StatefulSet on local-path storage on the loopback API server (for the
+volume-data tests and benchmark), and a Thanos-like tree for its claim (blocks, WAL, sparse and empty files, symlinks, non-UTF-8
 names, owners and modes), with a manifest to compare trees exactly."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kubeapi import ApiServer
-from kubernetes import client, config
+from .server import ApiServer
 
 NS = "runai-backend"
 STS = "runai-backend-thanos-receive"
@@ -40,20 +41,25 @@ def statefulset(replicas: int = 1) -> dict[str, Any]:
     }
 
 
-def install(srv: ApiServer, kubeconfig: Path) -> Path:
+def _post(srv: ApiServer, path: str, obj: dict[str, Any]) -> None:
+    """Create through HTTP (the admin token), so the controllers see it."""
+    req = urllib.request.Request(f"{srv.url}{path}", data=json.dumps(obj).encode(), method="POST",
+                                 headers={"Authorization": "Bearer admin-token",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 201, resp.status
+
+
+def install(srv: ApiServer) -> Path:
     """The namespace, the local-path class and the StatefulSet (through HTTP, so the
     controller runs it); returns the claim's local directory once the pod is Ready."""
-    api = config.new_client_from_config(str(kubeconfig))
-    # dicts as bodies (the client serializes them as they are)
-    core: Any = client.CoreV1Api(api)
-    apps: Any = client.AppsV1Api(api)
-    storage: Any = client.StorageV1Api(api)
-    core.create_namespace({"metadata": {"name": NS}})
-    storage.create_storage_class({"metadata": {"name": "local-path"},
-                                  "provisioner": "rancher.io/local-path",
-                                  "reclaimPolicy": "Delete",
-                                  "volumeBindingMode": "WaitForFirstConsumer"})
-    apps.create_namespaced_stateful_set(NS, statefulset())
+    _post(srv, "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                      "metadata": {"name": NS}})
+    _post(srv, "/apis/storage.k8s.io/v1/storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "local-path"}, "provisioner": "rancher.io/local-path",
+        "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"})
+    _post(srv, f"/apis/apps/v1/namespaces/{NS}/statefulsets", statefulset())
     srv.wait_pod_ready(NS, POD, timeout=30)
     return claim_dir(srv)
 
