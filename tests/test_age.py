@@ -36,9 +36,9 @@ def seeded(apiserver: ApiServer, tmp_path: Path) -> Path:
 def key(tmp_path: Path) -> tuple[Path, str]:
     """An identity file made by the tool's keygen, and its recipient."""
     path = tmp_path / "key.txt"
-    r = cli("keygen", "--output", str(path))
+    r = cli("keygen", "--to", str(path), "-o", "json")
     assert r.code == 0, r.stderr
-    recipient = r.stderr.split("Public key: ")[1].strip()
+    recipient = json.loads(r.stdout)["recipient"]
     return path, recipient
 
 
@@ -82,7 +82,7 @@ def test_keygen_writes_a_private_identity_the_age_tool_uses(key: tuple[Path, str
     assert f"# public key: {recipient}" in path.read_text()
     sealed = _age("-r", recipient, input=b"hello")
     assert _age("-d", "-i", str(path), input=sealed.stdout).stdout == b"hello"
-    again = cli("keygen", "--output", str(path))  # never overwrites a key
+    again = cli("keygen", "--to", str(path), "-o", "json")  # never overwrites a key
     assert again.code == 2 and "already exists" in again.stderr
 
 
@@ -162,9 +162,9 @@ def test_passphrase_both_directions(seeded: Path, tmp_path: Path) -> None:
 def test_no_identity_says_encrypted_and_to_whom_only(seeded: Path, key: tuple[Path, str],
                                                     tmp_path: Path) -> None:
     _ident, recipient = key
-    other = cli("keygen", "--output", str(tmp_path / "other.txt"))
+    other = cli("keygen", "--to", str(tmp_path / "other.txt"), "-o", "json")
     bundle = _backup(seeded, tmp_path, "-r", recipient, "-r",
-                     other.stderr.split("Public key: ")[1].strip())
+                     json.loads(other.stdout)["recipient"])
     r = cli("inspect", str(bundle))
     assert r.code == 4
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -178,7 +178,7 @@ def test_wrong_identity_is_one_clear_line(seeded: Path, key: tuple[Path, str],
     _ident, recipient = key
     bundle = _backup(seeded, tmp_path, "--encrypt-to", recipient)
     wrong = tmp_path / "wrong.txt"
-    assert cli("keygen", "--output", str(wrong)).code == 0
+    assert cli("keygen", "--to", str(wrong)).code == 0
     r = cli("verify", str(bundle), "--identity", str(wrong))
     assert r.code == 4
     assert r.stderr.startswith("error: ") and "none of the identities" in r.stderr

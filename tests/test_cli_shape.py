@@ -66,7 +66,7 @@ def help_text(*args: str) -> str:
 def test_every_verb_is_found() -> None:
     assert {"backup", "inspect", "restore", "restore-database", "namespaces", "helm values",
             "snapshot", "snapshot list", "snapshot prune", "protect", "status", "verify",
-            "version"} <= set(COMMANDS)
+            "version", "bundles", "keygen"} <= set(COMMANDS)
 
 
 # -- one declaration ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ database pod), CRDs served only once Established, and the stand-in charts instal
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -214,7 +215,8 @@ def test_statefulset_pods_go_pending_running_ready_in_order(apiserver: ApiServer
     assert some(pvc.status).phase == "Bound" and some(pvc.spec).storage_class_name == "standard"
     assert some(pvc.metadata).labels == {"app": "web"}
     pv_spec = some(core.read_persistent_volume(some(some(pvc.spec).volume_name)).spec)
-    assert some(pv_spec.claim_ref).uid == some(pvc.metadata).uid and some(pv_spec.csi).driver == "rancher.io/local-path"
+    # the local-path provisioner's volumes are directories on the node (hostPath), not CSI
+    assert some(pv_spec.claim_ref).uid == some(pvc.metadata).uid and os.path.isdir(some(pv_spec.host_path).path)
 
     st = some(apps.read_namespaced_stateful_set("web", NS).status)
     assert (st.replicas, st.ready_replicas, st.available_replicas, st.current_replicas, st.updated_replicas) == \

@@ -101,7 +101,7 @@ def test_encrypted_bundle_in_s3(s3_server: S3Server, s3env: dict[str, str],
     seed_runai(runai_server, projects=3, rolebindings_per_project=2)
     kc = runai_server.write_kubeconfig(tmp_path / "kc")
     key = tmp_path / "key.txt"
-    recipient = cli("keygen", "--output", str(key)).stderr.split("Public key: ")[1].strip()
+    recipient = json.loads(cli("keygen", "--to", str(key), "-o", "json").stdout)["recipient"]
     bucket = s3_server.bucket()
     r = _backup(kc, f"s3://{bucket}/", "--skip", "database", "--encrypt-to", recipient)
     assert r.code == 0, r.stderr

@@ -242,6 +242,7 @@ def test_missing_permissions_degrade_sections(seeded: tuple[ApiServer, Path],
         ("backup", "namespaces", "list", f"rolebindings.{rbac}", "(all namespaces)"),
         ("restore", "control-plane", "list", "secrets", BACKEND_NS),
         ("restore", "volumes", "create", "namespaces", "(cluster)"),
+        ("restore", "volumes", "create", "pods/exec", BACKEND_NS),  # volume data
         ("restore", "secrets", "create", "namespaces", "(cluster)"),
         ("restore", "control-plane", "create", "namespaces", "(cluster)"),
         ("restore", "cluster", "create", "namespaces", "(cluster)"),

@@ -53,6 +53,20 @@ def backup(
         "volumes (component `snapshots`, skipped without this flag) and record them.",
         rich_help_panel=o.VOLUMES)] = False,
     snapshot_class: o.SnapshotClass = None,
+    volume_data: Annotated[bool, typer.Option(
+        "--volume-data", help="Also copy the files of the Thanos receive claim and the other "
+        "Run:ai data claims but the database's (storage without CSI snapshots) into the "
+        "bundle, as tar through exec.", rich_help_panel=o.VOLUMES)] = False,
+    volume_data_claim: Annotated[list[str] | None, typer.Option(
+        "--volume-data-claim", metavar="CLAIM,...", help="With --volume-data: copy these "
+        "claims (NAME or NAMESPACE/NAME) instead of the default ones.",
+        rich_help_panel=o.VOLUMES, show_default=False, callback=o.comma_list)] = None,
+    volume_data_image: o.VolumeDataImage = None,
+    quiesce: Annotated[bool, typer.Option(
+        "--quiesce", help="With --volume-data: scale each claim's StatefulSet to zero, copy "
+        "through a helper pod, scale it back (on every exit path); asks first.",
+        rich_help_panel=o.VOLUMES)] = False,
+    yes: o.Yes = False,
     snapshot_timeout: Annotated[str, typer.Option(
         "--snapshot-timeout", metavar="DURATION", help="How long to wait for the snapshots "
         "to be ready.", rich_help_panel=o.VOLUMES)] = "10m",
@@ -90,7 +104,7 @@ def backup(
                          include_secrets=include_secrets, names=common.names,
                          only=tuple(only), skip=tuple(skip), record=not no_record, keep=keep,
                          db=common.db_options())
-    if snapshots or {"snapshots", "volumes"} & set(only):
+    if snapshots or ({"snapshots", "volumes"} & set(only) and not volume_data):
         from kubectl_runai_dr.components.volumes import SnapshotOptions
 
         opts.snapshots = SnapshotOptions(
@@ -100,6 +114,18 @@ def backup(
     opts.sealing = common.storage.sealing()
     if include_secrets and opts.sealing is None and not allow_plaintext_secrets:
         confirm_plaintext_secrets()
+    if (volume_data_claim or quiesce or volume_data_image) and not volume_data:
+        raise UsageError("--volume-data-claim, --volume-data-image and --quiesce go with "
+                         "--volume-data", hint="add --volume-data")
+    if volume_data:
+        from kubectl_runai_dr.components.voldata import VolumeDataOptions
+        from kubectl_runai_dr.plan.voldata import DEFAULT_DEBUG_IMAGE
+
+        if quiesce and not yes:
+            view.confirm_quiesce(common)
+        opts.volume_data = VolumeDataOptions(
+            claims=tuple(volume_data_claim or ()), image=volume_data_image or DEFAULT_DEBUG_IMAGE,
+            quiesce=quiesce)
     view.starting(common, include_secrets=include_secrets)
     kube = common.connect()
     with common.progress() as progress:

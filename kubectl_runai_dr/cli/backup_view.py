@@ -39,3 +39,21 @@ def show(common: Common, outcome: BackupOutcome, *, keep: int | None) -> None:
         render.warn(err, f"backup is PARTIAL: {', '.join(m['failedComponents'])} failed (see "
                     "NOTE); the bundle is marked partial. Fix the cause and run the backup "
                     "again.")
+
+
+def confirm_quiesce(common: Common) -> None:
+    """--quiesce stops workloads (Thanos receive stops taking metrics while it is copied):
+    ask on a terminal, else require --yes."""
+    import sys
+
+    import typer
+
+    from kubectl_runai_dr.errors import Aborted, UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError("--quiesce scales the StatefulSets of the copied claims to zero while "
+                         "they are copied, and needs a confirmation; the input is not a "
+                         "terminal", hint="pass --yes")
+    if not typer.confirm("--quiesce: scale the StatefulSet of each copied claim to zero while "
+                         "it is copied (then back)?", default=False, err=True):
+        raise Aborted("not confirmed: nothing was done")

@@ -12,7 +12,7 @@ from kubectl_runai_dr.cli import options as o
 @o.verb(kube=False, names=False, storage="read")
 def bundles(
     location: Annotated[str | None, typer.Argument(
-        metavar="[LOCATION]", help="A directory or an s3://BUCKET/PREFIX/ (default: the "
+        metavar="LOCATION", help="A directory or an s3://BUCKET/PREFIX/ (default: the "
         "current directory).", show_default=False)] = None,
     *,
     common: o.Common,

@@ -160,6 +160,11 @@ ValuesDir = Annotated[str | None, typer.Option(
     rich_help_panel=HELM,
     help="Directory for the helm values files, <release>-values.yaml, mode 0600: they hold "
     "secrets (default for restore: ./runai-dr-values).")]
+VolumeDataImage = Annotated[str | None, typer.Option(
+    "--volume-data-image", metavar="IMAGE", help="Image with sh and tar for copying claims' "
+    "files: the debug container when a pod has no tar (default busybox:1.36), the restore's "
+    "helper pod (default: the workload's recorded image).", rich_help_panel=VOLUMES,
+    show_default=False)]
 Yes = Annotated[bool, typer.Option(
     "--yes", "-y", help="Do not ask for confirmation (scripts).", rich_help_panel=RESTORE)]
 Existing = Annotated[str, typer.Option(

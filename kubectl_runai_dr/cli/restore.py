@@ -40,6 +40,10 @@ def restore(
         "--run-helm", help="Run the printed helm commands (helm must be on PATH) and wait for "
         "each release to be deployed.", rich_help_panel=HELM)] = False,
     values_dir: o.ValuesDir = None,
+    storage_class: Annotated[str | None, typer.Option(
+        "--storage-class", metavar="CLASS", help="Storage class of every restored claim "
+        "instead of the recorded one.", rich_help_panel=RESTORE, show_default=False)] = None,
+    volume_data_image: o.VolumeDataImage = None,
     existing_claim: Annotated[str | None, typer.Option(
         "--existing-claim", metavar="CLAIM", help="PersistentVolumeClaim of a restored "
         "database volume for the control plane (postgresql.primary.persistence.existingClaim).",
@@ -102,7 +106,8 @@ def restore(
         workers=workers, run_helm=run_helm,
         wait_timeout=o.parse_duration(wait_timeout, flag="--wait-timeout") or 0.0,
         values_dir=Path(values_dir) if values_dir else None, kubeconfig=common.kubeconfig,
-        existing_claim=existing_claim, chart_overrides=charts, repo_overrides=repos)
+        existing_claim=existing_claim, chart_overrides=charts, repo_overrides=repos,
+        storage_class=storage_class, volume_data_image=volume_data_image)
     opts = RestoreOptions(bundle=args[-1], settings=settings, only=tuple(only_steps),
                           skip=tuple(skip or ()), assume_yes=yes,
                           db_options=common.db_options())

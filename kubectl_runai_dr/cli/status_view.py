@@ -159,7 +159,7 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
             if cl["found"] is not True:
                 rows.append([_e(cl["role"]), _e(cl["name"]),
                              render.styled("not present" if cl["found"] is False
-                                           else "unknown"), "", "", "", "", ""])
+                                           else "unknown"), "", "", "", "", "", ""])
                 continue
             reclaim = (f"[bold red]{_e(cl['reclaimPolicy'])}[/]"
                        if cl["reclaimPolicy"] == "Delete" else _e(cl["reclaimPolicy"]))
@@ -174,13 +174,15 @@ def show_status(out: Console, doc: dict[str, Any], *, all_permissions: bool = Fa
                 vsc = (_e(cl["snapshotClass"]) if cl["snapshotClass"]
                        else "[yellow]none[/]")
             rows.append([_e(cl["role"]), _e(cl["name"]), _e(cl["size"]),
-                         _e(cl["storageClass"]), _e(cl["driver"]), reclaim, vsc, latest])
+                         _e(cl["storageClass"]), _e(cl["driver"]), reclaim, vsc,
+                         _e(cl["protection"]) if cl["protection"] != "none"
+                         else "[yellow]none[/]", latest])
         # the latest snapshot goes under the table rather than be split
         col = render.Col
         out.print(render.table(None, [
             "ROLE", "CLAIM", col("SIZE", drop=2), col("STORAGE CLASS", drop=4),
             col("CSI DRIVER", drop=5), "RECLAIM", col("SNAPSHOT CLASS", drop=3),
-            col("LATEST SNAPSHOT", text=True)], rows))
+            "PROTECTION", col("LATEST SNAPSHOT", text=True)], rows))
     _degraded(out, v["errors"], verbose)
 
     ru = doc["runai"]

@@ -23,6 +23,7 @@ from kubectl_runai_dr.plan.restore import Prerequisite
 
 if TYPE_CHECKING:
     from kubectl_runai_dr.components.restore_base import RestoreContext
+    from kubectl_runai_dr.components.voldata import VolumeDataOptions
     from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
 
 
@@ -61,6 +62,7 @@ class BackupContext:
     db: DbOptions = field(default_factory=DbOptions)  # --db-*
     snapshots: SnapshotOptions | None = None  # --snapshots (None: not taken)
     snapshot_run: SnapshotRun | None = None  # snapshots already taken by `snapshot`
+    volume_data: VolumeDataOptions | None = None  # --volume-data (None: no file-level copy)
     # what the helm components read, for the manifest's Run:ai version
     releases: dict[str, dict[str, Any]] = field(default_factory=dict)
 

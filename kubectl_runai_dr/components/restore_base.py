@@ -44,6 +44,8 @@ class RestoreSettings:
     existing_claim: str | None = None  # database volume claim for the control plane
     chart_overrides: dict[str, str] = field(default_factory=dict)  # release -> chart ref
     repo_overrides: dict[str, str] = field(default_factory=dict)  # release -> repo URL
+    storage_class: str | None = None  # --storage-class: for every restored claim
+    volume_data_image: str | None = None  # --volume-data-image: the restore's helper pods
 
 
 @dataclass

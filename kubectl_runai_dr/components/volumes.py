@@ -301,7 +301,28 @@ def wait_ready(kube: KubeApi, snapshots: Sequence[Mapping[str, Any]], *, timeout
 
 # -- the backup component ------------------------------------------------------------------
 def backup(ctx: BackupContext, result: Result) -> None:
-    """Component ``volumes`` (opt-in: ``backup --snapshots``): CSI snapshots, recorded."""
+    """Component ``volumes`` (opt-in: ``backup --snapshots`` and/or ``--volume-data``): CSI
+    snapshots, recorded; the files of claims (components/voldata.py)."""
+    if ctx.volume_data is None:
+        _backup_snapshots(ctx, result)
+        return
+    if ctx.snapshots is not None or ctx.snapshot_run is not None:
+        _backup_snapshots(ctx, result)
+    from kubectl_runai_dr.components import voldata
+
+    copied = voldata.backup(ctx, result, ctx.volume_data)
+    if copied:
+        if result.status is Status.NOT_PRESENT:
+            result.status, result.reason = Status.OK, ""
+        result.count = (result.count or 0) + copied
+    elif not result.files:
+        result.status = Status.NOT_PRESENT
+        result.reason = (result.reason or f'no Run:ai data claims in namespace '
+                         f'"{ctx.names.control_plane_namespace}" to copy; name them after '
+                         "--volume-data")
+
+
+def _backup_snapshots(ctx: BackupContext, result: Result) -> None:
     run = ctx.snapshot_run
     if run is None:
         run = take_snapshots(ctx.kube, ctx.names, ctx.snapshots or SnapshotOptions(),
@@ -375,13 +396,22 @@ def restore_volumes(kube: KubeApi, bundle: Bundle, o: VolumeRestoreOptions, out:
 
 
 def restore(ctx: RestoreContext, step: Result) -> None:
-    """The restore plan's ``volumes`` step."""
+    """The restore plan's ``volumes`` step: claims from snapshots, then claims from files."""
+    from kubectl_runai_dr.components import voldata
+
     s = ctx.settings
-    claim = restore_volumes(ctx.kube, ctx.bundle, VolumeRestoreOptions(
-        dry_run=s.dry_run, names=s.names, timeout=s.wait_timeout or DEFAULT_TIMEOUT,
-        poll=s.poll), step, ctx.progress)
-    if claim:
-        ctx.database_claim = claim
+    has_data = voldata.holds_data(ctx.bundle.files)
+    if ctx.bundle.has(layout.SNAPSHOTS) or not has_data:
+        claim = restore_volumes(ctx.kube, ctx.bundle, VolumeRestoreOptions(
+            dry_run=s.dry_run, names=s.names, timeout=s.wait_timeout or DEFAULT_TIMEOUT,
+            poll=s.poll, storage_class=s.storage_class), step, ctx.progress)
+        if claim:
+            ctx.database_claim = claim
+    if has_data:
+        voldata.restore(ctx.kube, ctx.bundle, voldata.DataRestoreOptions(
+            dry_run=s.dry_run, names=s.names, storage_class=s.storage_class,
+            image=s.volume_data_image, existing=s.existing,
+            timeout=s.wait_timeout or DEFAULT_TIMEOUT), step, ctx.progress)
 
 
 def _result(out: Result, res: Resource, name: str, namespace: str | None,
@@ -662,18 +692,21 @@ def protect(kube: KubeApi, names: Names, *, extra: Sequence[str] = (),
 # -- the component -----------------------------------------------------------------------------
 
 def _holds(files: Collection[str], names: Names) -> bool:
-    return layout.SNAPSHOTS in files
+    from kubectl_runai_dr.plan.voldata import RECORDS
+
+    return layout.SNAPSHOTS in files or RECORDS in files
 
 
 _P = perm
 COMPONENT = Component(
     name="volumes", aliases=("snapshots",), title="volumes from snapshots",
     saves="records of CSI VolumeSnapshots of the database, Thanos and redis-queue volumes "
-          "(the snapshots stay in the storage)",
+          "(the snapshots stay in the storage); with --volume-data, the files of the Thanos "
+          "and other data claims as tar streams, with each claim's spec",
     reason="the database and metrics volumes must exist before the control plane that "
            "mounts them is installed",
     backup=backup, restore=restore, holds_data=_holds, opt_in="--snapshots",
-    control_plane=True, backup_needs=_P.SNAPSHOT_NEEDS,
+    control_plane=True, backup_needs=(*_P.SNAPSHOT_NEEDS, *_P.VOLUME_DATA_BACKUP),
     restore_needs=(_P.need("get", _P.CORE, "namespaces", _P.CLUSTER_SCOPED),
                    _P.need("create", _P.CORE, "namespaces", _P.CLUSTER_SCOPED, _P.WRITE),
                    _P.need("get", _P.CORE, "persistentvolumeclaims", _P.CONTROL_PLANE),
@@ -685,5 +718,6 @@ COMPONENT = Component(
                            _P.WRITE),
                    _P.need("get", _P.SNAPSHOT, "volumesnapshotcontents", _P.CLUSTER_SCOPED),
                    _P.need("create", _P.SNAPSHOT, "volumesnapshotcontents",
-                           _P.CLUSTER_SCOPED, _P.WRITE)),
+                           _P.CLUSTER_SCOPED, _P.WRITE),
+                   *_P.VOLUME_DATA_RESTORE),
 )

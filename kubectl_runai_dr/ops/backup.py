@@ -14,6 +14,7 @@ from kubectl_runai_dr.bundle.rotation import held_components, rotate, rotate_s3,
 from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
+from kubectl_runai_dr.components.voldata import VolumeDataOptions
 from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
 from kubectl_runai_dr.errors import Aborted, BundleExistsError, DrError, UsageError
 from kubectl_runai_dr.interrupts import terminate_as_interrupt
@@ -24,6 +25,7 @@ from kubectl_runai_dr.model import Names, Result, Status
 from kubectl_runai_dr.ops.record import write_record
 from kubectl_runai_dr.plan.backup import plan_backup
 from kubectl_runai_dr.plan.database import DbOptions
+from kubectl_runai_dr.plan.voldata import claims_in_files
 from kubectl_runai_dr.storage.location import LocationError, S3Url
 from kubectl_runai_dr.storage.location import parse as parse_location
 
@@ -47,6 +49,7 @@ class BackupOptions:
     snapshots: SnapshotOptions | None = None  # --snapshots: take CSI snapshots (volumes)
     snapshot_run: SnapshotRun | None = None  # snapshots already taken (`snapshot`)
     sealing: Sealing | None = None  # encrypt the bundle (age)
+    volume_data: VolumeDataOptions | None = None  # --volume-data: claims' files (volumes)
 
 
 @dataclass
@@ -109,7 +112,8 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
     progress = progress or NullProgress()
     enabled = [n for n, on in (("secrets", opts.include_secrets),
                                ("volumes", opts.snapshots is not None
-                                or opts.snapshot_run is not None)) if on]
+                                or opts.snapshot_run is not None
+                                or opts.volume_data is not None)) if on]
     try:
         planned = plan_backup(registry.BACKUP_STEPS, only=opts.only, skip=opts.skip,
                               aliases=registry.ALIASES, enabled=enabled)
@@ -132,7 +136,8 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
             ctx = BackupContext(kube=kube, out=writer, names=opts.names,
                                 include_secrets=opts.include_secrets, progress=progress,
                                 db=opts.db, snapshots=opts.snapshots,
-                                snapshot_run=opts.snapshot_run)
+                                snapshot_run=opts.snapshot_run,
+                                volume_data=opts.volume_data)
             for step in planned:
                 result = Result(step.name)
                 if not step.run:
@@ -269,6 +274,7 @@ def _record(kube: KubeApi, opts: BackupOptions, path: Path | S3Url, manifest: di
         "includedComponents": manifest["includedComponents"],
         "excludedComponents": manifest["excludedComponents"],
         "toolVersion": __version__,
+        "volumeDataClaims": claims_in_files(manifest.get("files") or {}),
     })
     if warning:
         warnings.append(warning)

@@ -326,6 +326,7 @@ class _Collector:
             encrypted = record.get("encrypted")
             b.encrypted = None if encrypted not in ("true", "false") else encrypted == "true"
             b.excluded_components = _json_list(record.get("excludedComponents", ""))
+            b.volume_data_claims = _json_list(record.get("volumeDataClaims", ""))
 
     # -- scheduled backups (`schedule install`) ---------------------------------------------
     def schedules(self) -> None:

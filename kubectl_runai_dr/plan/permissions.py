@@ -121,6 +121,20 @@ SNAPSHOT_NEEDS = (*CLAIMS,
                   _n("get", SNAPSHOT, "volumesnapshots", CONTROL_PLANE),
                   _n("get", SNAPSHOT, "volumesnapshotcontents", CLUSTER_SCOPED))
 
+# --volume-data: tar through exec in the pod mounting a claim, an ephemeral debug container
+# when it has no tar, or a helper pod (--quiesce: the StatefulSet scaled to zero and back).
+VOLUME_DATA_BACKUP = (_n("get", APPS, "statefulsets", CONTROL_PLANE),
+                      _n("patch", APPS, "statefulsets/scale", CONTROL_PLANE),
+                      _n("patch", CORE, "pods/ephemeralcontainers", CONTROL_PLANE),
+                      _n("get", CORE, "pods", CONTROL_PLANE),
+                      _n("create", CORE, "pods", CONTROL_PLANE),
+                      _n("delete", CORE, "pods", CONTROL_PLANE))
+# restoring files: a helper pod mounting the claim receives the tar stream
+VOLUME_DATA_RESTORE = (_n("get", CORE, "pods", CONTROL_PLANE),
+                       _n("create", CORE, "pods", CONTROL_PLANE, WRITE),
+                       _n("delete", CORE, "pods", CONTROL_PLANE, WRITE),
+                       _n("create", CORE, "pods/exec", CONTROL_PLANE, WRITE))
+
 
 class ComponentNeeds(Protocol):
     """What the table reads from a component (``components.base.Component``)."""

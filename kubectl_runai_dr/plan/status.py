@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kubectl_runai_dr.errors import ExitCode
+from kubectl_runai_dr.plan import voldata
 
 CRITICAL = "critical"
 WARNING = "warning"
@@ -181,6 +182,7 @@ class BackupFacts:
     result: str = ""
     failed_components: list[str] = field(default_factory=list)
     excluded_components: list[str] = field(default_factory=list)  # left out (--skip, ...)
+    volume_data_claims: list[str] = field(default_factory=list)  # NAMESPACE/CLAIM, file-level
     tool_version: str = ""
     errors: list[SectionError] = field(default_factory=list)
 
@@ -576,6 +578,8 @@ def report(facts: StatusFacts, problems: list[Problem], *, now: datetime,
     for claim, c in zip(doc["volumes"]["claims"], facts.volumes.claims, strict=True):
         if c.latest_snapshot is not None:
             claim["latestSnapshot"]["ageSeconds"] = age_seconds(c.latest_snapshot.created, now)
+        claim["protection"] = voldata.protection(c.latest_snapshot is not None, c.namespace,
+                                                 c.name, facts.backup.volume_data_claims)
     for rel in doc["releases"]["releases"]:
         rel["flagged"] = bool(rel["found"] and rel["status"] not in HEALTHY_RELEASE_STATUSES)
     doc["problems"] = [dataclasses.asdict(p) for p in problems]

@@ -124,6 +124,18 @@ Writes through the HTTP API drive controllers; `seed()` never does. The lag is c
   until then their group/version/resources are absent from discovery and OpenAPI, and requests
   for their resources answer 404 as for an unknown type. `install_crds` and `seed` are instant.
   Deleting a CRD deletes its objects and its API at once.
+- Local volumes and container file systems (containers.py): a StorageClass with provisioner
+  rancher.io/local-path provisions hostPath volumes, real directories under `srv.local_dir()`
+  (removed with the volume on reclaim Delete, and at stop()); exec into a container that mounts
+  one runs chrooted in a private mount namespace with each such volume at its mountPath, so
+  real programs (GNU tar) read and write real files; `srv.image_missing[image] = {"tar"}`
+  leaves programs out of an image's containers (exec answers 127 as a runtime does).
+- Ephemeral containers (kubectl debug): PATCH/PUT pods/<name>/ephemeralcontainers, validated as
+  the apiserver does (existing ones immutable, no ports/probes/resources, known volumes); in a
+  running pod each new one waits `srv.ephemeral_start_delay` (1 s: the image pull), then its
+  command runs as a real process in its own root until it exits (status running, then
+  terminated with the exit code); exec with container=<its name> reaches it. kubeapi.thanos: a
+  Thanos receive StatefulSet on such storage and a Thanos-like tree, for tests and benchmarks.
 - Errors of the controllers and of pod backends' start are kept in `srv.workloads.errors`
   (tracebacks).
 

@@ -477,6 +477,15 @@ class CrudMixin(ServerCore):
             new["spec"] = obj.get("spec") or {}
             obj = new
             md = obj["metadata"]
+        elif t.sub == "ephemeralcontainers":
+            new = copy.deepcopy(old.obj)
+            added = (obj.get("spec") or {}).get("ephemeralContainers") or []
+            causes = val.validate_ephemeral(old.obj, added)
+            if causes:
+                raise invalid_error(rt, t.name, causes)
+            new["spec"]["ephemeralContainers"] = added
+            obj = new
+            md = obj["metadata"]
         else:
             if "status" in rt.subresources:
                 if "status" in old.obj:
@@ -484,6 +493,11 @@ class CrudMixin(ServerCore):
                 else:
                     obj.pop("status", None)
             self._defaults(rt, obj, creating=False)
+            if rt.plural == "pods" and (obj.get("spec") or {}).get("ephemeralContainers") != (
+                    old.obj.get("spec") or {}).get("ephemeralContainers"):
+                raise invalid_error(rt, t.name, [val.forbidden(
+                    "spec.ephemeralContainers", "cannot be changed by an update of the pod: use the "
+                    "ephemeralcontainers subresource")])
             if rt.plural == "services":
                 self._service_defaults(obj, old.obj)
         # system fields are not the client's to change

@@ -104,7 +104,8 @@ class DiscoveryMixin(ServerCore):
                 resources.append(r)
                 for s in t.subresources:
                     verbs = {"status": ["get", "patch", "update"], "exec": ["create", "get"], "log": ["get"],
-                             "scale": ["get", "patch", "update"], "finalize": ["update"]}[s]
+                             "scale": ["get", "patch", "update"], "finalize": ["update"],
+                             "ephemeralcontainers": ["get", "patch", "update"]}[s]
                     sk = {"exec": "PodExecOptions", "log": "Pod", "scale": "Scale"}.get(s, t.kind)
                     sub = {"name": f"{t.plural}/{s}", "singularName": "", "namespaced": t.namespaced,
                            "kind": sk, "verbs": verbs}

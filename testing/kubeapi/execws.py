@@ -21,12 +21,13 @@ import base64
 import contextlib
 import json
 import os
-import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from .containers import BASE_PATH as BASE_PATH
+from .containers import container_root, preexec
 from .core import ServerCore
 from .request import RECORD_KEY, Target
 from .status import ApiError
@@ -39,17 +40,6 @@ STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 STDIN_BUFFER = 1024 * 1024  # what the runtime's FIFO and the sockets on the way absorb
 QUIET_AFTER_EXIT = 0.2  # how long stdin must stay quiet after the command ended to finish normally
 CHUNK = 32 * 1024
-BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def _container_signals() -> None:
-    """In the exec'd command (after fork): the signal mask and dispositions a container
-    runtime gives a process, whatever the server's own are (the `serve` command blocks
-    SIGINT/SIGTERM in every thread to sigwait for them; a child would inherit that, and a
-    command could then not be stopped with SIGTERM)."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL)
 
 
 def _bool(q: dict[str, list[str]], name: str, default: bool = False) -> bool:
@@ -138,6 +128,9 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
             raise ApiError(400, f"a container name must be specified for pod {t.name}, choose one of: [{names}]")
         cname = containers[0]["name"]
     container = next((c for c in containers if c.get("name") == cname), None)
+    ephemeral = next((c for c in spec.get("ephemeralContainers") or [] if c.get("name") == cname), None)
+    if container is None and ephemeral is not None:
+        container = ephemeral
     if container is None:
         raise ApiError(400, f"container {cname} is not valid for pod {t.name}")
     phase = status.get("phase")
@@ -145,7 +138,10 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         raise ApiError(400, f"cannot exec into a container in a completed pod; current phase is {phase}")
     if not spec.get("nodeName"):
         raise ApiError(400, f"pod {t.name} does not have a host assigned")
-    cstatus = next((cs for cs in status.get("containerStatuses") or [] if cs.get("name") == cname), None)
+    statuses = status.get("ephemeralContainerStatuses" if ephemeral is not None else "containerStatuses")
+    cstatus = next((cs for cs in statuses or [] if cs.get("name") == cname), None)
+    if ephemeral is not None and cstatus is None:
+        cstatus = {"state": {"waiting": {"reason": "ContainerCreating"}}}
     if phase != "Running" or (cstatus is not None and "running" not in (cstatus.get("state") or {})):
         # the kubelet finds no running container (still being created, or crashed and backing off)
         raise ApiError(400, f'unable to upgrade connection: container not found ("{cname}")')
@@ -169,6 +165,10 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         env.update(_container_env(srv, pod, container))
         backend = srv.workloads.exec_override(t.namespace, t.name, pod["metadata"].get("uid", ""))
         extra = srv.pod_exec.get((t.namespace, t.name))
+        try:
+            root = container_root(srv, pod, container, BASE_PATH.split(":"))
+        except (OSError, ValueError) as err:
+            raise ApiError(500, f"the loopback container root for {t.name}/{cname}: {err}") from err
     cwd = None
     if backend is not None:  # the process behind the pod (add_pod_backend)
         env.update(backend[0])
@@ -189,7 +189,8 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         proc = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE,
-            env=env, cwd=cwd, start_new_session=True, preexec_fn=_container_signals)
+            env=env, cwd=cwd if root is None else None, start_new_session=True,
+            preexec_fn=preexec(root, cwd if root is not None else None))
     except (FileNotFoundError, PermissionError, NotADirectoryError) as err:
         code = 127 if isinstance(err, FileNotFoundError) else 126
         why = "executable file not found in $PATH" if code == 127 else "permission denied"

@@ -73,7 +73,7 @@ def builtin_types() -> list[ResourceType]:
         _b("", "v1", "configmaps", "ConfigMap", True, short_names=["cm"]),
         _b("", "v1", "secrets", "Secret", True, field_selectors=("type",)),
         _b("", "v1", "pods", "Pod", True, short_names=["po"], categories=["all"],
-           subresources=("status", "exec", "log"), return_deleted_object=True, has_generation=True,
+           subresources=("status", "exec", "log", "ephemeralcontainers"), return_deleted_object=True, has_generation=True,
            field_selectors=POD_FIELDS),
         _b("", "v1", "services", "Service", True, short_names=["svc"], categories=["all"],
            verbs=["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],

@@ -86,6 +86,11 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
         self.pod_ready_delay = 0.2  # Running -> Ready (and not before a pod backend's start returned)
         self.crd_establish_delay = 0.2  # a CRD created through HTTP: NamesAccepted -> Established (served)
         self.node_name = "loopback-node-1"
+        # an ephemeral container (kubectl debug) waits for its image and starts: slower than a pod's
+        self.ephemeral_start_delay = 1.0
+        # image -> programs it lacks: exec into its containers cannot run them (containers.py)
+        self.image_missing: dict[str, set[str]] = {}
+        self._local_dir: str | None = None  # local volumes and container roots (containers.py)
         self.workloads = Workloads(self)
         self._cluster_ips = 0
         self.url = ""
@@ -208,6 +213,22 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
                 os.killpg(pid, signal.SIGKILL)
         self.exec_processes.clear()
         self.workloads.shutdown()
+        if self._local_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._local_dir, ignore_errors=True)
+            self._local_dir = None
+
+    def local_dir(self) -> str:
+        """The directory of local volumes (`volumes/`) and container roots (`roots/`), made on first
+        use and removed at stop()."""
+        if self._local_dir is None:
+            import tempfile
+
+            self._local_dir = os.path.realpath(tempfile.mkdtemp(prefix="kubeapi-local-"))
+            os.makedirs(os.path.join(self._local_dir, "volumes"))
+            os.makedirs(os.path.join(self._local_dir, "roots"))
+        return self._local_dir
 
     def __enter__(self) -> ApiServer:
         return self.start()

@@ -234,6 +234,53 @@ def validate_builtin(obj: dict[str, Any], plural: str, old: dict[str, Any] | Non
     return causes
 
 
+EPHEMERAL_FORBIDDEN = ("ports", "resources", "lifecycle", "livenessProbe", "readinessProbe", "startupProbe",
+                       "resizePolicy")
+
+
+def validate_ephemeral(pod: dict[str, Any], new: Any) -> list[Cause]:
+    """An update through pods/ephemeralcontainers: existing ephemeral containers stay as they are,
+    new ones need a unique name and an image, no ports/probes/resources, and only the pod's volumes."""
+    if not isinstance(new, list):
+        return [invalid("spec.ephemeralContainers", new, "must be a list")]
+    spec = pod.get("spec") or {}
+    old = {c.get("name"): c for c in spec.get("ephemeralContainers") or []}
+    taken = {c.get("name") for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]}
+    volumes = {v.get("name") for v in spec.get("volumes") or []}
+    causes: list[Cause] = []
+    seen: set[Any] = set()
+    for i, c in enumerate(new):
+        f = f"spec.ephemeralContainers[{i}]"
+        if not isinstance(c, dict):
+            causes.append(invalid(f, c, "must be an object"))
+            continue
+        name = c.get("name")
+        if name in old:
+            if old[name] != c:
+                causes.append(forbidden(f, "existing ephemeral containers may not be changed"))
+            seen.add(name)
+            continue
+        why = name_error(str(name), "label") if name else None
+        if not name or why:
+            causes.append(required(f"{f}.name") if not name else invalid(f"{f}.name", name, str(why)))
+        elif name in taken or name in seen:
+            causes.append(Cause(f"{f}.name", f"Duplicate value: \"{name}\"", "FieldValueDuplicate"))
+        seen.add(name)
+        if not c.get("image"):
+            causes.append(required(f"{f}.image"))
+        for k in EPHEMERAL_FORBIDDEN:
+            if c.get(k):
+                causes.append(forbidden(f"{f}.{k}", "cannot be set for an Ephemeral Container"))
+        for j, m in enumerate(c.get("volumeMounts") or []):
+            if m.get("name") not in volumes:
+                causes.append(Cause(f"{f}.volumeMounts[{j}].name", f"Not found: \"{m.get('name')}\"",
+                                    "FieldValueNotFound"))
+    for name in old:
+        if name not in seen:
+            causes.append(forbidden("spec.ephemeralContainers", f"ephemeral container {name!r} may not be removed"))
+    return causes
+
+
 # ---------------------------------------------------------------- CRD schemas
 
 _TYPE_NAMES = {"object": dict, "array": list, "string": str, "boolean": bool}

@@ -27,7 +27,10 @@ import copy
 import functools
 import hashlib
 import json
+import os
 import re
+import shutil
+import signal
 import threading
 import time
 import traceback
@@ -36,6 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .containers import BASE_PATH, LOCAL_PROVISIONER, container_root, preexec, remove_roots
 from .store import Entry, Event, now
 
 if TYPE_CHECKING:
@@ -162,6 +166,7 @@ class Workloads:
         from .batch import JobController
 
         self.jobs = JobController(self)  # batch.py: Jobs, pod runners, container logs
+        self.ephemeral_pids: dict[tuple[str, str, str], set[int]] = {}  # (ns, pod, uid) -> process groups
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -308,6 +313,12 @@ class Workloads:
                 s = self.starting.get(key)
                 if s is not None and s[0] == uid:
                     del self.starting[key]
+                for pid in self.ephemeral_pids.pop((key[0], key[1], uid), set()):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
+                if self.srv._local_dir is not None:
+                    self._thread(functools.partial(remove_roots, os.path.join(self.srv._local_dir, "roots"),
+                                                   f"{key[0]}_{key[1]}_{uid[:8]}_"), f"remove-roots-{key[1]}")
             for ref in md.get("ownerReferences") or []:
                 if ref.get("kind") == "StatefulSet" and ref.get("controller") and ref.get("uid") in self.managed:
                     self.request_reconcile(ev.entry.namespace, ref["name"])
@@ -324,6 +335,8 @@ class Workloads:
         elif plural == "jobs" and created:
             md = entry.obj["metadata"]
             self.jobs.job_created(entry.namespace, entry.name, md["uid"])
+        elif plural == "pods" and sub == "ephemeralcontainers":
+            self._spawn(self._ephemerals(entry.namespace, entry.name, entry.obj["metadata"]["uid"]))
         elif plural == "statefulsets" and sub != "status":
             self.managed.add(entry.obj["metadata"]["uid"])
             self.request_reconcile(entry.namespace, entry.name)
@@ -552,6 +565,8 @@ class Workloads:
                 if snap is None or not (snap.get("status") or {}).get("readyToUse"):
                     return False
             size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+            if cls.get("provisioner") == LOCAL_PROVISIONER:
+                return self._provision_local(pvc, cls, size)
             pv = {"apiVersion": "v1", "kind": "PersistentVolume",
                   "metadata": {"name": f"pvc-{md['uid']}", "finalizers": ["kubernetes.io/pv-protection"],
                                "annotations": {"pv.kubernetes.io/provisioned-by": cls.get("provisioner", "")}},
@@ -582,6 +597,42 @@ class Workloads:
         self._put(PVCS, pvc)
         return True
 
+    def _provision_local(self, pvc: dict[str, Any], cls: Mapping[str, Any], size: str) -> bool:
+        """The local-path provisioner: a hostPath volume, a new directory on the node."""
+        md, spec = pvc["metadata"], pvc["spec"]
+        name = f"pvc-{md['uid']}"
+        path = os.path.join(self.srv.local_dir(), "volumes", f"{name}_{md['namespace']}_{md['name']}")
+        os.makedirs(path, mode=0o777, exist_ok=True)
+        os.chmod(path, 0o777)
+        pv = self._create({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": name, "finalizers": ["kubernetes.io/pv-protection"],
+                         "annotations": {"pv.kubernetes.io/provisioned-by": LOCAL_PROVISIONER,
+                                         "local.path.provisioner/selected-node": self.srv.node_name}},
+            "spec": {"accessModes": spec.get("accessModes") or ["ReadWriteOnce"], "capacity": {"storage": size},
+                     "hostPath": {"path": path, "type": "DirectoryOrCreate"},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [{
+                         "key": "kubernetes.io/hostname", "operator": "In", "values": [self.srv.node_name]}]}]}},
+                     "persistentVolumeReclaimPolicy": cls.get("reclaimPolicy", "Delete"),
+                     "storageClassName": spec["storageClassName"],
+                     "volumeMode": spec.get("volumeMode", "Filesystem"),
+                     "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "name": md["name"],
+                                  "namespace": md["namespace"], "uid": md["uid"],
+                                  "resourceVersion": md.get("resourceVersion")}},
+            "status": {"phase": "Bound"}})
+        self.event(pvc, "ProvisioningSucceeded", f"Successfully provisioned volume {name}",
+                   component=f"{LOCAL_PROVISIONER}_{self.srv.node_name}")
+        md.setdefault("annotations", {}).update({
+            "volume.kubernetes.io/storage-provisioner": LOCAL_PROVISIONER,
+            "volume.beta.kubernetes.io/storage-provisioner": LOCAL_PROVISIONER,
+            "volume.kubernetes.io/selected-node": self.srv.node_name,
+            "pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"})
+        spec["volumeName"] = pv["metadata"]["name"]
+        pvc["status"] = {"phase": "Bound", "accessModes": pv["spec"].get("accessModes"),
+                         "capacity": {"storage": size}}
+        self._put(PVCS, pvc)
+        return True
+
     def _release_volume(self, pvc: Mapping[str, Any]) -> None:
         name = (pvc.get("spec") or {}).get("volumeName")
         if not name:
@@ -595,6 +646,10 @@ class Workloads:
                 return
             if (e.obj.get("spec") or {}).get("persistentVolumeReclaimPolicy", "Retain") == "Delete":
                 self.srv.store.remove(PVS, e, self.srv.store.next_rv())
+                path = ((e.obj.get("spec") or {}).get("hostPath") or {}).get("path")
+                local = self.srv._local_dir
+                if path and local and os.path.dirname(os.path.realpath(path)) == os.path.join(local, "volumes"):
+                    shutil.rmtree(path, ignore_errors=True)  # the local-path provisioner's clean-up
             else:
                 pv = copy.deepcopy(e.obj)
                 pv["status"] = {"phase": "Released"}
@@ -815,3 +870,102 @@ class Workloads:
         if s is not None and s[0] == uid and s[1].starting_env is not None:
             return dict(s[1].starting_env), None
         return None
+
+    # ------------------------------------------------------------------ ephemeral containers (kubectl debug)
+    async def _ephemerals(self, ns: str, name: str, uid: str) -> None:
+        """Start the pod's ephemeral containers that have no status yet: waiting (the image is pulled)
+        for `ephemeral_start_delay`, then their command runs as a real process in the container's root
+        (containers.py), running until it exits (terminated, with its exit code)."""
+        srv = self.srv
+        while True:  # a kubelet starts them in a running pod only
+            with self.lock:
+                pod = self._get(PODS, ns, name, uid)
+                if pod is None:
+                    return
+                if (pod.get("status") or {}).get("phase") == "Running":
+                    break
+            await asyncio.sleep(0.1)
+        with self.lock:
+            pod = self._get(PODS, ns, name, uid)
+            if pod is None:
+                return
+            status = pod.setdefault("status", {})
+            statuses = status.setdefault("ephemeralContainerStatuses", [])
+            known = {s.get("name") for s in statuses}
+            new = [c for c in (pod.get("spec") or {}).get("ephemeralContainers") or [] if c["name"] not in known]
+            if not new:
+                return
+            for c in new:
+                statuses.append({"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False,
+                                 "restartCount": 0, "lastState": {},
+                                 "state": {"waiting": {"reason": "ContainerCreating"}}})
+                self.event(pod, "Pulling", f'Pulling image "{c.get("image", "")}"',
+                           field_path=f"spec.ephemeralContainers{{{c['name']}}}")
+            self._put(PODS, pod)
+        await asyncio.sleep(srv.ephemeral_start_delay)
+        for c in new:
+            self._spawn(self._run_ephemeral(ns, name, uid, c))
+
+    def _ephemeral_state(self, ns: str, name: str, uid: str, cname: str, state: dict[str, Any],
+                         event: tuple[str, str] | None = None) -> dict[str, Any] | None:
+        with self.lock:
+            pod = self._get(PODS, ns, name, uid)
+            if pod is None:
+                return None
+            for s in (pod.get("status") or {}).get("ephemeralContainerStatuses") or []:
+                if s.get("name") == cname:
+                    s["state"] = state
+                    if "running" in state:
+                        s["imageID"] = f"{s.get('image', '')}@sha256:" + hashlib.sha256(
+                            str(s.get("image", "")).encode()).hexdigest()
+                        s["containerID"] = f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}"
+            self._put(PODS, pod)
+            if event is not None:
+                self.event(pod, event[0], event[1], field_path=f"spec.ephemeralContainers{{{cname}}}",
+                           type_="Warning" if event[0] == "Failed" else "Normal")
+            return pod
+
+    async def _run_ephemeral(self, ns: str, name: str, uid: str, c: dict[str, Any]) -> None:
+        from .execws import _container_env
+
+        srv = self.srv
+        cname = c["name"]
+        argv = [*(c.get("command") or ["sh"]), *(c.get("args") or [])]
+        with self.lock:
+            pod = self._get(PODS, ns, name, uid)
+            if pod is None:
+                return
+            env = {"PATH": BASE_PATH, "HOSTNAME": name, **_container_env(srv, pod, c)}
+            root = container_root(srv, pod, c)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL, env=env, start_new_session=True,
+                preexec_fn=preexec(root, c.get("workingDir")))
+        except (FileNotFoundError, PermissionError) as err:
+            self._ephemeral_state(ns, name, uid, cname, {"terminated": {
+                "exitCode": 128, "reason": "StartError", "startedAt": "1970-01-01T00:00:00Z", "finishedAt": _now(),
+                "message": f'failed to create containerd task: exec: "{argv[0]}": {err.strerror}'}},
+                ("Failed", f"Error: failed to start container {cname!r}: {err.strerror}"))
+            return
+        key = (ns, name, uid)
+        with self.lock:
+            alive = self._get(PODS, ns, name, uid) is not None and not self.stopping
+            if alive:
+                self.ephemeral_pids.setdefault(key, set()).add(proc.pid)
+                srv.exec_processes.add(proc.pid)
+        if not alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return
+        started = _now()
+        self._ephemeral_state(ns, name, uid, cname, {"running": {"startedAt": started}},
+                              ("Started", f"Started container {cname}"))
+        code = await proc.wait()
+        with self.lock:
+            self.ephemeral_pids.get(key, set()).discard(proc.pid)
+            srv.exec_processes.discard(proc.pid)
+        self._ephemeral_state(ns, name, uid, cname, {"terminated": {
+            "exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": started,
+            "finishedAt": _now()}})
