@@ -7,6 +7,7 @@ import os
 from kubectl_runai_dr.cli import restore as restore_verb
 from kubectl_runai_dr.cli.backup import backup
 from kubectl_runai_dr.cli.command import App
+from kubectl_runai_dr.cli.diff import diff
 from kubectl_runai_dr.cli.helm import helm_app
 from kubectl_runai_dr.cli.inspect import inspect
 from kubectl_runai_dr.cli.namespaces import namespaces
@@ -42,6 +43,7 @@ app.add_typer(snapshot_app, name="snapshot")
 app.command()(protect)
 app.command()(status)
 app.command()(verify)
+app.command()(diff)
 app.command()(version)
 
 

@@ -39,6 +39,8 @@ _RULES: dict[str, Callable[[Any], ExitCode]] = {
         ExitCode.INVALID_BUNDLE if r.problems else OK if r.drill is None
         else exit_code(r.drill)),
     "kubectl_runai_dr.cli.status.StatusReport": lambda r: _status(r.problems),
+    # as diff(1): 0 the same, 1 differences, 2 or more trouble
+    "kubectl_runai_dr.ops.diff.DiffOutcome": lambda r: ExitCode(r.exit_code()),
 }
 
 
