@@ -32,6 +32,7 @@ SAME_NAME_OTHER_MEANING = {
     "--keep": "backup keeps N bundles of a context; snapshot prune keeps N snapshots per claim",
     "--dry-run": "each verb says what its dry run shows",
     "--skip": "backup leaves out components, restore leaves out steps",
+    "--only": "restore runs only these steps, diff compares only these components",
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from kubeapi import ApiServer
+from kubeapi.pgserver import PgServer
 from kubeapi.seed import seed_runai
 
 from kubectl_runai_dr.bundle import layout
@@ -22,6 +23,8 @@ from kubectl_runai_dr.components.helm import dump_values, encode_release_payload
 from kubectl_runai_dr.plan import compare as c
 from kubectl_runai_dr.plan.volumes import records_document
 from tests.e2e import cli
+from tests.test_database import PASSWORD, env, pg  # noqa: F401 - fixtures
+from tests.test_database import backup as db_backup
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RUNAI_DR_UPDATE_GOLDEN") == "1"  # rewrite the golden files
@@ -528,4 +531,29 @@ def test_live_comparison_after_edits(live: tuple[ApiServer, Path], tmp_path: Pat
 
 def _rb_name(doc: dict[str, Any]) -> str:
     ns = next(comp for comp in doc["components"] if comp["name"] == "namespaces")
-    return next(ch["item"] for ch in ns["changes"] if ch["what"] == "subject").split("/")[1]
+    return str(next(ch["item"] for ch in ns["changes"]
+                    if ch["what"] == "subject")).split("/")[1]
+
+
+# -- the live database: counted through the pod as the backup counts ---------------------------
+def test_live_database_row_counts(env: tuple[ApiServer, Path],  # noqa: F811
+                                  pg: PgServer, tmp_path: Path) -> None:  # noqa: F811
+    _, kc = env
+    bundle = tmp_path / "db.tar.gz"
+    code, _, stderr = db_backup(kc, bundle)
+    assert code == 0, stderr
+    same = cli("diff", str(bundle), "--kubeconfig", str(kc), "--only", "database")
+    assert same.code == 0, same.stdout + same.stderr
+    pg.psql("INSERT INTO public.projects (name) VALUES ('new'); "
+            "CREATE TABLE public.quota (id int); DROP TABLE workloads.history;", db="backend")
+    pg.psql("DELETE FROM user_entity WHERE id = 'c'", db="keycloak")
+    r = cli("diff", str(bundle), "--kubeconfig", str(kc), "--only", "database", "-o", "json")
+    assert r.code == 1, r.stderr
+    changes = json.loads(r.stdout)["components"][0]["changes"]
+    assert {(ch["change"], ch["item"], ch["path"], ch.get("old"), ch.get("new"))
+            for ch in changes} == {
+        ("changed", "backend", "public.projects", 500, 501),
+        ("added", "backend", "public.quota", None, 0),
+        ("removed", "backend", "workloads.history", 1234, None),
+        ("changed", "keycloak", "public.user_entity", 3, 2)}
+    assert PASSWORD not in r.stdout + r.stderr
