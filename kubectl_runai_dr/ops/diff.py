@@ -21,6 +21,7 @@ found absent (``not present``) compares as empty.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -269,9 +270,23 @@ def _bundle_state(manifest: Mapping[str, Any], name: str) -> str:
     return f"{status} at backup" + (f": {why}" if why else "")
 
 
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Parsing and reducing tens of thousands of objects allocates millions of containers,
+    none of them in a cycle: the cyclic collector, which runs every few hundred
+    allocations, would take a third of the time for nothing."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def read_bundle(location: str | Path, components: list[str]) -> SideData:
     """A bundle's comparable data for ``components``, in one pass."""
-    with _open_bundle(location) as (bundle, scan):
+    with _open_bundle(location) as (bundle, scan), _no_cycle_collection():
         manifest = bundle.manifest
         names = _bundle_names(manifest)
         side = SideData(SideInfo(str(location), "bundle", str(manifest.get("createdAt", "")),
@@ -284,9 +299,9 @@ def read_bundle(location: str | Path, components: list[str]) -> SideData:
                 wanted.update({m.rel: m for m in SPECS[name].members(names)
                                if bundle.has(m.rel)})
         values = scan(wanted)
-    for name in components:
-        if side.state[name] in (HELD, NOT_PRESENT):
-            side.data[name] = _data(name, values, names, str(location))
+        for name in components:
+            if side.state[name] in (HELD, NOT_PRESENT):
+                side.data[name] = _data(name, values, names, str(location))
     return side
 
 
@@ -379,11 +394,17 @@ def _mismatch(path: Path, name: str) -> BundleError:
 
 
 def _parse(m: Member, data: _Hashing, size: int) -> Any:
-    if m.kind == "list":
+    if m.kind == "list" and size > MAX_IN_MEMORY:  # streamed, one item at a time
         try:
             return m.reduce(iter_items(data.read, max_item=MAX_ITEM))
         except ListError as exc:
             raise ValueError(f"not a valid List: {exc}") from None
+    if m.kind == "list":  # read whole: one parse is several times faster than per item
+        doc = json.loads(data.read(size).decode("utf-8"))
+        items = doc.get("items") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ValueError('not a valid List: "items" is not a list of objects')
+        return m.reduce(iter(items))
     if size > MAX_IN_MEMORY:
         raise ValueError(f"{size} bytes; this tool reads at most {MAX_IN_MEMORY} of it")
     raw = data.read(size)

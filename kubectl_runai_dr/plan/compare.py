@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubectl_runai_dr.conventions import SERVER_SET_METADATA
 from kubectl_runai_dr.plan.database import count_map
-from kubectl_runai_dr.sanitize import clean
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 SIGN = {ADDED: "+", REMOVED: "-", CHANGED: "~"}
@@ -230,15 +230,19 @@ def _keyed(a: Mapping[str, Any], b: Mapping[str, Any], what: str, key: bytes,
 
 # -- reductions: objects to comparable data ----------------------------------------------
 def object_data(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """What an object says that users chose: labels, annotations and its content (spec,
-    data, ...), without server-set metadata and status."""
-    c = clean(dict(obj))
-    meta = c.pop("metadata", {}) or {}
-    for k in ("apiVersion", "kind"):
-        c.pop(k, None)
-    out: dict[str, Any] = {k: meta[k] for k in ("labels", "annotations") if meta.get(k)}
-    out.update(c)
+    """What an object says that users chose: its metadata but for its name and the
+    server-set fields (the deny-list restore uses: uid, resourceVersion, timestamps,
+    managedFields, ...), and its content (spec, data, ...) without status. Not a copy:
+    the result shares the object's values."""
+    meta = obj.get("metadata") or {}
+    out: dict[str, Any] = {k: v for k, v in meta.items()
+                           if v not in (None, {}, []) and k not in _NOT_COMPARED_META}
+    out.update((k, v) for k, v in obj.items() if k not in _NOT_COMPARED_TOP)
     return out
+
+
+_NOT_COMPARED_META = frozenset({*SERVER_SET_METADATA, "name", "namespace"})
+_NOT_COMPARED_TOP = frozenset({"apiVersion", "kind", "metadata", "status"})
 
 
 def _name(obj: Mapping[str, Any], *, namespaced: bool = False) -> str:
@@ -277,7 +281,9 @@ QUEUE_LABEL = "runai/queue"
 
 def subject_text(s: Mapping[str, Any]) -> str:
     ns = s.get("namespace")
-    return f"{s.get('kind', '')} {ns + '/' if ns else ''}{s.get('name', '')}"
+    if ns:
+        return f"{s.get('kind', '')} {ns}/{s.get('name', '')}"
+    return f"{s.get('kind', '')} {s.get('name', '')}"
 
 
 def projects_data(projects: Iterable[Mapping[str, Any]], namespaces: Iterable[Mapping[str, Any]],
