@@ -268,3 +268,16 @@ def test_keep_rotates_encrypted_bundles(seeded: Path, key: tuple[Path, str],
         written.append(Path(str(out.path)).name)
     left = sorted(p.name for p in tmp_path.glob("runai-dr-*.age"))
     assert left == sorted(written[1:])
+
+
+def test_diff_reads_encrypted_bundles(seeded: Path, key: tuple[Path, str],
+                                      tmp_path: Path) -> None:
+    ident, recipient = key
+    plain = _backup(seeded, tmp_path)
+    sealed_dir = tmp_path / "sealed"
+    sealed_dir.mkdir(mode=0o700)
+    sealed = _backup(seeded, sealed_dir, "--encrypt-to", recipient)
+    r = cli("diff", str(plain), str(sealed), "--identity", str(ident), "--skip", "database")
+    assert r.code == 0, r.stderr + r.stdout
+    r = cli("diff", str(plain), str(sealed), "--skip", "database")
+    assert r.code == 4 and "is encrypted" in r.stderr

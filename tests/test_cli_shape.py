@@ -37,6 +37,7 @@ SAME_NAME_OTHER_MEANING = {
     "--timeout": "each verb says what it waits for (snapshots, a scheduled run, following it)",
     "--include-secrets": "backup reads Secrets; schedule install grants that and passes it on",
     "--snapshots": "backup takes snapshots; schedule install grants that and passes it on",
+    "--only": "restore runs only these steps, diff compares only these components",
 }
 
 

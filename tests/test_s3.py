@@ -89,6 +89,8 @@ def test_backup_to_s3_and_everything_reads_it_back(s3_server: S3Server, s3env: d
     assert counts(pg, "backend") == before
     r = cli("namespaces", url, "--kubeconfig", str(db_env), "--dry-run")
     assert r.code == 0, r.stderr
+    r = cli("diff", url, url)
+    assert r.code == 0, r.stderr + r.stdout
 
     # the in-cluster record says where it went (no credentials in a URL)
     r = cli("status", "--kubeconfig", str(db_env), "-o", "json")

@@ -210,6 +210,12 @@ class Bundle:
             raise
         return gz, TarReader(gz)
 
+    def archive(self) -> tuple[GzipReader, TarReader]:
+        """Readers at the archive's start, for one pass over every member in archive order
+        (the manifest first); close the GzipReader when done. The caller checks sizes and
+        checksums against :attr:`files`."""
+        return self._reader()
+
     def _checkpoint_before(self, offset: int) -> tuple[int, int]:
         """The last gzip member start at or before decompressed ``offset``."""
         best = (0, 0)

@@ -8,6 +8,7 @@ from kubectl_runai_dr.cli import restore as restore_verb
 from kubectl_runai_dr.cli.backup import backup
 from kubectl_runai_dr.cli.bundles import bundles
 from kubectl_runai_dr.cli.command import App
+from kubectl_runai_dr.cli.diff import diff
 from kubectl_runai_dr.cli.helm import helm_app
 from kubectl_runai_dr.cli.inspect import inspect
 from kubectl_runai_dr.cli.keygen import keygen
@@ -48,6 +49,7 @@ app.add_typer(schedule_app, name="schedule")
 app.command()(status)
 app.command()(verify)
 app.command()(keygen)
+app.command()(diff)
 app.command()(version)
 
 

@@ -68,6 +68,11 @@ def backup_skip(ctx: typer.Context, incomplete: str) -> Candidates:
     return names_in_list(incomplete, NAMES, _given(ctx, "skip", "components"))
 
 
+def diff_components(ctx: typer.Context, incomplete: str) -> Candidates:
+    """``diff --only/--skip COMPONENT,...``."""
+    return names_in_list(incomplete, NAMES, _given(ctx, "only", "skip"))
+
+
 def restore_steps(ctx: typer.Context, incomplete: str) -> Candidates:
     """``restore --only/--skip STEP,...``: the components a restore restores."""
     return names_in_list(incomplete, RESTORABLE, _given(ctx, "only", "skip"))

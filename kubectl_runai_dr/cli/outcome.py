@@ -42,6 +42,8 @@ _RULES: dict[str, Callable[[Any], ExitCode]] = {
     "kubectl_runai_dr.ops.schedule.InstallResult": lambda r: OK,
     "kubectl_runai_dr.ops.schedule.RunResult": lambda r: (
         P if r.run is not None and r.run.result == "failed" else OK),
+    # as diff(1): 0 the same, 1 differences, 2 or more trouble
+    "kubectl_runai_dr.ops.diff.DiffOutcome": lambda r: ExitCode(r.exit_code()),
 }
 
 

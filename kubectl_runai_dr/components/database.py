@@ -430,3 +430,21 @@ COMPONENT = Component(
     backup=backup, restore=restore, holds_data=_holds, control_plane=True,
     needs=(DATABASE_READY,), backup_needs=perm.DATABASE_POD, restore_needs=perm.DATABASE_POD,
 )
+
+
+# -- live row counts (`diff BUNDLE`) ---------------------------------------------------------
+def live_row_counts(kube: KubeApi, names: Names, opts: p.DbOptions
+                    ) -> tuple[dict[str, dict[str, int]] | None, str]:
+    """Per Run:ai database on the live server, the exact row count of every table (and
+    its large objects), counted in the pod as the backup counts them; (None, why) when
+    there is no database to count."""
+    located = locate(kube, names, opts)
+    if located.runner is None:
+        return None, located.reason
+    runner = located.runner
+    with terminate_as_interrupt():  # SIGTERM as Ctrl-C: the run's sessions are ended
+        try:
+            selected = p.select_databases(_existing(runner), opts.databases)
+        except ValueError as exc:
+            raise ComponentError(f"{runner.where}: {exc}", hint="check --db-name") from exc
+        return {db: _counts(runner, db) for db in selected}, ""
