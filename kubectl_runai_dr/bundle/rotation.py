@@ -27,7 +27,7 @@ from kubectl_runai_dr.plan.retention import BUNDLE_NAME, Candidate, plan_retenti
 from kubectl_runai_dr.storage.location import S3Url
 
 if TYPE_CHECKING:
-    from kubectl_runai_dr.storage.s3 import S3Store
+    from kubectl_runai_dr.storage.s3 import ObjectInfo, S3Store
 
 
 @dataclass
@@ -60,7 +60,7 @@ def rotate_s3(store: S3Store, prefix: S3Url, *, context: str, keep: int, just_wr
         if name == just_written or not m:
             continue
         info = store.head(prefix.child(name))
-        meta = info.metadata if info is not None else {}
+        meta = s3_facts(store, prefix.child(name), info)
         if meta.get(META_TOOL) != "kubectl-runai-dr" or META_CONTEXT not in meta:
             if m.group("context") == safe_context(context):
                 out.warnings.append(f"--keep: {name} was left alone and not counted: it "
@@ -82,6 +82,26 @@ def rotate_s3(store: S3Store, prefix: S3Url, *, context: str, keep: int, just_wr
     return out
 
 
+def s3_facts(store: S3Store, url: S3Url, info: ObjectInfo | None) -> dict[str, str]:
+    """An s3:// bundle's facts: its metadata; a bundle streamed up while it was written
+    has no status and components there (unknown when the upload started), so they come
+    from its manifest, the object's first bytes (one ranged GET)."""
+    meta = dict(info.metadata) if info is not None else {}
+    if info is None or META_STATUS in meta or meta.get(META_TOOL) != "kubectl-runai-dr" \
+            or meta.get(META_ENCRYPTED) == "true":
+        return meta
+    from kubectl_runai_dr.bundle.reader import source_manifest
+    from kubectl_runai_dr.storage.s3 import S3Source
+
+    try:
+        manifest = source_manifest(S3Source(store, url, info.size), str(url))
+    except DrError:
+        return meta
+    meta[META_STATUS] = str(manifest["status"])
+    meta[META_COMPONENTS] = ",".join(sorted(held_components(manifest)))
+    return meta
+
+
 def _held(facts: Mapping[str, str], aliases: Mapping[str, str] | None) -> frozenset[str]:
     return frozenset((aliases or {}).get(c, c)
                      for c in facts.get(META_COMPONENTS, "").split(",") if c)
@@ -99,12 +119,14 @@ def upload_metadata(manifest: dict[str, Any], *, encrypted: bool) -> dict[str, s
     """What a bundle carries besides its content, so listing and rotation need not read it
     (and can describe an encrypted one): an s3:// object's metadata, a local file's
     extended attributes (``user.runai-dr-*``). No secret, ASCII only."""
-    return {META_TOOL: "kubectl-runai-dr",
-            META_CONTEXT: quote(str(manifest["source"]["context"]), safe=""),
-            META_CREATED: str(manifest["createdAt"]),
-            META_STATUS: str(manifest["status"]),
-            META_COMPONENTS: ",".join(sorted(held_components(manifest))),
-            META_ENCRYPTED: "true" if encrypted else "false"}
+    facts = {META_TOOL: "kubectl-runai-dr",
+             META_CONTEXT: quote(str(manifest["source"]["context"]), safe=""),
+             META_CREATED: str(manifest["createdAt"]),
+             META_ENCRYPTED: "true" if encrypted else "false"}
+    if "status" in manifest:  # not yet known when a streamed upload starts
+        facts[META_STATUS] = str(manifest["status"])
+        facts[META_COMPONENTS] = ",".join(sorted(held_components(manifest)))
+    return facts
 
 
 def rotate(directory: Path, *, context: str, keep: int, just_written: str,

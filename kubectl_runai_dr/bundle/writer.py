@@ -30,6 +30,17 @@ from typing import IO, Any, BinaryIO, Protocol, cast
 
 from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
 from kubectl_runai_dr.bundle.schema import check_path
+from kubectl_runai_dr.bundle.streamed import (
+    HEAD,
+    LAST_PART,
+    MAX_RANGES,
+    SPILL_AT,
+    PartWriter,
+    SpillSink,
+    gzip_member,
+    padded,
+    range_base,
+)
 from kubectl_runai_dr.errors import BundleExistsError, DrError
 from kubectl_runai_dr.localfs import LocalFileError, PrivateDir, local_error, open_private_dir
 
@@ -51,6 +62,9 @@ class Upload(Output, Protocol):
     """A remote bundle being written (:class:`~kubectl_runai_dr.storage.s3.S3Upload`)."""
 
     size: int
+    part_size: int
+
+    def send(self, number: int, data: bytes) -> None: ...
 
     def commit(self) -> str: ...
 
@@ -63,12 +77,15 @@ Seal = Callable[[Output], Output]  # wraps the packed bytes (age encryption)
 class HashingFile:
     """A write-only file that records its size and sha256 as bytes go through."""
 
-    def __init__(self, fh: BinaryIO, on_close: Any, path: Path | str = "") -> None:
-        self._fh = fh
+    def __init__(self, fh: BinaryIO, on_close: Any, path: Path | str = "",
+                 spill: Callable[[HashingFile], Output] | None = None) -> None:
+        self._fh: Any = fh
         self._sha = hashlib.sha256()
         self.size = 0
         self._on_close = on_close
         self._path = path
+        self._spill = spill  # called once the file passes SPILL_AT: where the rest goes
+        self.spilled = False
         self.closed = False
 
     def write(self, data: bytes) -> int:
@@ -78,6 +95,14 @@ class HashingFile:
             raise local_error(exc, "write", self._path) from exc
         self._sha.update(data)
         self.size += len(data)
+        if self._spill is not None and self.size >= SPILL_AT:
+            spill, self._spill = self._spill, None
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                raise local_error(exc, "write", self._path) from exc
+            self._fh = spill(self)
+            self.spilled = True
         return len(data)
 
     @property
@@ -98,7 +123,7 @@ class HashingFile:
         if not self.closed:
             self.closed = True
             with contextlib.suppress(OSError):
-                self._fh.close()
+                getattr(self._fh, "discard", self._fh.close)()
 
     def __enter__(self) -> HashingFile:
         return self
@@ -182,7 +207,7 @@ class BundleWriter:
     """
 
     def __init__(self, target: Path, *, force: bool = False, create_dir: bool = False,
-                 upload: Callable[[dict[str, Any]], Upload] | None = None,
+                 upload: Callable[[dict[str, Any] | None], Upload] | None = None,
                  seal: Seal | None = None,
                  facts: Callable[[dict[str, Any]], dict[str, str]] | None = None) -> None:
         self.target = target
@@ -199,6 +224,9 @@ class BundleWriter:
         self._active: Upload | None = None
         self._seal = seal
         self._facts = facts  # what the file carries as extended attributes (user.*)
+        self._spill_ok = True
+        self._spilled: dict[str, SpillSink] = {}  # members sent while written, by name
+        self._ranges: list[str] = []  # their part ranges, in order (a removed one stays)
         self._scratch: str | None = None  # a private temporary directory (uploads)
         if upload is not None:  # stage in a private temporary directory of our own
             import tempfile
@@ -259,13 +287,43 @@ class BundleWriter:
         return done
 
     def open(self, relpath: str) -> HashingFile:
-        """A file in the bundle, for streaming writes (``with`` discards it on error)."""
+        """A file in the bundle, for streaming writes (``with`` discards it on error).
+
+        Uploading an unencrypted bundle, a file that grows past ``SPILL_AT`` goes up
+        while it is written (:mod:`.streamed`): only its first bytes touch the disk."""
         self.files.pop(relpath, None)
+        self._spilled.pop(relpath, None)
         directory, name = self._parent(relpath)
         with contextlib.suppress(FileNotFoundError):
             directory.unlink(name)
+        spill = None
+        if self._upload is not None and self._seal is None and self._spill_ok:
+            def spill(f: HashingFile) -> Output:
+                return self._spill_file(relpath, f)
         return HashingFile(directory.create(name), self._record(relpath),
-                           self.staging / relpath)
+                           self.staging / relpath, spill=spill)
+
+    def _spill_file(self, relpath: str, f: HashingFile) -> Output:
+        """Send what ``relpath`` holds so far up, drop it from the disk, and return where
+        the rest goes."""
+        assert self._upload is not None
+        if len(self._ranges) >= MAX_RANGES:  # no range left: it stays on disk
+            directory, name = self._parent(relpath)
+            return cast(Output, f._fh)
+        if self._active is None:
+            self._active = self._upload(None)
+        index = len(self._ranges)
+        directory, name = self._parent(relpath)
+        f._fh.close()
+        with os.fdopen(directory.open_regular(name), "rb") as fh:
+            level = 0 if _incompressible(fh, 4 * _SAMPLE) else _LEVEL
+            sink = SpillSink(self._active.send, range_base(index), level=level,
+                             part_size=self._active.part_size)
+            sink.feed(fh)
+        directory.unlink(name)
+        self._ranges.append(relpath)
+        self._spilled[relpath] = sink
+        return sink
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         with self.open(relpath) as f:
@@ -290,6 +348,7 @@ class BundleWriter:
 
     def remove(self, relpath: str) -> None:
         self.files.pop(relpath, None)
+        self._spilled.pop(relpath, None)  # its parts are left out of the object
         directory, name = self._parent(relpath)
         with contextlib.suppress(FileNotFoundError):
             directory.unlink(name)
@@ -304,8 +363,13 @@ class BundleWriter:
         self.manifest = manifest  # as written: with format, version and the files table
         data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
         if self._upload is not None:
-            self._active = self._upload(manifest)
-            self._pack(self._active, data, mtime)
+            if self._spilled:
+                assert self._active is not None
+                self._pack_streamed(self._active, data, mtime)
+            else:
+                if self._active is None:
+                    self._active = self._upload(manifest)
+                self._pack(self._active, data, mtime)
             self._active.commit()
             self.size = self._active.size
             self.placed = True
@@ -360,6 +424,31 @@ class BundleWriter:
         out.close()
         if sink is not raw:
             sink.close()
+
+    def _pack_streamed(self, up: Upload, manifest: bytes, mtime: float) -> None:
+        """The rest of a streamed upload (:mod:`.streamed`): the head (manifest and small
+        files), each large member's header part, the archive's end."""
+        head = PartWriter(up.send, iter(HEAD), level=_LEVEL, part_size=up.part_size)
+        head.write(_header(MANIFEST, len(manifest), mtime) + manifest + _pad(len(manifest)))
+        for rel in sorted(r for r in self.files if r not in self._spilled):
+            directory, name = self._parent(rel)
+            size = self.files[rel]["size"]
+            head.write(_header(rel, size, mtime))
+            with os.fdopen(directory.open_regular(name), "rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    head.write(chunk)
+            head.write(_pad(size))
+        head.finish()
+        before = 0  # the padding the previous large member's data needs
+        for rel in self._ranges:
+            sink = self._spilled.get(rel)
+            if sink is None or rel not in self.files:
+                continue  # removed or discarded (its component failed): none of its parts
+                # are used
+            size = self.files[rel]["size"]
+            up.send(sink.base, padded(gzip_member(bytes(before) + _header(rel, size, mtime))))
+            before = -size % 512
+        up.send(LAST_PART, gzip_member(bytes(before) + bytes(1024)))
 
     def in_place(self) -> bool:
         """Whether the packed bundle is at its target (also right after an interruption
@@ -440,6 +529,16 @@ def read_xattrs(fd: int, keys: list[str]) -> dict[str, str]:
         except OSError:
             continue
     return out
+
+
+def _header(name: str, size: int, mtime: float) -> bytes:
+    """A member's tar header block(s), as tarfile writes them (pax)."""
+    return _info(name, size, mtime).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING,
+                                          "surrogateescape")
+
+
+def _pad(size: int) -> bytes:
+    return bytes(-size % 512)
 
 
 def _info(name: str, size: int, mtime: float) -> tarfile.TarInfo:

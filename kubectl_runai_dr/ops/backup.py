@@ -9,14 +9,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubectl_runai_dr._version import BUILD_COMMIT, __version__
-from kubectl_runai_dr.bundle.manifest import build_manifest, default_bundle_name, runai_version
+from kubectl_runai_dr.bundle.manifest import (
+    build_manifest,
+    default_bundle_name,
+    runai_version,
+    utc_stamp,
+)
 from kubectl_runai_dr.bundle.rotation import held_components, rotate, rotate_s3, upload_metadata
 from kubectl_runai_dr.bundle.writer import BundleWriter, resolve_target
 from kubectl_runai_dr.components import registry
 from kubectl_runai_dr.components.base import BackupContext, NullProgress, Progress
 from kubectl_runai_dr.components.voldata import VolumeDataOptions
 from kubectl_runai_dr.components.volumes import SnapshotOptions, SnapshotRun
-from kubectl_runai_dr.errors import Aborted, BundleExistsError, DrError, UsageError
+from kubectl_runai_dr.errors import (
+    Aborted,
+    BundleExistsError,
+    DrError,
+    StorageError,
+    UsageError,
+)
 from kubectl_runai_dr.interrupts import terminate_as_interrupt
 from kubectl_runai_dr.kube.api import KubeApi
 from kubectl_runai_dr.kube.errors import Forbidden, Unauthorized
@@ -76,7 +87,8 @@ def target_path(output: str | Path | None, context: str, now: datetime) -> Path 
     return resolve_target(output, default_bundle_name(context, now))[0]
 
 
-def _open_writer(opts: BackupOptions, name: str) -> tuple[BundleWriter, Path | S3Url]:
+def _open_writer(opts: BackupOptions, name: str,
+                 early: dict[str, Any]) -> tuple[BundleWriter, Path | S3Url]:
     """The writer of the new bundle, and where it will be: a local file, or an object
     uploaded once the bundle is packed (checked now: bucket, existing object)."""
     seal = opts.sealing.seal if opts.sealing is not None else None
@@ -100,8 +112,10 @@ def _open_writer(opts: BackupOptions, name: str) -> tuple[BundleWriter, Path | S
                                 hint="choose another --to, or pass --force")
     encrypted = opts.sealing is not None
 
-    def upload(manifest: dict[str, Any]) -> S3Upload:
-        return S3Upload(store, url, upload_metadata(manifest, encrypted=encrypted))
+    def upload(manifest: dict[str, Any] | None) -> S3Upload:
+        # None: started while the backup runs (a large member streams up), before the
+        # status and components are known; readers then take those from the manifest
+        return S3Upload(store, url, upload_metadata(manifest or early, encrypted=encrypted))
 
     return BundleWriter(Path(url.name), upload=upload, seal=seal), url
 
@@ -127,7 +141,8 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
     # SIGTERM as Ctrl-C: either way the staging directory (a full dump) is removed, and an
     # upload is aborted
     with terminate_as_interrupt():
-        writer, target = _open_writer(opts, name)
+        writer, target = _open_writer(opts, name, {"source": {"context": kube.context},
+                                                   "createdAt": utc_stamp(now)})
         warnings += [f"removed {writer.dir.path / name}, the staging directory of an "
                      "interrupted backup" for name in writer.removed_stale]
         results: list[Result] = []
@@ -149,8 +164,9 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
                 progress.start(step.step.title)
                 try:
                     registry.BY_NAME[step.name].backup(ctx, result)
-                except LocalFileError:
-                    raise  # disk full, read-only file system: no bundle can be written
+                except (LocalFileError, StorageError):
+                    raise  # disk full, read-only file system, the bucket refused or went
+                    # away while a member streamed up: no bundle can be written
                 except DrError as exc:
                     _fail(writer, result, before, exc.message)
                     errors.append(exc)

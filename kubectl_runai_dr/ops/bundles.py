@@ -24,6 +24,7 @@ from kubectl_runai_dr.bundle.rotation import (
     META_ENCRYPTED,
     META_STATUS,
     META_TOOL,
+    s3_facts,
 )
 from kubectl_runai_dr.bundle.source import FileSource, decrypting
 from kubectl_runai_dr.bundle.writer import STAGING_SUFFIX
@@ -149,7 +150,7 @@ def _s3(prefix: S3Url) -> list[BundleEntry]:
             continue
         context, created = _from_name(name)
         info = store.head(prefix.child(name))
-        meta = info.metadata if info is not None else {}
+        meta = s3_facts(store, prefix.child(name), info)
         if meta.get(META_TOOL) == "kubectl-runai-dr":
             out.append(BundleEntry(name, unquote(meta.get(META_CONTEXT, "")) or context,
                                    meta.get(META_CREATED) or created,

@@ -211,8 +211,8 @@ class S3Store:
         except Exception as exc:
             raise self._error(exc, f"upload part {number} of", url) from None
 
-    def complete_upload(self, url: S3Url, upload_id: str, etags: list[str]) -> str:
-        parts = [Part(i + 1, etag) for i, etag in enumerate(etags)]
+    def complete_upload(self, url: S3Url, upload_id: str, parts_: list[tuple[int, str]]) -> str:
+        parts = [Part(number, etag) for number, etag in parts_]
         try:
             result = self._client._complete_multipart_upload(url.bucket, url.key, upload_id,
                                                              parts)
@@ -372,68 +372,78 @@ class S3Source:
 class S3Upload:
     """A bundle written to ``url`` as one multipart upload, as it is produced.
 
-    Bytes are cut into parts of ``part_size`` (grown when the object would need more than
-    10,000 parts) and sent by one background thread while the next part fills, so memory
-    holds at most two parts. The object exists under its key only once ``commit()``
-    completed the upload: before that, nothing lists or opens under that name. ``abort()``
-    (failure, Ctrl-C) aborts the upload, so no parts are left behind.
+    Sequential writes (``write``) are cut into parts of ``part_size`` (grown when the
+    object would need more than 10,000 parts); ``send`` sends a part of a given number
+    (a streamed bundle lays its parts out itself, see ``bundle/streamed.py``). One
+    background thread sends while the next part fills, so memory holds at most two parts.
+    The object exists under its key only once ``commit()`` completed the upload, with the
+    parts in number order: before that, nothing lists or opens under that name.
+    ``abort()`` (failure, Ctrl-C) aborts the upload, so no parts are left behind.
     """
 
     def __init__(self, store: S3Store, url: S3Url, metadata: dict[str, str]) -> None:
         import concurrent.futures
-        import hashlib
 
         self.store = store
         self.url = url
         self.part_size = max(MIN_PART, store.settings.part_size)
         self._buf = bytearray()
-        self._etags: list[str] = []
-        self._pending: concurrent.futures.Future[str] | None = None
+        self._next = 1  # of the next sequential part
+        self._etags: dict[int, str] = {}
+        self._md5s: dict[int, bytes] = {}
+        self._pending: tuple[int, concurrent.futures.Future[str]] | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="s3-upload")
-        self._md5s: list[bytes] = []
-        self._md5 = hashlib.md5  # the multipart ETag, checked against the server's
         self.size = 0
         self.upload_id = store.start_upload(url, metadata)
         self.committed = False
 
     def write(self, data: bytes) -> int:
         self._buf += data
-        self.size += len(data)
         while len(self._buf) >= self.part_size:
             part = bytes(self._buf[:self.part_size])
             del self._buf[:self.part_size]
-            self._send(part)
+            self.send(self._next, part)
+            self._next += 1
+            if self._next % 1000 == 0 and self.part_size < 512 * 1024 * 1024:
+                self.part_size *= 2  # stays under 10,000 parts up to terabytes
         return len(data)
 
-    def _send(self, part: bytes) -> None:
+    def send(self, number: int, data: bytes) -> None:
+        """Send part ``number`` (1-10000) in the background (the previous one first)."""
+        import hashlib
+
+        if not 1 <= number <= MAX_PARTS or number in self._md5s:
+            raise StorageError(f"cannot write {self.url}: part number {number} is out of "
+                               "range or used twice")
         self._wait()
-        if len(self._etags) + 1 > MAX_PARTS:
-            raise StorageError(f"cannot write {self.url}: more than {MAX_PARTS} parts",
-                               hint="raise the part size")
-        self._md5s.append(self._md5(part).digest())
-        self._pending = self._pool.submit(self.store.upload_part, self.url, self.upload_id,
-                                          len(self._etags) + 1, part)
-        if len(self._etags) + 1 >= 1000 and self.part_size < 512 * 1024 * 1024:
-            self.part_size *= 2  # stays under 10,000 parts up to terabytes
+        self._md5s[number] = hashlib.md5(data).digest()
+        self.size += len(data)
+        self._pending = (number, self._pool.submit(self.store.upload_part, self.url,
+                                                   self.upload_id, number, data))
 
     def _wait(self) -> None:
         if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._etags.append(pending.result())
+            (number, future), self._pending = self._pending, None
+            self._etags[number] = future.result()
 
     def close(self) -> None:
         """Nothing: ``commit`` finishes the upload, ``abort`` drops it."""
 
     def commit(self) -> str:
         """Send the rest, complete the upload; returns the ETag (checked)."""
-        if self._buf or (not self._etags and self._pending is None):
-            self._send(bytes(self._buf))
+        import hashlib
+
+        if self._buf or not self._md5s:
+            self.send(self._next, bytes(self._buf))
             self._buf.clear()
         self._wait()
-        etag = self.store.complete_upload(self.url, self.upload_id, self._etags)
+        numbers = sorted(self._etags)
+        etag = self.store.complete_upload(self.url, self.upload_id,
+                                          [(n, self._etags[n]) for n in numbers])
         self.committed = True
         self._pool.shutdown()
-        expected = self._md5(b"".join(self._md5s)).hexdigest() + f"-{len(self._md5s)}"
+        expected = hashlib.md5(b"".join(self._md5s[n] for n in numbers)).hexdigest() + \
+            f"-{len(numbers)}"
         if etag and "-" in etag and etag.lower() != expected:
             raise StorageError(f"{self.url} was stored with ETag {etag}, not the expected "
                                f"{expected}: the upload was altered on its way",
@@ -445,11 +455,10 @@ class S3Upload:
         if self.committed:
             return
         if self._pending is not None:
-            self._pending.cancel()
             import contextlib
 
             with contextlib.suppress(BaseException):
-                self._pending.result(timeout=120)
+                self._pending[1].result(timeout=120)
             self._pending = None
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.abort_upload(self.url, self.upload_id)
