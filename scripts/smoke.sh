@@ -225,6 +225,27 @@ if as_user kubectl runai-dr verify "$tmp/work/corrupt.tar.gz" >/dev/null 2>&1; t
 fi
 ok "verify rejects a corrupted bundle"
 
+# Encryption (age) is in the binary: a key, an encrypted bundle, read back with the key,
+# and opened by the age tool itself when it is installed.
+as_user kubectl runai-dr keygen --to "$tmp/work/key.txt" -o json >"$tmp/keygen.json" \
+  || fail "keygen failed"
+recipient=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["recipient"])' \
+  "$tmp/keygen.json")
+sealed_dir=$tmp/work/sealed
+mkdir -m 700 "$sealed_dir"
+if ! (cd "$tmp/work" && as_user kubectl runai-dr backup --to "$sealed_dir/" --skip database \
+      --encrypt-to "$recipient" --no-record >"$tmp/sealed.out" 2>"$tmp/sealed.err"); then
+  cat "$tmp/sealed.out" "$tmp/sealed.err" >&2
+  fail "encrypted backup failed"
+fi
+sealed=$(ls "$sealed_dir"/*.tar.gz.age)
+out=$(as_user kubectl runai-dr verify "$sealed" --identity "$tmp/work/key.txt" 2>&1) \
+  || fail "verify of the encrypted bundle: $out"
+if command -v age >/dev/null 2>&1; then
+  age -d -i "$tmp/work/key.txt" "$sealed" | gzip -t || fail "age could not open the bundle"
+fi
+ok "encrypted backup (age): written, verified with the identity, opened by age"
+
 step "start-up benchmark"
 $py bench/startup.py -n 11 --binary "dist/$name/$name" --kubectl .tools/bin/kubectl \
   --limit "${SMOKE_HELP_LIMIT:-1.0}" || fail "start-up benchmark over the limit"

@@ -20,9 +20,7 @@ from kubeapi.seed import seed_runai
 from tests.e2e import cli, manifest_of
 from tests.test_bundle import MANIFEST
 
-AGE = shutil.which("age")
-pytestmark = pytest.mark.skipif(AGE is None, reason="the age tool is installed by "
-                                "scripts/bootstrap-tests.sh")
+AGE = shutil.which("age")  # installed by scripts/bootstrap-tests.sh
 PASSPHRASE = "correct horse battery staple"
 
 
@@ -50,7 +48,7 @@ def _backup(kc: Path, to: Path, *extra: str, env: dict[str, str] | None = None) 
 
 
 def _age(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    assert AGE is not None
+    assert AGE is not None, "the age tool is missing: run scripts/bootstrap-tests.sh"
     return subprocess.run([AGE, *args], input=input, capture_output=True, timeout=60)
 
 
