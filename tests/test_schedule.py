@@ -372,6 +372,15 @@ def container_runner(srv: ApiServer, tmp_path: Path, mounts: dict[str, Path]) ->
                 args = [a.replace(m["mountPath"], str(mounts[m["mountPath"]]), 1)
                         if a.startswith(m["mountPath"]) else a for a in args]
         env = {e["name"]: e["value"] for e in c.get("env") or [] if "value" in e}
+        for e in c.get("env") or []:  # the kubelet resolves secretKeyRefs from the Secret
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                secret = srv.get("v1", "Secret", ref["name"], pod["metadata"]["namespace"])
+                data = (secret or {}).get("data") or {}
+                if ref["key"] in data:
+                    env[e["name"]] = base64.b64decode(data[ref["key"]]).decode()
+                elif not ref.get("optional"):
+                    return 1, f"secret key {ref['key']} not found".encode()
         env.update({"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{ROOT / 'testing'}",
                     "KUBERNETES_SERVICE_HOST": str(url.hostname),
                     "KUBERNETES_SERVICE_PORT": str(url.port), "TMPDIR": str(tmp_path),
@@ -421,6 +430,44 @@ def test_run_now_runs_the_backup_as_the_service_account(runai_server: ApiServer,
     doc = yaml.safe_load(st.stdout)
     assert doc["runs"][0]["result"] == "succeeded" and doc["runs"][0]["manual"] is True
     assert doc["lastBackupRecord"]["result"] == "complete"
+
+
+def test_run_now_writes_an_encrypted_bundle_to_s3(runai_server: ApiServer, pg: PgServer,
+                                                  s3_server: Any, tmp_path: Path) -> None:
+    """The CronJob's backup as a process with only the in-cluster identity, its S3 keys from
+    the referenced Secret (resolved as the kubelet does), writing an encrypted bundle to
+    the loopback S3 server."""
+    from kubectl_runai_dr.storage.age import keygen
+
+    srv = runai_server
+    load_data(pg)
+    set_exec(srv, pg)
+    kc = srv.write_kubeconfig(tmp_path / "kubeconfig")
+    e = {"KUBECONFIG": str(kc)}
+    srv.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    creds = s3_server.env()
+    srv.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3", "namespace": NS},
+              "data": {k: base64.b64encode(creds[k].encode()).decode()
+                       for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}})
+    srv.add_service_account_token(SA_TOKEN, NS, plan.NAME)
+    srv.add_pod_runner(NS, rf"{plan.NAME}-.*", container_runner(srv, tmp_path, {}))
+    bucket = s3_server.bucket()
+    identity, recipient = keygen()
+    r = cli("schedule", "install", "--schedule", "@daily", "--to", f"s3://{bucket}/nightly/",
+            "--s3-credentials-secret", "s3", "--s3-endpoint", s3_server.endpoint,
+            "--encrypt-to", recipient, "--keep", "3", "--image", IMAGE, env=e)
+    assert r.code == 0, r.stderr
+    r = cli("schedule", "run-now", "--timeout", "5m", env=e)
+    assert r.code == 0, r.stdout + r.stderr
+    assert creds["AWS_SECRET_ACCESS_KEY"] not in r.stdout + r.stderr
+    (key,) = s3_server.keys(bucket)
+    assert key.startswith("nightly/runai-dr-in-cluster-") and key.endswith(".tar.gz.age")
+    ident = tmp_path / "key.txt"
+    ident.write_text(identity + "\n")
+    v = cli("verify", f"s3://{bucket}/{key}", "--identity", str(ident), "-o", "json",
+            env={**creds})
+    assert v.code == 0, v.stderr
+    assert yaml.safe_load(v.stdout)["files"] > 3
 
 
 def test_rbac_is_least_privilege(env: tuple[ApiServer, dict[str, str]], tmp_path: Path) -> None:
