@@ -74,7 +74,7 @@ class _SlowDown(BaseHTTPRequestHandler):
 
     count = 0
 
-    def do_HEAD(self) -> None:  # noqa: N802 - the http.server protocol
+    def do_HEAD(self) -> None:
         type(self).count += 1
         self.send_response(503 if type(self).count <= 2 else 200)
         self.send_header("Retry-After", "0")
