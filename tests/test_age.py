@@ -136,6 +136,16 @@ def test_ssh_keys_both_directions(seeded: Path, tmp_path: Path) -> None:
     assert dec.returncode == 0 and dec.stdout[:2] == b"\x1f\x8b"
 
 
+def test_a_passphrase_protected_ssh_key_is_named(tmp_path: Path) -> None:
+    ssh = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "s3cret-phrase", "-f",
+                    str(ssh)], check=True)
+    sealed = tmp_path / "x.tar.gz.age"
+    assert _age("-R", f"{ssh}.pub", "-o", str(sealed), input=b"data").returncode == 0
+    r = cli("verify", str(sealed), "--identity", str(ssh))
+    assert r.code == 2 and "protected by a passphrase" in r.stderr
+
+
 def test_passphrase_both_directions(seeded: Path, tmp_path: Path) -> None:
     env = {"RUNAI_DR_PASSPHRASE": PASSPHRASE}
     ours = _backup(seeded, tmp_path, "--passphrase", env=env)

@@ -166,3 +166,27 @@ def test_header_describes_recipients_without_keys() -> None:
     h = age.parse_header(b"age-encryption.org/v1\n-> X25519 abc\nYWJj\n-> ssh-ed25519 x y\n"
                          b"YWJj\n-> x-grease z\n\n--- " + b"A" * 43 + b"\n")
     assert h.describe() == "1 X25519, 1 ssh-ed25519 recipients"
+
+
+def test_a_malformed_credentials_file_is_named_not_quoted(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = tmp_path / "credentials"
+    creds.write_text("[default]\naws_access_key_id = AKIAEXAMPLE\n"
+                     "aws_secret_access_key wJalrXUtnFEMIK7MDENGbPxRfiCYSECRETKEY\n")
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    with pytest.raises(StorageError) as info:
+        S3Store(S3Settings(endpoint="http://127.0.0.1:9")).check_bucket(parse_s3("s3://b-1/"))
+    text = f"{info.value.message} {info.value.hint}"
+    assert "cannot be parsed" in text and "SECRETKEY" not in text and "AKIA" not in text
+
+
+def test_an_identity_given_as_recipient_is_not_echoed() -> None:
+    from kubectl_runai_dr.errors import UsageError
+
+    identity, _ = age.keygen()
+    with pytest.raises(UsageError) as info:
+        age.load_recipients([identity], [])
+    assert identity[15:] not in str(info.value) + str(info.value.hint)
+    assert "private key" in str(info.value)

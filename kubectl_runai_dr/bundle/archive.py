@@ -81,7 +81,9 @@ class GzipReader:
     def close(self) -> None:
         self._stream.close()
 
-    def _next_member(self) -> bool:
+    def _next_member(self, produced: int = 0) -> bool:
+        """``produced``: bytes the current ``read`` already decompressed (not yet counted
+        in ``position``)."""
         """Start the next gzip member; False at a clean end of the file."""
         while len(self._pending) < 2 and self._fill():
             pass
@@ -100,7 +102,7 @@ class GzipReader:
             raise ArchiveError(f"{extra}{more} bytes of other data follow the end of the "
                                "gzip stream")
         self._inflate = zlib.decompressobj(31)  # gzip: header, CRC-32 and length checked
-        self.checkpoints.append((self._offset - len(self._pending), self.position))
+        self.checkpoints.append((self._offset - len(self._pending), self.position + produced))
         self._members += 1
         return True
 
@@ -108,7 +110,7 @@ class GzipReader:
         """Up to ``size`` bytes; fewer only at the end of the stream."""
         out = bytearray()
         while len(out) < size:
-            if self._inflate is None and (self.ended or not self._next_member()):
+            if self._inflate is None and (self.ended or not self._next_member(len(out))):
                 break
             assert self._inflate is not None
             if not self._pending and not self._fill():

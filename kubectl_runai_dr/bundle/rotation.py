@@ -61,6 +61,11 @@ def rotate_s3(store: S3Store, prefix: S3Url, *, context: str, keep: int, just_wr
             continue
         info = store.head(prefix.child(name))
         meta = s3_facts(store, prefix.child(name), info)
+        if META_UNREADABLE in meta:  # kept, as a local bundle that cannot be read is
+            if unquote(meta.get(META_CONTEXT, "")) == context:
+                out.warnings.append(f"--keep: {name} was left alone and not counted: "
+                                    f"{meta[META_UNREADABLE]}")
+            continue
         if meta.get(META_TOOL) != "kubectl-runai-dr" or META_CONTEXT not in meta:
             if m.group("context") == safe_context(context):
                 out.warnings.append(f"--keep: {name} was left alone and not counted: it "
@@ -95,7 +100,8 @@ def s3_facts(store: S3Store, url: S3Url, info: ObjectInfo | None) -> dict[str, s
 
     try:
         manifest = source_manifest(S3Source(store, url, info.size), str(url))
-    except DrError:
+    except DrError as exc:
+        meta[META_UNREADABLE] = exc.message
         return meta
     meta[META_STATUS] = str(manifest["status"])
     meta[META_COMPONENTS] = ",".join(sorted(held_components(manifest)))
@@ -108,6 +114,7 @@ def _held(facts: Mapping[str, str], aliases: Mapping[str, str] | None) -> frozen
 
 
 META_TOOL = "runai-dr-tool"
+META_UNREADABLE = "x-unreadable"  # not stored: what s3_facts says when the manifest failed
 META_CONTEXT = "runai-dr-context"
 META_CREATED = "runai-dr-created"
 META_STATUS = "runai-dr-status"

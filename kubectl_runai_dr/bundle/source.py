@@ -20,9 +20,10 @@ from kubectl_runai_dr.localfs import local_error
 
 
 class Unreadable(Exception):
-    """A source's bytes cannot be had: they fail authentication (a modified encrypted
-    bundle), or the connection broke for good. The reader reports it as a damaged
-    archive at the point where it happened."""
+    """A source's bytes fail authentication (a modified or truncated encrypted bundle).
+    The reader reports it as a damaged archive at the point where it happened. (A source
+    that cannot be reached raises its own error, a StorageError: that is no verdict on
+    the bundle.)"""
 
 
 class Stream(Protocol):
@@ -123,10 +124,11 @@ def open_source(location: Path | str) -> Source:
         store = S3Store(current().s3)
         info = store.head(where)
         if info is None:
+            store.check_bucket(where)  # a missing bucket says so
             raise BundleError(f"bundle {where} does not exist",
                               hint=f"`kubectl runai-dr bundles {where.parent}` lists the "
                                    "bundles there")
-        source = S3Source(store, where, info.size)
+        source = S3Source(store, where, info.size, info.etag.strip('"'))
     else:
         source = FileSource.open_path(where)
     try:

@@ -34,8 +34,8 @@ RANGE = 600
 FIRST_RANGE = 101
 LAST_PART = 10_000
 MAX_RANGES = (LAST_PART - FIRST_RANGE) // RANGE  # 16 large members per bundle
-_GROW_EVERY = 100  # parts; then the part size doubles (up to MAX_PART)
-MAX_PART = 512 * 1024 * 1024
+_GROW_EVERY = 50  # parts; then the part size doubles (up to MAX_PART)
+MAX_PART = 128 * 1024 * 1024  # memory holds two of them
 
 Send = Callable[[int, bytes], None]
 
@@ -88,7 +88,7 @@ class PartWriter:
                 self._out.append(out)
                 self._len += len(out)
             if self._len >= self.part_size:
-                self._flush(minimum=0)
+                self._flush(minimum=MIN_PART)  # (a part size under 5 MiB is padded)
         return len(data)
 
     def _flush(self, minimum: int) -> None:
@@ -97,8 +97,12 @@ class PartWriter:
         try:
             number = next(self._numbers)
         except StopIteration:
-            raise OverflowError("no part number left for this member") from None
-        self._send(number, padded(part, minimum) if minimum else part)
+            from kubectl_runai_dr.errors import StorageError
+
+            raise StorageError("the bundle is too large for one S3 upload (10,000 parts)",
+                               hint="raise the part size, or back up fewer things into "
+                                    "one bundle") from None
+        self._send(number, padded(part, minimum))
         self._sent += 1
         if self._sent % _GROW_EVERY == 0:
             self.part_size = min(self.part_size * 2, MAX_PART)
@@ -115,9 +119,16 @@ class SpillSink:
 
     def __init__(self, send: Send, base: int, *, level: int, part_size: int) -> None:
         self.base = base
-        self._data = PartWriter(send, iter(range(base + 1, base + RANGE)), level=level,
+        self.numbers: list[int] = []  # the data parts sent
+
+        def sent(number: int, data: bytes) -> None:
+            self.numbers.append(number)
+            send(number, data)
+
+        self._data = PartWriter(sent, iter(range(base + 1, base + RANGE)), level=level,
                                 part_size=part_size)
         self.finished = False
+        self.discarded = False
 
     def write(self, data: bytes) -> int:
         return self._data.write(data)
@@ -132,8 +143,9 @@ class SpillSink:
             self._data.finish()  # the header part of the next member, or the end, follows
 
     def discard(self) -> None:
-        """Nothing is sent; parts already sent are left out when the upload completes."""
-        self.finished = True
+        """Nothing more is sent; the parts already sent are left out of the object (the
+        upload is completed with the parts it is made of, see ``_pack_streamed``)."""
+        self.discarded = True
 
 
 def range_base(index: int) -> int:

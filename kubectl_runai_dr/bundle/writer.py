@@ -66,7 +66,7 @@ class Upload(Output, Protocol):
 
     def send(self, number: int, data: bytes) -> None: ...
 
-    def commit(self) -> str: ...
+    def commit(self, parts: list[int] | None = None) -> str: ...
 
     def abort(self) -> None: ...
 
@@ -225,8 +225,9 @@ class BundleWriter:
         self._seal = seal
         self._facts = facts  # what the file carries as extended attributes (user.*)
         self._spill_ok = True
-        self._spilled: dict[str, SpillSink] = {}  # members sent while written, by name
-        self._ranges: list[str] = []  # their part ranges, in order (a removed one stays)
+        # members sent while written, by name, in the order of their part ranges
+        self._spilled: dict[str, SpillSink] = {}
+        self._ranges_used = 0  # ranges handed out (a removed member's is not reused)
         self._scratch: str | None = None  # a private temporary directory (uploads)
         if upload is not None:  # stage in a private temporary directory of our own
             import tempfile
@@ -307,12 +308,13 @@ class BundleWriter:
         """Send what ``relpath`` holds so far up, drop it from the disk, and return where
         the rest goes."""
         assert self._upload is not None
-        if len(self._ranges) >= MAX_RANGES:  # no range left: it stays on disk
+        if self._ranges_used >= MAX_RANGES:  # no range left: it stays on disk
             directory, name = self._parent(relpath)
             return cast(Output, f._fh)
         if self._active is None:
             self._active = self._upload(None)
-        index = len(self._ranges)
+        index = self._ranges_used
+        self._ranges_used += 1
         directory, name = self._parent(relpath)
         f._fh.close()
         with os.fdopen(directory.open_regular(name), "rb") as fh:
@@ -321,7 +323,6 @@ class BundleWriter:
                              part_size=self._active.part_size)
             sink.feed(fh)
         directory.unlink(name)
-        self._ranges.append(relpath)
         self._spilled[relpath] = sink
         return sink
 
@@ -363,14 +364,14 @@ class BundleWriter:
         self.manifest = manifest  # as written: with format, version and the files table
         data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
         if self._upload is not None:
-            if self._spilled:
-                assert self._active is not None
-                self._pack_streamed(self._active, data, mtime)
+            if self._active is not None:  # a member went up while written
+                parts = self._pack_streamed(self._active, data, mtime)
+                self._active.commit(parts)
             else:
                 if self._active is None:
                     self._active = self._upload(manifest)
                 self._pack(self._active, data, mtime)
-            self._active.commit()
+                self._active.commit()
             self.size = self._active.size
             self.placed = True
             self._cleanup()
@@ -408,6 +409,17 @@ class BundleWriter:
         encrypted bundle) reaches every small member without going through a dump."""
         assert self._staging is not None
         sink: Output = self._seal(raw) if self._seal is not None else raw
+        try:
+            self._pack_into(sink, manifest, mtime)
+        except BaseException:
+            if sink is not raw and hasattr(sink, "abort"):
+                sink.abort()  # stops the encryption thread
+            raise
+        if sink is not raw:
+            sink.close()
+
+    def _pack_into(self, sink: Output, manifest: bytes, mtime: float) -> None:
+        assert self._staging is not None
         out = _GzipMembers(sink, mtime)
         with tarfile.open(fileobj=cast(IO[bytes], out), mode="w",
                           format=tarfile.PAX_FORMAT) as tar:
@@ -422,13 +434,19 @@ class BundleWriter:
                     tar.addfile(_info(rel, size, mtime), fh)
             out.set_level(_LEVEL)
         out.close()
-        if sink is not raw:
-            sink.close()
 
-    def _pack_streamed(self, up: Upload, manifest: bytes, mtime: float) -> None:
+    def _pack_streamed(self, up: Upload, manifest: bytes, mtime: float) -> list[int]:
         """The rest of a streamed upload (:mod:`.streamed`): the head (manifest and small
-        files), each large member's header part, the archive's end."""
-        head = PartWriter(up.send, iter(HEAD), level=_LEVEL, part_size=up.part_size)
+        files), each large member's header part, the archive's end. Returns the numbers of
+        the parts the object is made of: those of members removed meanwhile (their
+        component failed) are left out."""
+        parts: list[int] = []
+
+        def send(number: int, data: bytes) -> None:
+            parts.append(number)
+            up.send(number, data)
+
+        head = PartWriter(send, iter(HEAD), level=_LEVEL, part_size=up.part_size)
         head.write(_header(MANIFEST, len(manifest), mtime) + manifest + _pad(len(manifest)))
         for rel in sorted(r for r in self.files if r not in self._spilled):
             directory, name = self._parent(rel)
@@ -440,15 +458,15 @@ class BundleWriter:
             head.write(_pad(size))
         head.finish()
         before = 0  # the padding the previous large member's data needs
-        for rel in self._ranges:
-            sink = self._spilled.get(rel)
-            if sink is None or rel not in self.files:
-                continue  # removed or discarded (its component failed): none of its parts
-                # are used
+        for rel, sink in self._spilled.items():
+            if rel not in self.files or not sink.finished:
+                continue  # removed or discarded (its component failed): no part of it is used
             size = self.files[rel]["size"]
-            up.send(sink.base, padded(gzip_member(bytes(before) + _header(rel, size, mtime))))
+            send(sink.base, padded(gzip_member(bytes(before) + _header(rel, size, mtime))))
+            parts.extend(sink.numbers)
             before = -size % 512
-        up.send(LAST_PART, gzip_member(bytes(before) + bytes(1024)))
+        send(LAST_PART, gzip_member(bytes(before) + bytes(1024)))
+        return sorted(parts)
 
     def in_place(self) -> bool:
         """Whether the packed bundle is at its target (also right after an interruption

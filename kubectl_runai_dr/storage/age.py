@@ -19,6 +19,7 @@ reads everything first).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubectl_runai_dr.errors import BundleError, UsageError
+from kubectl_runai_dr.errors import BundleError, DrError, UsageError
 
 MAGIC = b"age-encryption.org/v1\n"
 ARMOR = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -151,6 +152,11 @@ def _pyrage() -> Any:
 
 def parse_recipient(text: str) -> Any:
     text = text.strip()
+    if text.startswith("AGE-SECRET-KEY-") or "PRIVATE KEY" in text:
+        raise UsageError("a private key (identity) was given where a recipient (public key) "
+                         "belongs; it is not shown",
+                         hint="give the age1… line that `keygen` printed (or the .pub file of "
+                              "an SSH key); keep the identity away from backups")
     pyrage = _pyrage()
     try:
         if text.startswith("age1"):
@@ -208,7 +214,7 @@ def _read_small(name: str, what: str, limit: int = 1024 * 1024) -> str:
 def parse_identities(text: str, source: str) -> list[Any]:
     pyrage = _pyrage()
     if "-----BEGIN" in text:
-        if "ENCRYPTED" in text or "Proc-Type: 4,ENCRYPTED" in text:
+        if "ENCRYPTED" in text or _openssh_encrypted(text):
             raise UsageError(f"the SSH key {source} is protected by a passphrase",
                              hint="use a key without one, or an age identity")
         try:
@@ -230,6 +236,16 @@ def parse_identities(text: str, source: str) -> list[Any]:
     if not out:
         raise UsageError(f"{source} holds no identity")
     return out
+
+
+def _openssh_encrypted(text: str) -> bool:
+    """An OpenSSH-format private key protected by a passphrase (its cipher is not none)."""
+    body = "".join(line for line in text.splitlines() if line and not line.startswith("-"))
+    try:
+        raw = base64.b64decode(body[:200] + "=" * (-len(body[:200]) % 4))
+    except ValueError:
+        return False
+    return raw.startswith(b"openssh-key-v1\0") and b"\0\0\0\x04none" not in raw[15:40]
 
 
 def load_identities(files: Iterable[str], env: Mapping[str, str] | None = None) -> list[Any]:
@@ -415,10 +431,13 @@ class _KeyEncryptor:
         self._thread.start()
 
     def _run(self, recipients: list[Any]) -> None:
+        out = _Guarded(self._out)
         try:
-            _pyrage().encrypt_io(_QueueReader(self._q), self._out, recipients)
+            _pyrage().encrypt_io(_QueueReader(self._q), out, recipients)
         except BaseException as exc:
-            self._error = exc
+            # the output's own failure (disk full, the bucket went away) is the one to
+            # report, not pyrage's wrapping of it
+            self._error = out.error or exc
             _drain(self._q)
 
     def write(self, data: bytes) -> int:
@@ -447,6 +466,40 @@ class _KeyEncryptor:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+    def abort(self) -> None:
+        """Stop the encryption thread (the output is dropped by its owner)."""
+        self._buf.clear()
+        _drain(self._q)
+        with contextlib.suppress(queue.Full):
+            self._q.put(None, timeout=1)
+        self._thread.join(timeout=5)
+
+
+class _Guarded:
+    """A file-like passed to pyrage: remembers the exception its inner object raised (pyrage
+    turns it into a string), so the original can be re-raised."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.error: BaseException | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return int(self._inner.write(bytes(data)) or len(data))
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return bytes(self._inner.read(size if size >= 0 else 1024 * 1024))
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        pass
 
 
 def _drain(q: queue.Queue[bytes | None]) -> None:
@@ -494,10 +547,11 @@ class _KeyDecryptor:
         self._thread.start()
 
     def _run(self, identities: list[Any]) -> None:
+        source = _Guarded(self._stream)
         try:
-            _pyrage().decrypt_io(self._stream, _QueueWriter(self._q, self._stop), identities)
+            _pyrage().decrypt_io(source, _QueueWriter(self._q, self._stop), identities)
         except BaseException as exc:
-            self._error = exc
+            self._error = source.error or exc
         finally:
             while True:
                 try:
@@ -520,6 +574,8 @@ class _KeyDecryptor:
                     self._eof = True
                     if self._error is not None:
                         error, self._error = self._error, None
+                        if isinstance(error, DrError):  # the source failed, not the bundle
+                            raise error
                         if "No matching keys" in str(error):
                             raise AgeError(f"{self._name}: none of the identities given "
                                            "can decrypt it", hint=IDENTITY_HINT)
@@ -622,6 +678,8 @@ class DecryptingSource:
             salt = _b64decode(stanza[1].encode())
         except ValueError:
             raise AgeError(f"{self.name}: the scrypt stanza is malformed") from None
+        if len(salt) != 16 or len(self.header.bodies[0]) != 32 or stanza[2] != str(log_n):
+            raise AgeError(f"{self.name}: the scrypt stanza is malformed")
         key = _scrypt(passphrase, salt, log_n)
         body = self.header.bodies[0]
         try:

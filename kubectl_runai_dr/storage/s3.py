@@ -65,7 +65,7 @@ def _endpoint(settings: S3Settings) -> tuple[str, bool, bool]:
         url = "https://" + url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StorageError(f"the S3 endpoint {url!r} is not an http(s) URL",
+        raise StorageError("the S3 endpoint is not an http(s) URL",
                            hint="e.g. --s3-endpoint https://minio.example.com:9000")
     if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
         raise StorageError("the S3 endpoint must be scheme://host[:port] only (no path, "
@@ -145,13 +145,17 @@ class S3Store:
                 if k.lower().startswith("x-amz-meta-")}
         return ObjectInfo(url.key, int(st.size or 0), st.last_modified, st.etag or "", meta)
 
-    def open_range(self, url: S3Url, offset: int) -> _Body:
-        """The object's bytes from ``offset``, streamed (one GET)."""
+    def open_range(self, url: S3Url, offset: int, etag: str = "") -> _Body:
+        """The object's bytes from ``offset``, streamed (one GET; with ``etag``, only of
+        that version of the object)."""
+        pin: dict[str, str | list[str] | tuple[str]] | None = (
+            {"If-Match": f'"{etag}"'} if etag else None)
         try:
-            resp = self._client.get_object(url.bucket, url.key, offset=offset)
+            resp = self._client.get_object(url.bucket, url.key, offset=offset,
+                                           request_headers=pin)
         except Exception as exc:
             raise self._error(exc, "read", url) from None
-        return _Body(resp, self, url, offset)
+        return _Body(resp, self, url, offset, etag)
 
     def objects(self, prefix: S3Url) -> Iterator[ObjectInfo]:
         """The objects directly under ``prefix`` (not in sub-prefixes)."""
@@ -277,12 +281,21 @@ def storage_error(exc: BaseException, action: str, url: S3Url,
         return StorageError(f"cannot {action} {where}: {endpoint} cannot be reached "
                             f"({_clean(str(_root(exc)))[:200]})",
                             hint="check --s3-endpoint (or AWS_ENDPOINT_URL) and the network")
-    if (isinstance(exc, ValueError) and "credential" in str(exc).lower()) or \
-            "access key" in str(exc).lower():
+    import configparser
+
+    if isinstance(exc, configparser.Error):  # its text quotes the file's lines: secrets
+        return StorageError(f"cannot {action} {where}: the shared credentials file "
+                            "(AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials) cannot be "
+                            "parsed", hint="fix its syntax: [profile] sections of "
+                                           "key = value lines")
+    if isinstance(exc, ValueError) and ("credential" in str(exc).lower()
+                                        or "access key" in str(exc).lower()):
         return StorageError(f"cannot {action} {where}: no S3 credentials were found",
                             hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                                  "AWS_PROFILE, or a web identity (IRSA)")
-    return StorageError(f"cannot {action} {where}: {_clean(str(exc))[:300]}")
+    # anything else: its type only (a library's text may quote credentials)
+    return StorageError(f"cannot {action} {where}: {type(exc).__name__}",
+                        hint="run again with -v for the traceback")
 
 
 def _root(exc: BaseException) -> BaseException:
@@ -316,30 +329,38 @@ class _Body:
 
     RETRIES = 3
 
-    def __init__(self, resp: Any, store: S3Store, url: S3Url, offset: int = 0) -> None:
-        self._resp = resp
+    def __init__(self, resp: Any, store: S3Store, url: S3Url, offset: int = 0,
+                 etag: str = "") -> None:
+        self._resp: Any = resp
         self._store = store
         self._url = url
         self._offset = offset
+        # a re-opened read must see the same object: one replaced meanwhile fails (412)
+        self._pin: dict[str, str | list[str] | tuple[str]] | None = (
+            {"If-Match": f'"{etag}"'} if etag else None)
 
     def read(self, size: int) -> bytes:
+        """Network trouble that outlasts the retries is a StorageError (not a damaged
+        bundle: the bytes were never had)."""
         for attempt in range(self.RETRIES + 1):
             try:
+                if self._resp is None:
+                    self._resp = self._store._client.get_object(
+                        self._url.bucket, self._url.key, offset=self._offset,
+                        request_headers=self._pin)
                 data: bytes = self._resp.read(size)
                 self._offset += len(data)
                 return data
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
+            except Exception as exc:
                 self._release()
-                if attempt == self.RETRIES:
-                    from kubectl_runai_dr.bundle.source import Unreadable
-
-                    raise Unreadable(str(self._store._error(exc, "read", self._url))) \
-                        from None
-                self._resp = self._store._client.get_object(
-                    self._url.bucket, self._url.key, offset=self._offset)
+                self._resp = None
+                if attempt == self.RETRIES or isinstance(exc, S3Error):
+                    raise self._store._error(exc, "read", self._url) from None
         return b""
 
     def _release(self) -> None:
+        if self._resp is None:
+            return
         try:
             self._resp.close()
             self._resp.release_conn()
@@ -356,14 +377,15 @@ class S3Source:
     seekable = True
     encrypted = False
 
-    def __init__(self, store: S3Store, url: S3Url, size: int) -> None:
+    def __init__(self, store: S3Store, url: S3Url, size: int, etag: str = "") -> None:
         self.store = store
         self.url = url
         self.size = size
+        self.etag = etag  # every read is of this version: a replaced object fails
         self.name = str(url)
 
     def open(self, offset: int = 0) -> _Body:
-        return self.store.open_range(self.url, offset)
+        return self.store.open_range(self.url, offset, self.etag)
 
     def close(self) -> None:
         pass
@@ -391,6 +413,7 @@ class S3Upload:
         self._next = 1  # of the next sequential part
         self._etags: dict[int, str] = {}
         self._md5s: dict[int, bytes] = {}
+        self._sizes: dict[int, int] = {}
         self._pending: tuple[int, concurrent.futures.Future[str]] | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="s3-upload")
         self.size = 0
@@ -417,6 +440,7 @@ class S3Upload:
                                "range or used twice")
         self._wait()
         self._md5s[number] = hashlib.md5(data).digest()
+        self._sizes[number] = len(data)
         self.size += len(data)
         self._pending = (number, self._pool.submit(self.store.upload_part, self.url,
                                                    self.upload_id, number, data))
@@ -429,25 +453,32 @@ class S3Upload:
     def close(self) -> None:
         """Nothing: ``commit`` finishes the upload, ``abort`` drops it."""
 
-    def commit(self) -> str:
-        """Send the rest, complete the upload; returns the ETag (checked)."""
-        import hashlib
-
-        if self._buf or not self._md5s:
+    def commit(self, parts: list[int] | None = None) -> str:
+        """Send the rest and complete the upload with ``parts`` (default: every part
+        sent), in number order. Then the object's size is checked against the bytes of
+        those parts; a mismatch deletes it (nothing complete-looking stays)."""
+        if parts is None and (self._buf or not self._md5s):
             self.send(self._next, bytes(self._buf))
             self._buf.clear()
         self._wait()
-        numbers = sorted(self._etags)
+        numbers = sorted(self._etags) if parts is None else sorted(parts)
+        missing = [n for n in numbers if n not in self._etags]
+        if missing:
+            raise StorageError(f"cannot complete {self.url}: part {missing[0]} was not sent")
         etag = self.store.complete_upload(self.url, self.upload_id,
                                           [(n, self._etags[n]) for n in numbers])
         self.committed = True
         self._pool.shutdown()
-        expected = hashlib.md5(b"".join(self._md5s[n] for n in numbers)).hexdigest() + \
-            f"-{len(numbers)}"
-        if etag and "-" in etag and etag.lower() != expected:
-            raise StorageError(f"{self.url} was stored with ETag {etag}, not the expected "
-                               f"{expected}: the upload was altered on its way",
-                               hint="run the backup again")
+        self.size = sum(self._sizes[n] for n in numbers)
+        info = self.store.head(self.url)
+        if info is None or info.size != self.size:
+            stored = "missing" if info is None else f"{info.size} bytes"
+            import contextlib
+
+            with contextlib.suppress(StorageError):
+                self.store.delete(self.url)
+            raise StorageError(f"{self.url} was stored as {stored}, not the {self.size} bytes "
+                               "sent: it was removed", hint="run the backup again")
         return etag
 
     def abort(self) -> None:
@@ -458,7 +489,7 @@ class S3Upload:
             import contextlib
 
             with contextlib.suppress(BaseException):
-                self._pending[1].result(timeout=120)
+                self._pending[1].result(timeout=30)
             self._pending = None
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.abort_upload(self.url, self.upload_id)
