@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -74,17 +74,31 @@ def rotate_s3(store: S3Store, prefix: S3Url, *, context: str, keep: int, just_wr
         candidates.append(Candidate(name, unquote(meta[META_CONTEXT]), _held(meta, aliases)))
     plan = plan_retention(candidates, context=context, keep=keep, just_written=just_written,
                           now=now, written_components=written_components)
+
+    def delete(name: str) -> str | None:
+        try:
+            store.delete(prefix.child(name))
+        except DrError as exc:
+            return exc.message
+        return None
+
+    _apply(plan, out, delete)
+    return out
+
+
+def _apply(plan: Any, out: Rotation, delete: Callable[[str], str | None]) -> None:
+    """Carry out a retention plan: delete (``delete`` returns why it could not), and say
+    what was dated in the future."""
     out.kept = plan.keep
     for name in plan.future:
         out.warnings.append(f"--keep: {name} is dated in the future; it was neither "
                             "counted nor deleted (check the clock, or remove it)")
     for name in plan.delete:
-        try:
-            store.delete(prefix.child(name))
+        problem = delete(name)
+        if problem is None:
             out.deleted.append(name)
-        except DrError as exc:
-            out.warnings.append(f"--keep: could not delete {name}: {exc.message}")
-    return out
+        else:
+            out.warnings.append(f"--keep: could not delete {name}: {problem}")
 
 
 def s3_facts(store: S3Store, url: S3Url, info: ObjectInfo | None) -> dict[str, str]:
@@ -185,16 +199,15 @@ def rotate(directory: Path, *, context: str, keep: int, just_written: str,
         plan = plan_retention(candidates, context=context, keep=keep,
                               just_written=just_written, now=now,
                               written_components=written_components)
-        out.kept = plan.keep
-        for name in plan.future:
-            out.warnings.append(f"--keep: {name} is dated in the future; it was neither "
-                                "counted nor deleted (check the clock, or remove it)")
-        for name in plan.delete:
+
+        def delete(name: str) -> str | None:
             try:
                 d.unlink(name)
-                out.deleted.append(name)
             except OSError as exc:
-                out.warnings.append(f"--keep: could not delete {name}: {exc.strerror}")
+                return exc.strerror or str(exc)
+            return None
+
+        _apply(plan, out, delete)
         if out.deleted:
             d.sync()
     return out

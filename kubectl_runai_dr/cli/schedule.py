@@ -9,6 +9,7 @@ import typer
 from kubectl_runai_dr.cli import options as o
 from kubectl_runai_dr.cli.command import App
 from kubectl_runai_dr.errors import UsageError
+from kubectl_runai_dr.storage.age import recipient_lines
 
 if TYPE_CHECKING:
     from kubectl_runai_dr.plan.schedule import ScheduleSpec
@@ -30,22 +31,6 @@ schedule_app = App(
 ScheduleNamespace = Annotated[str, typer.Option(
     "--schedule-namespace", metavar="NAMESPACE", rich_help_panel=SCHEDULE,
     help="Namespace of the CronJob and its ServiceAccount (created when missing).")]
-
-
-def read_recipients(path: str) -> list[str]:
-    """Recipients (public keys) from a file: one per line, # comments and blanks ignored.
-    Read bounded; a recipient is checked before it goes anywhere (plan.schedule.validate)."""
-    limit = 256 * 1024
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError as exc:
-        raise UsageError(f"--recipients-file {path}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise UsageError(f"--recipients-file {path}: larger than {limit // 1024} KiB")
-    text = data.decode("utf-8", "replace")
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
 
 
 @schedule_app.command()
@@ -123,7 +108,7 @@ def install(
                       s3_credentials_secret=s3_credentials_secret, s3_endpoint=s3_endpoint,
                       annotations=service_account_annotation or [],
                       encrypt_to=[*(encrypt_to or []),
-                                  *(read_recipients(recipients_file) if recipients_file else [])],
+                                  *(recipient_lines(recipients_file) if recipients_file else [])],
                       snapshots=snapshots, include_secrets=include_secrets, image=image,
                       namespace=schedule_namespace, scratch_size=scratch_size,
                       timeout=timeout, suspend=suspend, common=common)

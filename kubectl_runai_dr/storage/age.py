@@ -180,21 +180,30 @@ def load_recipients(values: Iterable[str], files: Iterable[str]) -> list[Any]:
     line; blank lines and ``#`` comments ignored)."""
     out = [parse_recipient(v) for v in values]
     for name in files:
-        text = _read_small(name, "recipients file")
-        found = 0
-        for number, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
+        for number, line in _numbered_recipients(name):
             try:
                 out.append(parse_recipient(line))
             except UsageError as exc:
                 raise UsageError(f"{name}, line {number}: {exc.message}", hint=exc.hint) \
                     from None
-            found += 1
-        if not found:
-            raise UsageError(f"the recipients file {name} holds no recipient")
     return out
+
+
+def _numbered_recipients(name: str) -> list[tuple[int, str]]:
+    """(line number, recipient) of a recipients file: one per line, blank lines and ``#``
+    comments ignored, at most 1 MiB; at least one."""
+    found = [(number, line.strip()) for number, line in
+             enumerate(_read_small(name, "recipients file").splitlines(), 1)
+             if line.strip() and not line.strip().startswith("#")]
+    if not found:
+        raise UsageError(f"the recipients file {name} holds no recipient")
+    return found
+
+
+def recipient_lines(name: str) -> list[str]:
+    """The recipients of a recipients file as text (no key library needed: what a
+    CronJob passes on, checked by its own rules)."""
+    return [line for _, line in _numbered_recipients(name)]
 
 
 def _read_small(name: str, what: str, limit: int = 1024 * 1024) -> str:
