@@ -167,3 +167,43 @@ def test_an_abandoned_list_ahead_stops_its_thread(apiserver: ApiServer, kube: Ku
     while any(t.name == "list-ahead" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the reading thread did not stop"
         time.sleep(0.05)
+
+
+# -- the client's window: fewer requests at once after a 429 ---------------------------------------
+def test_the_window_halves_on_429_and_grows_back() -> None:
+    from kubectl_runai_dr.kube.client import Window
+
+    w = Window()
+    for _ in range(8):
+        w.acquire()  # no limit yet
+    w.release(429)  # 8 were in flight
+    assert w.limit == 4 and w.inflight == 7
+    for _ in range(7):
+        w.release(200)
+    assert w.limit == 5  # one more after a window-full (4) of good answers
+    w.acquire()
+    w.release(0)  # no answer at all (connection broke): no change
+    assert w.limit == 5 and w.smallest == 4
+
+
+def test_a_pool_of_workers_backs_off_under_apf(apiserver: ApiServer, kube: Kube) -> None:
+    apiserver.latency = LatencyModel(request_delay=0.1, max_inflight=2, queue_length=1,
+                                     retry_after=1)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            for _ in range(3):
+                kube.server_version()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    assert apiserver.latency.rejected > 0
+    assert kube.window.smallest <= 4  # it sent fewer at once after the 429s
+    assert apiserver.latency.served == 8 * 3

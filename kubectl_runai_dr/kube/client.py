@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import os
 import queue
 import threading
@@ -137,9 +138,12 @@ class Kube:
         self._groups: dict[str, list[str]] = {}
         self._resources: dict[str, list[dict[str, Any]]] = {}
         # Shared by every thread using this client: after a 429 with Retry-After, no
-        # request is sent until that time, so a pool of workers backs off together.
+        # request is sent until that time, so a pool of workers backs off together; and
+        # the window of requests sent at once shrinks (API Priority and Fairness answers
+        # 429 when the queues of our priority level are full: send fewer at once).
         self._throttle_lock = threading.Lock()
         self._not_before = 0.0
+        self.window = Window()
 
     # -- the one request path ------------------------------------------------------------
     def request(
@@ -183,8 +187,14 @@ class Kube:
                 # The official client's connection pool (TLS, client certificates, proxy)
                 # without its per-request serialization layers: a third of the CPU of a
                 # small request, which matters when thousands of objects are restored.
-                resp = self._send(method, target, payload, headers)
-                data = resp.data
+                self.window.acquire()
+                status = 0
+                try:
+                    resp = self._send(method, target, payload, headers)
+                    data = resp.data
+                    status = resp.status
+                finally:
+                    self.window.release(status)
             except urllib3.exceptions.HTTPError as exc:
                 # Only a connection that broke before any answer (a pooled keep-alive
                 # connection the server had closed) is worth a second try, and only
@@ -509,3 +519,40 @@ def _produce(pages: Iterator[builtins.list[dict[str, Any]]],
         put(("error", exc))
         return
     put(("end", None))
+
+
+class Window:
+    """How many requests one client has in flight at once, shared by its threads: no
+    limit until the server answers 429 (API Priority and Fairness: the queues of the
+    request's priority level are full); then half of what was in flight, growing back by
+    one after each window-full of answers that were not 429 (additive increase,
+    multiplicative decrease, as TCP does)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.limit: float = math.inf
+        self.inflight = 0
+        self.smallest: float = math.inf  # the smallest the window became (for reports)
+        self._good = 0
+
+    def acquire(self) -> None:
+        with self._cond:
+            while self.inflight >= self.limit:
+                self._cond.wait()
+            self.inflight += 1
+
+    def release(self, status: int) -> None:
+        """``status``: the answer's HTTP status (0: none came)."""
+        with self._cond:
+            before = self.inflight
+            self.inflight -= 1
+            if status == 429:
+                self.limit = max(1, min(self.limit, before) // 2)
+                self.smallest = min(self.smallest, self.limit)
+                self._good = 0
+            elif status and self.limit != math.inf:
+                self._good += 1
+                if self._good >= self.limit:
+                    self.limit += 1
+                    self._good = 0
+            self._cond.notify()
