@@ -299,9 +299,9 @@ def quiet_broken_pipe() -> None:
 
 @contextlib.contextmanager
 def error_boundary(common: Common) -> Iterator[None]:
-    """Turn the tool's errors into one clear message and the documented exit code."""
-    from kubectl_runai_dr import render
-
+    """Turn the tool's errors into one clear message and the documented exit code.
+    (render, and rich with it, is imported only when there is an error to show: `version`
+    and the other quick paths do without.)"""
     try:
         yield
     except typer.Exit:
@@ -309,14 +309,20 @@ def error_boundary(common: Common) -> Iterator[None]:
     except BrokenPipeError:
         quiet_broken_pipe()
     except DrError as exc:
+        from kubectl_runai_dr import render
+
         _, err = render.consoles(common.no_color)
         render.print_error(err, exc, verbose=common.verbose)
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
+        from kubectl_runai_dr import render
+
         _, err = render.consoles(common.no_color)
         err.print("interrupted")
         raise typer.Exit(int(ExitCode.ABORTED)) from None
     except Exception as exc:
+        from kubectl_runai_dr import render
+
         _, err = render.consoles(common.no_color)
         render.print_error(err, exc, verbose=common.verbose)
         raise typer.Exit(int(ExitCode.ERROR)) from None
