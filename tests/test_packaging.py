@@ -663,3 +663,21 @@ def test_help_stand_ins_become_the_real_rich_classes() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60, check=False)
     assert r.stdout.strip() == "OK", r.stdout + r.stderr
+
+
+def test_a_bare_version_prints_what_the_verb_prints() -> None:
+    """`version` alone takes a shortcut past the command line (__main__); its line is the
+    verb's (`version -o table` goes the long way)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    short, long = (subprocess.run([sys.executable, "-m", "kubectl_runai_dr", *args],
+                                  capture_output=True, text=True, cwd=ROOT, env=env,
+                                  timeout=60, check=True).stdout
+                   for args in (["version"], ["version", "-o", "table"]))
+    assert short == long and short.startswith(f"kubectl-runai_dr {VERSION} (commit ")
+
+
+def test_completion_help_loses_rich_markup_without_rich() -> None:
+    from kubectl_runai_dr.cli.lean_help import plain_help
+
+    assert plain_help("a [bold]b[/] \\[c] [dim]d[/dim] e") == "a b [c] d e"
+    assert plain_help("no markup: 10m, x=[1,2]") == "no markup: 10m, x=[1,2]"

@@ -10,11 +10,15 @@ the start-up of `kubectl runai-dr --help`.
 ``typer.rich_utils`` executes, stands in for those two modules with stand-ins whose names
 (``Markdown``, ``Traceback``) import the real module the first time they are used; then
 the stand-ins leave ``sys.modules``, so any later import gets the real modules.
+
+:func:`plain_help` takes rich markup out of a help text without rich: completion shows
+each option's help, and typer would load its whole help renderer (rich's console) to do it.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import types
 from collections.abc import Sequence
@@ -101,3 +105,18 @@ def install() -> None:
     if TARGET in sys.modules or any(isinstance(f, _Finder) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _Finder())
+
+
+# rich's markup tags (rich.markup.RE_TAGS), with the backslashes that may escape them
+_TAG = re.compile(r"(\\*)\[([a-z#/@][^[]*?)]")
+
+
+def plain_help(text: str) -> str:
+    """A help text without its rich markup: a tag is dropped (as rich drops it), an
+    escaped one (backslash before the bracket) is text."""
+    def one(m: re.Match[str]) -> str:
+        slashes, tag = m.group(1), m.group(2)
+        if len(slashes) % 2:  # escaped: the brackets are text
+            return slashes[:-1] + "[" + tag + "]"
+        return slashes
+    return _TAG.sub(one, text)
