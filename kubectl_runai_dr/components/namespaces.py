@@ -275,12 +275,15 @@ def _live_state(kube: KubeApi, work: list[NamespaceWork], from_live: bool
                            dict[tuple[str, str], dict[str, Any]] | None]:
     """Live namespaces (all of them) and live RoleBindings (cluster-wide, or None when the
     user may not list them across namespaces: then each namespace is read by itself)."""
-    namespaces = live_index(kube.list(r.NAMESPACES))
-    if from_live or not any(w.rolebindings for w in work):
+    want_rb = not from_live and any(w.rolebindings for w in work)
+    # both lists start at once and read ahead (see backup)
+    live_ns = kube.list(r.NAMESPACES, limit=PAGE, ahead=AHEAD)
+    live_rb = kube.list(r.ROLEBINDINGS, limit=PAGE, ahead=AHEAD) if want_rb else None
+    namespaces = live_index(live_ns)
+    if live_rb is None:
         return namespaces, {}
     try:
-        rolebindings: dict[tuple[str, str], dict[str, Any]] | None = live_index(
-            kube.list(r.ROLEBINDINGS))
+        rolebindings: dict[tuple[str, str], dict[str, Any]] | None = live_index(live_rb)
     except Forbidden:
         rolebindings = None
     return namespaces, rolebindings
