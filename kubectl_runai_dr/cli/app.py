@@ -50,8 +50,10 @@ def run(argv: list[str] | None = None) -> None:
     if COMPLETE_VAR in os.environ:  # a completion request: register typer's shell support
         from typer import _completion_classes
 
+        from kubectl_runai_dr.cli import lean_help
         from kubectl_runai_dr.cli.lean_help import plain_help
 
         _completion_classes.completion_init()
         _completion_classes._sanitize_help_text = plain_help  # rich markup off, without rich
+        lean_help.values_as_typed()  # no conversion (pydantic) of the words given so far
     app(args=argv, prog_name=PROG, complete_var=COMPLETE_VAR)

@@ -120,3 +120,22 @@ def plain_help(text: str) -> str:
             return slashes[:-1] + "[" + tag + "]"
         return slashes
     return _TAG.sub(one, text)
+
+
+def values_as_typed() -> None:
+    """For a completion request: the words given so far stay as typed (strings) instead
+    of being converted (typer converts every value with pydantic, whose import is a third
+    of a completion's time). Completion parses resiliently and reads those words as text
+    (a --kubeconfig path, the names after --skip); the conversion, and its errors, come
+    when the command really runs."""
+    from typer.core import TyperArgument, TyperOption
+
+    for cls in (TyperOption, TyperArgument):
+        convert = cls.process_value
+
+        def process_value(self: Any, ctx: Any, value: Any, _convert: Any = convert) -> Any:
+            if ctx.resilient_parsing:
+                return value
+            return _convert(self, ctx, value)
+
+        cls.process_value = process_value  # type: ignore[method-assign]
