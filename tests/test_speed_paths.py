@@ -207,3 +207,10 @@ def test_a_pool_of_workers_backs_off_under_apf(apiserver: ApiServer, kube: Kube)
     assert apiserver.latency.rejected > 0
     assert kube.window.smallest <= 4  # it sent fewer at once after the 429s
     assert apiserver.latency.served == 8 * 3
+
+
+def test_the_cli_default_concurrency_is_the_restores() -> None:
+    from kubectl_runai_dr.cli import options
+    from kubectl_runai_dr.components.restore_base import RestoreSettings
+
+    assert options.DEFAULT_WORKERS == RestoreSettings().workers == 16

@@ -158,9 +158,11 @@ Existing = Annotated[str, typer.Option(
 Project = Annotated[list[str] | None, typer.Option(
     "--project", metavar="NAME,...", show_default=False, callback=comma_list,
     help="Only these projects' namespaces (comma list or repeated).", rich_help_panel=RESTORE)]
+DEFAULT_WORKERS = 16  # RestoreSettings.workers (not imported here: --help stays light)
 Workers = Annotated[int, typer.Option(
     "--workers", min=1, max=32, metavar="N",
-    help="Parallel requests for namespaces and role bindings.", rich_help_panel=RESTORE)]
+    help="Parallel requests for namespaces and role bindings (fewer at once after the "
+    "server answers 429).", rich_help_panel=RESTORE)]
 SnapshotClass = Annotated[str | None, typer.Option(
     "--snapshot-class", metavar="NAME", show_default=False,
     help="VolumeSnapshotClass to use (default: the default class of each claim's CSI "
