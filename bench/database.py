@@ -5,7 +5,8 @@ Same PostgreSQL 15 database, same run. The plugin reaches it the way it reaches 
 installation: pg_dump / pg_restore inside the database pod through the exec API (here the
 loopback API server, which runs the command locally with the pod's environment: "inside
 the pod" is that same environment without the exec). Prints:
-- dump: pg_dump -Fc over the exec stream into a file (the plugin's code path) against
+- dump: pg_dump -Fc over the exec stream into a file (the plugin's code path, in a
+  process of its own) against
   `pg_dump -Fc > /dev/null` inside the pod: ratio of throughputs, goal >= 0.95;
 - restore: the dump streamed into pg_restore over exec (the plugin's code path) against
   `pg_restore < dump` inside the pod, each into a freshly created database: goal >= 0.9;
@@ -37,7 +38,7 @@ from kubeapi.pgserver import PgServer
 from kubeapi.seed import crd_paths, seed_runai
 
 from kubectl_runai_dr.components.dbrun import PodRunner
-from kubectl_runai_dr.kube.client import ConnectOptions, Kube, connect
+from kubectl_runai_dr.kube.client import ConnectOptions, connect
 from kubectl_runai_dr.plan import database as p
 
 PASSWORD = "pg-Secr3t-for-tests"
@@ -87,13 +88,33 @@ def in_pod_restore(pg: PgServer, dump: Path) -> float:
     return time.perf_counter() - t
 
 
-def exec_dump(kube: Kube, out: Path) -> float:
+def child(argv: list[str]) -> None:
+    """`database.py --child dump|restore KUBECONFIG FILE [DATABASE]`: the plugin's stream
+    code in a process of its own, as in real use (in the benchmark's process it would share
+    one interpreter lock with the loopback server relaying the stream). Prints seconds."""
+    what, kc, path = argv[:3]
+    kube = connect(ConnectOptions(kubeconfig=kc))
     runner = PodRunner(kube, NS, POD, "postgresql")
     t = time.perf_counter()
-    with open(out, "wb") as fh:
-        res = runner.run(p.pg_dump_argv("backend", None), stdout=fh)
-    assert res.ok, res.stderr_tail
-    return time.perf_counter() - t
+    if what == "dump":
+        with open(path, "wb") as fh:
+            res = runner.run(p.pg_dump_argv("backend", None), stdout=fh)
+    else:
+        res = runner.run(p.pg_restore_argv(argv[3], clean=False, owners=False),
+                         stdin=_chunks(Path(path)), stdin_size=Path(path).stat().st_size)
+    if not res.ok:
+        raise SystemExit(res.stderr_tail)
+    print(time.perf_counter() - t)
+
+
+def _in_child(*args: str) -> float:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
+                         stdout=subprocess.PIPE, env=child_env()).stdout
+    return float(out.decode().split()[-1])
+
+
+def exec_dump(kc: Path, out: Path) -> float:
+    return _in_child("dump", str(kc), str(out))
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -102,14 +123,9 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield block
 
 
-def exec_restore(pg: PgServer, kube: Kube, dump: Path) -> float:
+def exec_restore(pg: PgServer, kc: Path, dump: Path) -> float:
     fresh(pg, "restored_ours")
-    runner = PodRunner(kube, NS, POD, "postgresql")
-    argv = p.pg_restore_argv("restored_ours", clean=False, owners=False)
-    t = time.perf_counter()
-    res = runner.run(argv, stdin=_chunks(dump), stdin_size=dump.stat().st_size)
-    assert res.ok, res.stderr_tail
-    return time.perf_counter() - t
+    return _in_child("restore", str(kc), str(dump), "restored_ours")
 
 
 def main() -> None:
@@ -140,7 +156,6 @@ def main() -> None:
             srv.set_pod_exec(NS, POD, env={"PGHOST": pg.host, "PGPORT": str(pg.port),
                                            "PATH": f"{pg.bindir}:/usr/bin:/bin"})
             kc = srv.write_kubeconfig(work / "kubeconfig")
-            kube = connect(ConnectOptions(kubeconfig=str(kc)))
             dump = work / "plugin.dump"
             peer_d: list[float] = []
             ours_d: list[float] = []
@@ -148,11 +163,11 @@ def main() -> None:
             ours_r: list[float] = []
             for i in range(args.rounds):
                 pair = [("peer", lambda: peer_d.append(in_pod_dump(pg))),
-                        ("ours", lambda: ours_d.append(exec_dump(kube, dump)))]
+                        ("ours", lambda: ours_d.append(exec_dump(kc, dump)))]
                 for _, fn in (pair if i % 2 == 0 else pair[::-1]):
                     fn()
                 pair = [("peer", lambda: peer_r.append(in_pod_restore(pg, dump))),
-                        ("ours", lambda: ours_r.append(exec_restore(pg, kube, dump)))]
+                        ("ours", lambda: ours_r.append(exec_restore(pg, kc, dump)))]
                 for _, fn in (pair if i % 2 == 0 else pair[::-1]):
                     fn()
                 print(f"round {i + 1}: dump in pod {peer_d[-1]:.2f} s, through exec "
@@ -196,4 +211,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2:])
+    else:
+        main()
