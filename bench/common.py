@@ -118,8 +118,11 @@ def span(xs: Sequence[float]) -> str:
 
 
 def result(name: str, ratio: float, goal: str, peer: Sequence[float], ours: Sequence[float],
-           rss_peer_kib: int | None, rss_ours_kib: int) -> None:
-    peer_rss = "-" if rss_peer_kib is None else f"{rss_peer_kib / 1024:.0f} MiB"
+           rss_peer_kib: int | None, rss_ours_kib: int | None) -> None:
+    """The one line: None (or 0) for a peak RSS not measured."""
+    def mib(kib: int | None) -> str:
+        return f"{kib / 1024:.0f} MiB" if kib else "-"
+
     print(f"RESULT {name}: ratio {ratio:.2f} (goal {goal}) | peer {span(peer)} | "
-          f"ours {span(ours)} | peak RSS peer {peer_rss}, ours {rss_ours_kib / 1024:.0f} MiB",
+          f"ours {span(ours)} | peak RSS peer {mib(rss_peer_kib)}, ours {mib(rss_ours_kib)}",
           flush=True)
