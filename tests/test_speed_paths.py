@@ -214,3 +214,20 @@ def test_the_cli_default_concurrency_is_the_restores() -> None:
     from kubectl_runai_dr.components.restore_base import RestoreSettings
 
     assert options.DEFAULT_WORKERS == RestoreSettings().workers == 16
+
+
+# -- exec stdin frames -------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [0, 5, 125, 126, 65535, 65536, 300_000])
+def test_stdin_frames_are_what_the_websocket_client_would_send(n: int) -> None:
+    import websocket
+
+    from kubectl_runai_dr.kube.exec import binary_frame
+
+    payload = (bytes(range(256)) * (n // 256 + 1))[:n]
+    key = b"\x01\x82\x03\xf4"
+    frame = websocket.ABNF(1, 0, 0, 0, websocket.ABNF.OPCODE_BINARY, 1, payload)
+    frame.get_mask_key = lambda _n: key
+    assert binary_frame(payload, key) == frame.format()
+    head = len(frame.format()) - n - 4
+    keys = {binary_frame(payload)[head:head + 4] for _ in range(3)}
+    assert len(keys) == 3  # a fresh random mask key for each frame
