@@ -1,10 +1,15 @@
-"""Benchmark: `kubectl runai-dr backup` against `kubectl get namespaces,rolebindings -A -o json`.
+"""Benchmark: `kubectl runai-dr backup` of the objects against
+`kubectl get namespaces,rolebindings -A -o json`.
 
-Both run as separate processes against the same loopback API server, seeded with a
-Run:ai installation of the chosen size, alternating, in the same run. Prints the median
-times, their ratio (goal: backup within 1.5x of kubectl) and each program's peak RSS.
+Both run as separate processes against the same loopback API server with its latency model
+on (answers as slowly as a real API server: kubeapi.LatencyModel), seeded with a Run:ai
+installation of the chosen size (2,000 projects x 7 role bindings: 2,000 namespaces,
+14,000 role bindings, 2,000 Project objects), alternating, in the same run. Prints each
+program's times and peak RSS and the ratio of the medians, ours / kubectl's (goal <= 0.30).
 
-    .venv/bin/python bench/backup.py [--projects 2000] [--rolebindings 7] [--rounds 3]
+    PYTHONPATH=.:testing .venv/bin/python bench/backup.py [--projects 2000] [--rounds 5]
+        [--plugin "kubectl runai-dr"]      # e.g. the built binary instead of python -m
+        [--profile OUT.html]               # one more backup, under pyinstrument if installed
 
 The loopback API server is the package kubeapi (testing/), installed by
 scripts/bootstrap-tests.sh.
@@ -13,77 +18,82 @@ scripts/bootstrap-tests.sh.
 from __future__ import annotations
 
 import argparse
-import os
+import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from kubeapi import ApiServer
-from kubeapi.seed import crd_paths, seed_runai
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS in KiB) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"{' '.join(cmd[:3])}... failed ({proc.returncode}): {err}")
-    return elapsed, usage.ru_maxrss
+from common import (
+    add_latency_args,
+    child_env,
+    describe,
+    kubectl,
+    latency_from,
+    result,
+    run,
+    start_server,
+)
+from kubeapi.seed import seed_runai
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--projects", type=int, default=2000)
     ap.add_argument("--rolebindings", type=int, default=7)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--plugin", default=None,
+                    help="command line of the plugin (default: this Python, -m kubectl_runai_dr)")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="after the rounds, profile one backup with pyinstrument into this file")
+    add_latency_args(ap)
     args = ap.parse_args()
-    kubectl = shutil.which("kubectl", path=f"{ROOT / '.tools' / 'bin'}:{os.environ['PATH']}")
-    if not kubectl:
-        raise SystemExit("kubectl not found: run scripts/bootstrap-tests.sh")
-
-    srv = ApiServer()
-    srv.install_crds(crd_paths())
-    srv.start()
+    peer_bin = kubectl()
+    model = latency_from(args)
+    srv = start_server(None)
     t0 = time.perf_counter()
     seed_runai(srv, projects=args.projects, rolebindings_per_project=args.rolebindings)
     print(f"seeded {args.projects} projects x {args.rolebindings} role bindings in "
-          f"{time.perf_counter() - t0:.1f}s")
+          f"{time.perf_counter() - t0:.1f}s; {describe(model)}", flush=True)
+    srv.latency = model
     work = Path(tempfile.mkdtemp(prefix="runai-dr-bench-"))
     kc = srv.write_kubeconfig(work / "kubeconfig")
-    env = {**os.environ, "KUBECONFIG": str(kc), "NO_COLOR": "1"}
-    plugin = [sys.executable, "-m", "kubectl_runai_dr", "backup", "--no-record", "--force",
-              "--skip", "database",
-              "--to", str(work / "bench.tar.gz")]
-    peer = [kubectl, "get", "namespaces,rolebindings", "-A", "-o", "json"]
+    env = child_env(KUBECONFIG=str(kc))
+    plugin_cmd = shlex.split(args.plugin) if args.plugin else [sys.executable, "-m",
+                                                               "kubectl_runai_dr"]
+    backup_args = ["backup", "--no-record", "--force", "--skip", "database",
+                   "--to", str(work / "bench.tar.gz")]
+    ours_cmd = [*plugin_cmd, *backup_args]
+    peer = [peer_bin, "get", "namespaces,rolebindings", "-A", "-o", "json"]
 
     times: dict[str, list[float]] = {"backup": [], "kubectl": []}
     rss: dict[str, int] = {"backup": 0, "kubectl": 0}
     try:
-        run(peer, env)  # warm-up: discovery cache, server caches
-        for _ in range(args.rounds):
-            for name, cmd in (("backup", plugin), ("kubectl", peer)):
-                t, m = run(cmd, env)
-                times[name].append(t)
-                rss[name] = max(rss[name], m)
+        run(peer, env)  # warm-up: discovery cache, page cache
+        run(ours_cmd, env)
+        for i in range(args.rounds):
+            order = [("backup", ours_cmd), ("kubectl", peer)]
+            if i % 2:
+                order.reverse()
+            for name, cmd in order:
+                r = run(cmd, env)
+                times[name].append(r.wall)
+                rss[name] = max(rss[name], r.rss_kib)
+                print(f"round {i + 1}: {name:8s} {r.wall:6.2f} s  {r.rss_kib / 1024:4.0f} MiB",
+                      flush=True)
+        if args.profile:
+            prof = [sys.executable, "-m", "pyinstrument", "-r", "html", "-o",
+                    str(args.profile), "-m", "kubectl_runai_dr", *backup_args]
+            run(prof, env)
+            print(f"profile written to {args.profile}")
     finally:
         srv.stop()
         shutil.rmtree(work, ignore_errors=True)
     b, k = statistics.median(times["backup"]), statistics.median(times["kubectl"])
-    print(f"backup  median {b:.2f}s  peak RSS {rss['backup'] / 1024:.0f} MiB  runs "
-          + " ".join(f"{t:.2f}" for t in times["backup"]))
-    print(f"kubectl median {k:.2f}s  peak RSS {rss['kubectl'] / 1024:.0f} MiB  runs "
-          + " ".join(f"{t:.2f}" for t in times["kubectl"]))
-    print(f"ratio backup/kubectl = {b / k:.2f}  (goal <= 1.5)")
+    result("backup (objects) / kubectl get -A -o json", b / k, "<= 0.30",
+           times["kubectl"], times["backup"], rss["kubectl"], rss["backup"])
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
-"""Benchmark: the plugin's database dump against a direct `pg_dump -Fc` to a file.
+"""Benchmark: the database dump and restore through the API server's exec, against
+pg_dump and pg_restore run inside the database pod.
 
 Same PostgreSQL 15 database, same run. The plugin reaches it the way it reaches a real
-installation: pg_dump inside the database pod through the API server's exec (here the
-loopback API server, which runs the command locally). Prints:
-- stream throughput: pg_dump over the exec websocket into a file (the plugin's code path)
-  against pg_dump writing the file itself: ratio, goal >= 0.9;
-- the whole `kubectl runai-dr backup database` as a separate process: wall time (it also
-  packs the bundle) and its peak RSS, goal < 150 MB whatever the database size.
+installation: pg_dump / pg_restore inside the database pod through the exec API (here the
+loopback API server, which runs the command locally with the pod's environment: "inside
+the pod" is that same environment without the exec). Prints:
+- dump: pg_dump -Fc over the exec stream into a file (the plugin's code path, in a
+  process of its own) against
+  `pg_dump -Fc > /dev/null` inside the pod: ratio of throughputs, goal >= 0.95;
+- restore: the dump streamed into pg_restore over exec (the plugin's code path) against
+  `pg_restore < dump` inside the pod, each into a freshly created database: goal >= 0.9;
+- the whole `kubectl runai-dr backup database` and `restore --only database` as
+  separate processes: wall time (they also pack / unpack the bundle and check every
+  table's row count) and peak RSS, goal < 150 MB whatever the database size.
 
-    .venv/bin/python bench/database.py [--size 200M|1G] [--rounds 3]
+    PYTHONPATH=.:testing .venv/bin/python bench/database.py [--size 200M|1G] [--rounds 3]
 
 The loopback API server and PostgreSQL come from the package kubeapi (testing/),
 installed by scripts/bootstrap-tests.sh.
@@ -23,8 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from common import add_latency_args, child_env, describe, latency_from, result, run
 from kubeapi import ApiServer
 from kubeapi.pgserver import PgServer
 from kubeapi.seed import crd_paths, seed_runai
@@ -33,11 +41,10 @@ from kubectl_runai_dr.components.dbrun import PodRunner
 from kubectl_runai_dr.kube.client import ConnectOptions, connect
 from kubectl_runai_dr.plan import database as p
 
-ROOT = Path(__file__).resolve().parent.parent
-
 PASSWORD = "pg-Secr3t-for-tests"
 NS, POD = "runai-backend", "runai-backend-postgresql-0"
 ROW = 128  # bytes of random payload per row (8 decoded md5 digests of random(): incompressible)
+CHUNK = 1 << 20
 
 
 def parse_size(text: str) -> int:
@@ -58,75 +65,153 @@ def fill(pg: PgServer, size: int) -> None:
     pg.psql("VACUUM ANALYZE big", db="backend")
 
 
-def direct(pg: PgServer, out: Path) -> float:
+def fresh(pg: PgServer, name: str) -> None:
+    pg.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg.psql(f'CREATE DATABASE "{name}"')
+
+
+def in_pod_dump(pg: PgServer) -> float:
     t = time.perf_counter()
-    subprocess.run([str(pg.bindir / "pg_dump"), "-Fc", "-f", str(out), "--dbname=backend"],
-                   env=pg.env(), check=True)
+    with open(os.devnull, "wb") as null:
+        subprocess.run([str(pg.bindir / "pg_dump"), "-Fc", "-w", "--dbname=backend"],
+                       env=pg.env(), stdout=null, check=True)
     return time.perf_counter() - t
 
 
-def plugin_stream(kube: object, out: Path) -> float:
+def in_pod_restore(pg: PgServer, dump: Path) -> float:
+    fresh(pg, "restored_peer")
+    t = time.perf_counter()
+    with open(dump, "rb") as fh:
+        subprocess.run([str(pg.bindir / "pg_restore"), "-w", "--single-transaction",
+                        "--exit-on-error", "--no-owner", "--dbname=restored_peer"],
+                       env=pg.env(), stdin=fh, check=True)
+    return time.perf_counter() - t
+
+
+def child(argv: list[str]) -> None:
+    """`database.py --child dump|restore KUBECONFIG FILE [DATABASE]`: the plugin's stream
+    code in a process of its own, as in real use (in the benchmark's process it would share
+    one interpreter lock with the loopback server relaying the stream). Prints seconds."""
+    what, kc, path = argv[:3]
+    kube = connect(ConnectOptions(kubeconfig=kc))
     runner = PodRunner(kube, NS, POD, "postgresql")
     t = time.perf_counter()
-    with open(out, "wb") as fh:
-        res = runner.run(p.pg_dump_argv("backend", None), stdout=fh)
-    assert res.ok, res.stderr_tail
-    return time.perf_counter() - t
+    if what == "dump":
+        with open(path, "wb") as fh:
+            res = runner.run(p.pg_dump_argv("backend", None), stdout=fh)
+    else:
+        res = runner.run(p.pg_restore_argv(argv[3], clean=False, owners=False),
+                         stdin=_chunks(Path(path)), stdin_size=Path(path).stat().st_size)
+    if not res.ok:
+        raise SystemExit(res.stderr_tail)
+    print(time.perf_counter() - t)
 
 
-def plugin_process(kc: Path, out: Path) -> tuple[float, int]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "kubectl_runai_dr", "backup", "database",
-                             "--kubeconfig", str(kc), "--to", str(out), "--force",
-                             "--no-record"], env=env, stdout=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    assert os.waitstatus_to_exitcode(status) == 0, "backup failed"
-    return wall, usage.ru_maxrss * 1024
+def _in_child(*args: str) -> float:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
+                         stdout=subprocess.PIPE, env=child_env()).stdout
+    return float(out.decode().split()[-1])
+
+
+def exec_dump(kc: Path, out: Path) -> float:
+    return _in_child("dump", str(kc), str(out))
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK):
+            yield block
+
+
+def exec_restore(pg: PgServer, kc: Path, dump: Path) -> float:
+    fresh(pg, "restored_ours")
+    return _in_child("restore", str(kc), str(dump), "restored_ours")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="200M", help="database size (default 200M; 1G)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-process", action="store_true",
+                    help="skip the whole backup/restore processes (streams only)")
+    add_latency_args(ap)
     args = ap.parse_args()
     size = parse_size(args.size)
+    model = latency_from(args)
     work = Path(tempfile.mkdtemp(prefix="bench-db-"))
     with PgServer(password=PASSWORD) as pg:
+        t0 = time.perf_counter()
         print(f"filling a database of about {size >> 20} MiB ...", flush=True)
         fill(pg, size)
         actual = int(pg.psql("SELECT pg_database_size('backend')"))
+        print(f"filled in {time.perf_counter() - t0:.0f} s; {describe(model)} "
+              "(exec streams are long-running requests: no per-request delay)", flush=True)
         srv = ApiServer()
         srv.install_crds(crd_paths())
         srv.start()
         try:
             seed_runai(srv, projects=3, rolebindings_per_project=1)
+            srv.latency = model
             srv.set_pod_exec(NS, POD, env={"PGHOST": pg.host, "PGPORT": str(pg.port),
                                            "PATH": f"{pg.bindir}:/usr/bin:/bin"})
             kc = srv.write_kubeconfig(work / "kubeconfig")
-            kube = connect(ConnectOptions(kubeconfig=str(kc)))
-            d_times, s_times, walls, rss = [], [], [], []
-            for _ in range(args.rounds):
-                d_times.append(direct(pg, work / "direct.dump"))
-                s_times.append(plugin_stream(kube, work / "plugin.dump"))
-                w, r = plugin_process(kc, work / "bundle.tar.gz")
-                walls.append(w)
-                rss.append(r)
-            dump = (work / "direct.dump").stat().st_size
-            same = abs((work / "plugin.dump").stat().st_size - dump) < dump * 0.01 + 4096
-            d, s, w = (statistics.median(x) for x in (d_times, s_times, walls))
-            print(f"database {actual / 2**20:.0f} MiB, dump {dump / 2**20:.0f} MiB "
-                  f"(plugin dump of the same size: {same})")
-            print(f"direct pg_dump -Fc to a file : {d:6.2f} s  {dump / d / 2**20:7.1f} MiB/s")
-            print(f"plugin exec stream to a file : {s:6.2f} s  {dump / s / 2**20:7.1f} MiB/s")
-            print(f"throughput ratio plugin/direct: {d / s:.2f} (goal >= 0.9)")
-            print(f"`backup database` process    : {w:6.2f} s wall (ratio to direct "
-                  f"{d / w:.2f}; includes packing the bundle)")
-            print(f"peak RSS of the plugin process: {max(rss) / 2**20:.0f} MiB (goal < 150)")
+            dump = work / "plugin.dump"
+            peer_d: list[float] = []
+            ours_d: list[float] = []
+            peer_r: list[float] = []
+            ours_r: list[float] = []
+            for i in range(args.rounds):
+                pair = [("peer", lambda: peer_d.append(in_pod_dump(pg))),
+                        ("ours", lambda: ours_d.append(exec_dump(kc, dump)))]
+                for _, fn in (pair if i % 2 == 0 else pair[::-1]):
+                    fn()
+                pair = [("peer", lambda: peer_r.append(in_pod_restore(pg, dump))),
+                        ("ours", lambda: ours_r.append(exec_restore(pg, kc, dump)))]
+                for _, fn in (pair if i % 2 == 0 else pair[::-1]):
+                    fn()
+                print(f"round {i + 1}: dump in pod {peer_d[-1]:.2f} s, through exec "
+                      f"{ours_d[-1]:.2f} s; restore in pod {peer_r[-1]:.2f} s, through exec "
+                      f"{ours_r[-1]:.2f} s", flush=True)
+            rows = {db: pg.psql("SELECT count(*) FROM big", db=db).strip()
+                    for db in ("backend", "restored_peer", "restored_ours")}
+            if len(set(rows.values())) != 1:
+                raise SystemExit(f"row counts differ: {rows}")
+            dsize = dump.stat().st_size
+            print(f"database {actual / 2**20:.0f} MiB, dump {dsize / 2**20:.0f} MiB, "
+                  f"{rows['backend']} rows in each copy")
+            b_rss = r_rss = 0
+            b_wall: list[float] = []
+            r_wall: list[float] = []
+            if not args.no_process:
+                env = child_env(HOME=str(work))
+                plugin = [sys.executable, "-m", "kubectl_runai_dr"]
+                bundle = work / "bundle.tar.gz"
+                for _ in range(max(1, args.rounds // 2)):
+                    r = run([*plugin, "backup", "database", "--kubeconfig", str(kc),
+                             "--to", str(bundle), "--force", "--no-record"], env)
+                    b_wall.append(r.wall)
+                    b_rss = max(b_rss, r.rss_kib)
+                    r = run([*plugin, "restore", "--only", "database", str(bundle),
+                             "--kubeconfig", str(kc), "--yes"], env)
+                    r_wall.append(r.wall)
+                    r_rss = max(r_rss, r.rss_kib)
+                print(f"`backup database` process: {statistics.median(b_wall):.2f} s, "
+                      f"peak RSS {b_rss / 1024:.0f} MiB; `restore --only database` process: "
+                      f"{statistics.median(r_wall):.2f} s (with row-count checks), peak RSS "
+                      f"{r_rss / 1024:.0f} MiB (goal < 150 MiB)")
+            d_ratio = statistics.median(peer_d) / statistics.median(ours_d)
+            r_ratio = statistics.median(peer_r) / statistics.median(ours_r)
+            result(f"database dump {actual / 2**30:.2f} GiB: exec stream / pg_dump in the pod",
+                   d_ratio, ">= 0.95", peer_d, ours_d, None, b_rss)
+            result(f"database restore {dsize / 2**30:.2f} GiB dump: exec stream / pg_restore "
+                   "in the pod", r_ratio, ">= 0.9", peer_r, ours_r, None, r_rss)
         finally:
             srv.stop()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2:])
+    else:
+        main()

@@ -1,14 +1,17 @@
 """Benchmark: `kubectl runai-dr namespaces BUNDLE` against `kubectl apply -f` of the same
-manifests, on the same loopback API server, in the same run.
+objects (without validation, see below), on the same loopback API server with its latency
+model on (kubeapi.LatencyModel: answers as slowly as a real API server; with
+--max-inflight, APF's seats and 429 + Retry-After under overload), in the same run.
 
 The server is seeded with a Run:ai installation (2,000 projects with 7 role bindings each by
-default) and backed up once. Each round wipes the project namespaces (their role bindings go
-with them), restores them with one program, wipes again and restores with the other; the
-order alternates between rounds. Prints the median times and kubectl's time divided by
-ours (goal: at least 3).
+default: 16,000 namespaces and role bindings) and backed up once. Each measurement wipes the
+project namespaces (their role bindings go with them) and restores them into the empty
+cluster. kubectl runs once per round; ours runs once per round at each concurrency
+(--workers, a list), printing objects per second so the point where the server saturates
+shows. The ratio is kubectl's median over ours at the default concurrency (goal >= 6).
 
-    .venv/bin/python bench/restore_namespaces.py [--projects 2000] [--rolebindings 7]
-        [--rounds 1] [--workers 8]
+    PYTHONPATH=.:testing .venv/bin/python bench/restore_namespaces.py [--projects 2000]
+        [--rounds 1] [--workers 1,4,8,16,32] [--max-inflight N --queue-length N]
 
 The loopback API server is the package kubeapi (testing/), installed by
 scripts/bootstrap-tests.sh.
@@ -18,33 +21,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import (
+    add_latency_args,
+    child_env,
+    describe,
+    kubectl,
+    latency_from,
+    result,
+    run,
+    start_server,
+)
 from kubeapi import ApiServer
-from kubeapi.seed import crd_paths, seed_runai
+from kubeapi.seed import seed_runai
 
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.components.namespaces import work_from_bundle
+from kubectl_runai_dr.components.restore_base import RestoreSettings
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       check=False)
-    elapsed = time.perf_counter() - start
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])}... failed ({p.returncode}): "
-                         f"{p.stderr.decode()[-2000:]}")
-    return elapsed
+DEFAULT_WORKERS = RestoreSettings().workers
 
 
 def wipe(srv: ApiServer, namespaces: list[str]) -> None:
@@ -63,32 +65,36 @@ def count(srv: ApiServer, namespaces: list[str]) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--projects", type=int, default=2000)
     ap.add_argument("--rolebindings", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--workers", default=f"1,4,{DEFAULT_WORKERS},16,32",
+                    help="concurrency levels of ours, comma-separated")
+    ap.add_argument("--plugin", default=None,
+                    help="command line of the plugin (default: this Python, -m kubectl_runai_dr)")
+    add_latency_args(ap)
     args = ap.parse_args()
-    tools = f"{ROOT / '.tools' / 'bin'}:{os.environ['PATH']}"
-    kubectl = shutil.which("kubectl", path=tools)
-    if not kubectl:
-        raise SystemExit("kubectl not found: run scripts/bootstrap-tests.sh")
+    levels = [int(x) for x in args.workers.split(",")]
+    if DEFAULT_WORKERS not in levels:
+        levels.append(DEFAULT_WORKERS)
+    peer_bin = kubectl()
+    model = latency_from(args)
 
-    srv = ApiServer()
-    srv.install_crds(crd_paths())
-    srv.start()
+    srv = start_server(None)
     t0 = time.perf_counter()
     info = seed_runai(srv, projects=args.projects, rolebindings_per_project=args.rolebindings)
     print(f"seeded {args.projects} projects x {args.rolebindings} role bindings in "
-          f"{time.perf_counter() - t0:.1f}s")
+          f"{time.perf_counter() - t0:.1f}s; {describe(model)}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="runai-dr-bench-"))
     kc = srv.write_kubeconfig(work / "kubeconfig")
-    env = {**os.environ, "PATH": tools, "NO_COLOR": "1",
-           "HOME": str(work)}
+    env = child_env(HOME=str(work))
     bundle = work / "bundle.tar.gz"
-    plugin = [sys.executable, "-m", "kubectl_runai_dr"]
+    plugin = shlex.split(args.plugin) if args.plugin else [sys.executable, "-m",
+                                                          "kubectl_runai_dr"]
     run([*plugin, "backup", "--kubeconfig", str(kc), "--to", str(bundle), "--no-record",
          "--skip", "database"], env)
+    srv.latency = model
 
     # the same objects, cleaned the same way, as one manifest file for kubectl
     b = Bundle.open(bundle)
@@ -98,34 +104,58 @@ def main() -> None:
     (work / "manifests.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List",
                                                      "items": manifests}))
     expected = len(manifests)
-    print(f"{expected} objects to restore ({len(items)} namespaces)")
+    print(f"{expected} objects to restore ({len(items)} namespaces)", flush=True)
 
-    ours = [*plugin, "namespaces", str(bundle), "--kubeconfig", str(kc), "--workers",
-            str(args.workers)]
-    # --validate=false: the loopback server serves no OpenAPI document (a real one does, and
-    # kubectl would download and check against it: kubectl gets the faster path here)
-    theirs = [kubectl, "--kubeconfig", str(kc), "apply", "--validate=false", "-f",
+    def ours(workers: int) -> list[str]:
+        return [*plugin, "namespaces", str(bundle), "--kubeconfig", str(kc), "--workers",
+                str(workers)]
+
+    # --validate=false: kubectl's default validation needs the server's full OpenAPI
+    # document, which the loopback server does not serve (a real one does, and kubectl
+    # downloads and checks against it): kubectl gets the faster path here, so the ratio
+    # is on the conservative side
+    theirs = [peer_bin, "--kubeconfig", str(kc), "apply", "--validate=false", "-f",
               str(work / "manifests.json")]
-    times: dict[str, list[float]] = {"runai-dr": [], "kubectl": []}
+    times: dict[str, list[float]] = {"kubectl": []}
+    rss: dict[str, int] = {"kubectl": 0}
+    for w in levels:
+        times[f"w{w}"] = []
+        rss[f"w{w}"] = 0
     namespaces = info.project_namespaces
-    for i in range(args.rounds):
-        order = [("runai-dr", ours), ("kubectl", theirs)]
-        if i % 2:
-            order.reverse()
-        for name, cmd in order:
-            wipe(srv, namespaces)
-            elapsed = run(cmd, env)
-            got = count(srv, namespaces)
-            if got != expected:
-                raise SystemExit(f"{name} restored {got} objects, expected {expected}")
-            times[name].append(elapsed)
-            print(f"round {i + 1}: {name:8s} {elapsed:7.2f}s")
-    srv.stop()
-    shutil.rmtree(work, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = med["kubectl"] / med["runai-dr"]
-    print(f"median: runai-dr {med['runai-dr']:.2f}s, kubectl apply {med['kubectl']:.2f}s")
-    print(f"kubectl apply / runai-dr = {ratio:.2f}x (goal: >= 3x)")
+    try:
+        for i in range(args.rounds):
+            order: list[tuple[str, list[str]]] = [("kubectl", theirs)] + [
+                (f"w{w}", ours(w)) for w in levels]
+            if i % 2:
+                order.reverse()
+            for name, cmd in order:
+                wipe(srv, namespaces)
+                if model is not None:
+                    model.reset_counters()
+                r = run(cmd, env)
+                got = count(srv, namespaces)
+                if got != expected:
+                    raise SystemExit(f"{name} restored {got} objects, expected {expected}")
+                times[name].append(r.wall)
+                rss[name] = max(rss[name], r.rss_kib)
+                apf = ""
+                if model is not None:
+                    apf = (f"  429s {model.rejected}, peak in flight {model.peak_inflight}")
+                label = "kubectl apply" if name == "kubectl" else f"ours, {name[1:]:>2} workers"
+                print(f"round {i + 1}: {label:18s} {r.wall:7.2f} s  {expected / r.wall:6.0f} "
+                      f"objects/s  {r.rss_kib / 1024:4.0f} MiB{apf}", flush=True)
+    finally:
+        srv.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print("objects per second by concurrency (median):")
+    for w in levels:
+        med = statistics.median(times[f"w{w}"])
+        print(f"  {w:3d} workers: {expected / med:6.0f} objects/s ({med:.2f} s)")
+    print(f"  kubectl apply: {expected / statistics.median(times['kubectl']):6.0f} objects/s")
+    default = f"w{DEFAULT_WORKERS}"
+    ratio = statistics.median(times["kubectl"]) / statistics.median(times[default])
+    result(f"restore namespaces ({DEFAULT_WORKERS} workers): kubectl apply / ours", ratio,
+           ">= 6", times["kubectl"], times[default], rss["kubectl"], rss[default])
 
 
 if __name__ == "__main__":

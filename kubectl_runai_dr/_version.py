@@ -11,3 +11,11 @@ except metadata.PackageNotFoundError:  # running from a source tree that was nev
 
 # Filled in by the binary build (scripts/build.sh); empty in a source checkout.
 BUILD_COMMIT = ""
+
+
+def describe() -> str:
+    """What `kubectl runai-dr version` prints (as a table)."""
+    import platform
+
+    return (f"kubectl-runai_dr {__version__} (commit {BUILD_COMMIT or 'unknown'}, "
+            f"python {platform.python_version()})")

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import yaml
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.markup import escape as escape  # re-exported: the views escape with it
@@ -154,6 +153,8 @@ def emit(data: Any, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     elif fmt == "yaml":
+        import yaml  # only for -o yaml
+
         sys.stdout.write(yaml.safe_dump(data, sort_keys=True, default_flow_style=False))
     else:
         raise ValueError(fmt)

@@ -16,6 +16,7 @@ import yaml
 from kubeapi import ApiServer
 from kubeapi.seed import seed_runai
 
+from kubectl_runai_dr.components import namespaces
 from tests.e2e import ROOT, cli, components, manifest_of, member, subprocess_cli
 
 SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
@@ -169,7 +170,7 @@ def test_rolebindings_fall_back_to_per_namespace_lists(seeded: tuple[ApiServer, 
 
 def test_lists_are_paginated_not_one_get_per_object(apiserver: ApiServer,
                                                     tmp_path: Path) -> None:
-    seed_runai(apiserver, projects=80, rolebindings_per_project=7)  # 560 bindings > 1 page
+    seed_runai(apiserver, projects=150, rolebindings_per_project=7)  # 1,050 bindings > 1 page
     kc = apiserver.write_kubeconfig(tmp_path / "kc")
     apiserver.clear_requests()
     code, _, stderr, _ = _backup(kc, tmp_path / "b.tar.gz")
@@ -177,11 +178,11 @@ def test_lists_are_paginated_not_one_get_per_object(apiserver: ApiServer,
     rb_reqs = [r for r in apiserver.requests if "rolebindings" in r.path]
     assert rb_reqs and all(r.method == "GET" for r in rb_reqs)
     assert all(r.path.endswith("/rolebindings") for r in rb_reqs)  # lists, never by name
-    assert all(r.query.get("limit") == ["500"] for r in rb_reqs)
+    assert all(r.query.get("limit") == [str(namespaces.PAGE)] for r in rb_reqs)
     assert len(rb_reqs) == 2 and "continue" in rb_reqs[1].query
     project_ns = {n["metadata"]["name"] for n in apiserver.list("v1", "Namespace")
                   if "runai/queue" in (n["metadata"].get("labels") or {})}
-    assert len(project_ns) == 80
+    assert len(project_ns) == 150
     single_gets = [r.path for r in apiserver.requests if r.method == "GET" and (
         "/rolebindings/" in r.path or r.path.rsplit("/", 1)[-1] in project_ns)]
     assert single_gets == []

@@ -600,29 +600,84 @@ def test_kubectl_runs_the_helper(plugin_path: Path) -> None:
     assert lines[-1] == ":4"
 
 
-# -- start-up: the kubernetes client stays out of --help, version and completion --------------
-# pydantic is not listed: typer itself imports it to convert parameter values.
-HEAVY = ("kubernetes", "urllib3", "websocket")
+# -- start-up: --help, version and completion import only what they use ----------------------
+# pydantic is not listed: typer itself imports it to convert parameter values. rich is what
+# typer renders help with, but not its Markdown and traceback parts (cli/lean_help.py).
+HEAVY = ("kubernetes", "urllib3", "websocket", "yaml", "requests", "oauthlib",
+         "importlib.metadata", "rich.markdown", "rich.traceback", "rich.pretty", "rich.syntax",
+         "pygments", "markdown_it", "attr", "kubectl_runai_dr.components",
+         "kubectl_runai_dr.ops", "kubectl_runai_dr.bundle.reader")
+COMPLETE_ENV = {"_KUBECTL_RUNAI_DR_COMPLETE": "complete_fish",
+                "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+                "_TYPER_COMPLETE_ARGS": "kubectl-runai_dr backup --"}
 
 
-@pytest.mark.parametrize(("args", "env"), [
-    (["--help"], {}),
-    (["version"], {}),
-    (["backup", "--help"], {}),
-    ([], {"_KUBECTL_RUNAI_DR_COMPLETE": "complete_fish", "_TYPER_COMPLETE_FISH_ACTION": "get-args",
-          "_TYPER_COMPLETE_ARGS": "kubectl-runai_dr backup --"}),
+# (arguments, environment, also heavy here, allowed here)
+@pytest.mark.parametrize(("args", "env", "also", "allow"), [
+    (["--help"], {}, (), ()),
+    # plain text: no rich at all; the version is the package metadata's
+    (["version"], {}, ("rich",), ("importlib.metadata",)),
+    # a verb's help: typer reads the defaults through pydantic, which reads its plugins'
+    # entry points (importlib.metadata)
+    (["backup", "--help"], {}, (), ("importlib.metadata",)),
+    (["restore", "--help"], {}, (), ("importlib.metadata",)),
+    # completion shows each option's help, with its rich markup taken out without rich;
+    # the words given so far stay text (no pydantic)
+    ([], COMPLETE_ENV, ("rich", "pydantic", "typer._adapters"), ()),
 ])
-def test_fast_paths_do_not_import_heavy_modules(args: list[str], env: dict[str, str]) -> None:
+def test_fast_paths_do_not_import_heavy_modules(args: list[str], env: dict[str, str],
+                                                also: tuple[str, ...],
+                                                allow: tuple[str, ...]) -> None:
+    heavy = tuple(h for h in (*HEAVY, *also) if h not in allow)
     code = (
         "import sys\n"
         f"sys.argv = ['kubectl-runai_dr', *{args!r}]\n"
         "from kubectl_runai_dr.__main__ import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print('HEAVY=' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))\n"
+        "print('HEAVY=' + ','.join(sorted(m for m in sys.modules "
+        f"if any(m == h or m.startswith(h + '.') for h in {heavy!r}))))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, timeout=60,
                        check=False)
-    heavy = [ln for ln in r.stdout.splitlines() if ln.startswith("HEAVY=")]
-    assert heavy, r.stdout + r.stderr
-    assert heavy[-1] == "HEAVY=", f"{args}: imports {heavy[-1][6:]}"
+    found = [ln for ln in r.stdout.splitlines() if ln.startswith("HEAVY=")]
+    assert found, r.stdout + r.stderr
+    assert found[-1] == "HEAVY=", f"{args}: imports {found[-1][6:]}"
+
+
+def test_help_stand_ins_become_the_real_rich_classes() -> None:
+    """The stand-ins for typer.rich_utils' Markdown and Traceback work when used, and leave
+    the real modules importable."""
+    code = (
+        "import sys\n"
+        "from kubectl_runai_dr.cli import command  # installs the finder\n"
+        "from typer import rich_utils\n"
+        "assert 'rich.markdown' not in sys.modules and 'rich.traceback' not in sys.modules\n"
+        "md = rich_utils.Markdown('# title')\n"
+        "import rich.markdown, rich.traceback\n"
+        "assert type(md) is rich.markdown.Markdown and isinstance(md, rich_utils.Markdown)\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n"
+        "    tb = rich_utils.Traceback.from_exception(type(e), e, e.__traceback__)\n"
+        "assert isinstance(tb, rich.traceback.Traceback)\n"
+        "print('OK')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60, check=False)
+    assert r.stdout.strip() == "OK", r.stdout + r.stderr
+
+
+def test_a_bare_version_prints_what_the_verb_prints() -> None:
+    """`version` alone takes a shortcut past the command line (__main__); its line is the
+    verb's (`version -o table` goes the long way)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    short, long = (subprocess.run([sys.executable, "-m", "kubectl_runai_dr", *args],
+                                  capture_output=True, text=True, cwd=ROOT, env=env,
+                                  timeout=60, check=True).stdout
+                   for args in (["version"], ["version", "-o", "table"]))
+    assert short == long and short.startswith(f"kubectl-runai_dr {VERSION} (commit ")
+
+
+def test_completion_help_loses_rich_markup_without_rich() -> None:
+    from kubectl_runai_dr.cli.lean_help import plain_help
+
+    assert plain_help("a [bold]b[/] \\[c] [dim]d[/dim] e") == "a b [c] d e"
+    assert plain_help("no markup: 10m, x=[1,2]") == "no markup: 10m, x=[1,2]"

@@ -56,7 +56,12 @@ app.command()(version)
 def run(argv: list[str] | None = None) -> None:
     """Run the CLI; typer's standalone mode maps usage errors to exit code 2."""
     if COMPLETE_VAR in os.environ:  # a completion request: register typer's shell support
-        from typer._completion_classes import completion_init
+        from typer import _completion_classes
 
-        completion_init()
+        from kubectl_runai_dr.cli import lean_help
+        from kubectl_runai_dr.cli.lean_help import plain_help
+
+        _completion_classes.completion_init()
+        _completion_classes._sanitize_help_text = plain_help  # rich markup off, without rich
+        lean_help.values_as_typed()  # no conversion (pydantic) of the words given so far
     app(args=argv, prog_name=PROG, complete_var=COMPLETE_VAR)

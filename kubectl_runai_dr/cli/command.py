@@ -17,6 +17,10 @@ from typing import Any, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from kubectl_runai_dr.cli import lean_help
+
+lean_help.install()  # help renders without rich.markdown and rich.traceback (see there)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

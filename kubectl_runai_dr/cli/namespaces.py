@@ -26,7 +26,7 @@ def namespaces(
         rich_help_panel=o.RESTORE)] = False,
     project: o.Project = None,
     existing: o.Existing = "skip",
-    workers: o.Workers = 8,
+    workers: o.Workers = o.DEFAULT_WORKERS,
     *,
     common: o.Common,
 ) -> object:

@@ -173,9 +173,11 @@ Existing = Annotated[str, typer.Option(
 Project = Annotated[list[str] | None, typer.Option(
     "--project", metavar="NAME,...", show_default=False, callback=comma_list,
     help="Only these projects' namespaces (comma list or repeated).", rich_help_panel=RESTORE)]
+DEFAULT_WORKERS = 16  # RestoreSettings.workers (not imported here: --help stays light)
 Workers = Annotated[int, typer.Option(
     "--workers", min=1, max=32, metavar="N",
-    help="Parallel requests for namespaces and role bindings.", rich_help_panel=RESTORE)]
+    help="Parallel requests for namespaces and role bindings (fewer at once after the "
+    "server answers 429).", rich_help_panel=RESTORE)]
 SnapshotClass = Annotated[str | None, typer.Option(
     "--snapshot-class", metavar="NAME", show_default=False,
     help="VolumeSnapshotClass to use (default: the default class of each claim's CSI "
@@ -331,9 +333,9 @@ def quiet_broken_pipe() -> None:
 
 @contextlib.contextmanager
 def error_boundary(common: Common) -> Iterator[None]:
-    """Turn the tool's errors into one clear message and the documented exit code."""
-    from kubectl_runai_dr import render
-
+    """Turn the tool's errors into one clear message and the documented exit code.
+    (render, and rich with it, is imported only when there is an error to show: `version`
+    and the other quick paths do without.)"""
     try:
         yield
     except typer.Exit:
@@ -341,14 +343,20 @@ def error_boundary(common: Common) -> Iterator[None]:
     except BrokenPipeError:
         quiet_broken_pipe()
     except DrError as exc:
+        from kubectl_runai_dr import render
+
         _, err = render.consoles(common.no_color)
         render.print_error(err, exc, verbose=common.verbose)
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
+        from kubectl_runai_dr import render
+
         _, err = render.consoles(common.no_color)
         err.print("interrupted")
         raise typer.Exit(int(ExitCode.ABORTED)) from None
     except Exception as exc:
+        from kubectl_runai_dr import render
+
         _, err = render.consoles(common.no_color)
         render.print_error(err, exc, verbose=common.verbose)
         raise typer.Exit(int(ExitCode.ERROR)) from None

@@ -35,7 +35,7 @@ def restore(
     existing: o.Existing = "skip",
     yes: o.Yes = False,
     project: o.Project = None,
-    workers: o.Workers = 8,
+    workers: o.Workers = o.DEFAULT_WORKERS,
     run_helm: Annotated[bool, typer.Option(
         "--run-helm", help="Run the printed helm commands (helm must be on PATH) and wait for "
         "each release to be deployed.", rich_help_panel=HELM)] = False,

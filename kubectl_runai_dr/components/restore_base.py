@@ -35,7 +35,10 @@ class RestoreSettings:
     dry_run: bool = False
     existing: Existing = Existing.skip
     projects: tuple[str, ...] = ()  # --project filter for namespaces
-    workers: int = 8
+    # Requests in flight for namespaces and role bindings: where a real API server's
+    # throughput levels off (bench/restore_namespaces.py); after a 429 the client sends
+    # fewer at once (kube.client.Window)
+    workers: int = 16
     run_helm: bool = False
     wait_timeout: float = 900.0  # --wait-timeout: a release deployed, and each wait after it
     poll: float = 2.0  # how often the waits for snapshots and claims look again

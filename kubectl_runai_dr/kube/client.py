@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -136,9 +138,12 @@ class Kube:
         self._groups: dict[str, list[str]] = {}
         self._resources: dict[str, list[dict[str, Any]]] = {}
         # Shared by every thread using this client: after a 429 with Retry-After, no
-        # request is sent until that time, so a pool of workers backs off together.
+        # request is sent until that time, so a pool of workers backs off together; and
+        # the window of requests sent at once shrinks (API Priority and Fairness answers
+        # 429 when the queues of our priority level are full: send fewer at once).
         self._throttle_lock = threading.Lock()
         self._not_before = 0.0
+        self.window = Window()
 
     # -- the one request path ------------------------------------------------------------
     def request(
@@ -182,8 +187,14 @@ class Kube:
                 # The official client's connection pool (TLS, client certificates, proxy)
                 # without its per-request serialization layers: a third of the CPU of a
                 # small request, which matters when thousands of objects are restored.
-                resp = self._send(method, target, payload, headers)
-                data = resp.data
+                self.window.acquire()
+                status = 0
+                try:
+                    resp = self._send(method, target, payload, headers)
+                    data = resp.data
+                    status = resp.status
+                finally:
+                    self.window.release(status)
             except urllib3.exceptions.HTTPError as exc:
                 # Only a connection that broke before any answer (a pooled keep-alive
                 # connection the server had closed) is worth a second try, and only
@@ -281,12 +292,25 @@ class Kube:
         label_selector: str | None = None,
         field_selector: str | None = None,
         limit: int = 500,
+        ahead: int = 0,
     ) -> Iterator[dict[str, Any]]:
         """Yield every object, page by page (``limit``/``continue``).
 
         Items get ``apiVersion`` and ``kind`` (typed lists omit them). When a continue token
         expires (410) the list is read again from the start, skipping what was yielded.
+
+        ``ahead`` > 0: the first request is sent at once, and a background thread reads up
+        to that many pages ahead of the caller (who decodes, cleans and writes meanwhile);
+        several such lists run concurrently. An error comes out of the iteration, where it
+        would have without ``ahead``.
         """
+        pages = self._pages(res, namespace, label_selector, field_selector, limit)
+        if ahead > 0:
+            return _PagesAhead(pages, ahead)
+        return (item for page in pages for item in page)
+
+    def _pages(self, res: Resource, namespace: str | None, label_selector: str | None,
+               field_selector: str | None, limit: int) -> Iterator[builtins.list[dict[str, Any]]]:
         seen: set[str] | None = None
         cont: str | None = None
         while True:
@@ -305,22 +329,24 @@ class Kube:
                     raise
                 cont = None
                 continue
-            for item in page.get("items") or []:
-                if seen is not None:
+            items: list[dict[str, Any]] = page.get("items") or []
+            if seen is not None:
+                fresh = []
+                for item in items:
                     uid = item.get("metadata", {}).get("uid", "")
-                    if uid in seen:
-                        continue
-                    seen.add(uid)
+                    if uid not in seen:
+                        seen.add(uid)
+                        fresh.append(item)
+                items = fresh
+            for item in items:
                 item.setdefault("apiVersion", res.api_version)
                 item.setdefault("kind", res.kind)
-                yield item
             cont = (page.get("metadata") or {}).get("continue") or None
+            if cont and seen is None:
+                seen = {item.get("metadata", {}).get("uid", "") for item in items}
+            yield items
             if not cont:
                 return
-            if seen is None:
-                seen = set()
-                for item in page.get("items") or []:
-                    seen.add(item.get("metadata", {}).get("uid", ""))
 
     def create(self, res: Resource, obj: Mapping[str, Any], *, namespace: str | None = None,
                dry_run: bool = False) -> dict[str, Any]:
@@ -460,3 +486,99 @@ class Kube:
 
     def close(self) -> None:
         self.api.close()
+
+
+class _PagesAhead:
+    """The items of a paged list whose pages a background thread reads, up to ``depth``
+    pages ahead of the consumer. Dropping or closing the iterator stops the thread."""
+
+    def __init__(self, pages: Iterator[builtins.list[dict[str, Any]]], depth: int) -> None:
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._items: Iterator[dict[str, Any]] = iter(())
+        self._done = False
+        threading.Thread(target=_produce, args=(pages, self._queue, self._stop),
+                         name="list-ahead", daemon=True).start()
+
+    def __iter__(self) -> _PagesAhead:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        while True:
+            item = next(self._items, None)
+            if item is not None:
+                return item
+            if self._done:
+                raise StopIteration
+            kind, payload = self._queue.get()
+            if kind == "page":
+                self._items = iter(payload)
+                continue
+            self._done = True
+            if kind == "error":
+                raise payload
+            raise StopIteration
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
+def _produce(pages: Iterator[builtins.list[dict[str, Any]]],
+             out: queue.Queue[tuple[str, Any]], stop: threading.Event) -> None:
+    def put(msg: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(msg, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for page in pages:
+            if not put(("page", page)):
+                return
+    except BaseException as exc:  # handed to the consumer, raised where it iterates
+        put(("error", exc))
+        return
+    put(("end", None))
+
+
+class Window:
+    """How many requests one client has in flight at once, shared by its threads: no
+    limit until the server answers 429 (API Priority and Fairness: the queues of the
+    request's priority level are full); then half of what was in flight, growing back by
+    one after each window-full of answers that were not 429 (additive increase,
+    multiplicative decrease, as TCP does)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.limit: float = math.inf
+        self.inflight = 0
+        self.smallest: float = math.inf  # the smallest the window became (for reports)
+        self._good = 0
+
+    def acquire(self) -> None:
+        with self._cond:
+            while self.inflight >= self.limit:
+                self._cond.wait()
+            self.inflight += 1
+
+    def release(self, status: int) -> None:
+        """``status``: the answer's HTTP status (0: none came)."""
+        with self._cond:
+            before = self.inflight
+            self.inflight -= 1
+            if status == 429:
+                self.limit = max(1, min(self.limit, before) // 2)
+                self.smallest = min(self.smallest, self.limit)
+                self._good = 0
+            elif status and self.limit != math.inf:
+                self._good += 1
+                if self._good >= self.limit:
+                    self.limit += 1
+                    self._good = 0
+            self._cond.notify()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import ssl
 import threading
@@ -161,6 +162,23 @@ def negotiated_protocol(sock: Any) -> str:
     return ""
 
 
+def binary_frame(payload: bytes, key: bytes | None = None) -> bytes:
+    """One final binary websocket frame from a client: masked with a random key
+    (RFC 6455 5.3), the XOR done on whole integers."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x82, 0x80 | n])
+    elif n < 1 << 16:
+        head = bytes([0x82, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x82, 0x80 | 127]) + n.to_bytes(8, "big")
+    key = os.urandom(4) if key is None else key
+    mask = key * (n // 4) + key[:n % 4]
+    masked = (int.from_bytes(payload, "little") ^ int.from_bytes(mask, "little")
+              ).to_bytes(n, "little")
+    return head + key + masked
+
+
 class ExecStream:
     """One open exec session. Read with :meth:`recv`; write stdin with :meth:`send`."""
 
@@ -177,12 +195,20 @@ class ExecStream:
         return self.protocol == V5
 
     def send(self, data: bytes | memoryview) -> None:
-        """Write stdin, in frames of at most STDIN_CHUNK bytes."""
+        """Write stdin, in frames of at most STDIN_CHUNK bytes. Each frame is built here
+        (masked once, as a client must) and written with one ``sendall``: the websocket
+        client's own send copies the rest of the frame again after every partial write of
+        a TLS socket (a record of 16 KiB), which cost more than the encryption."""
         view = memoryview(data)
         with self._send_lock:
             for i in range(0, len(view), STDIN_CHUNK):
-                self.sock.send(bytes([STDIN]) + view[i:i + STDIN_CHUNK],
-                               opcode=websocket.ABNF.OPCODE_BINARY)
+                frame = binary_frame(bytes([STDIN]) + view[i:i + STDIN_CHUNK])
+                with self.sock.lock:
+                    raw = self.sock.sock
+                    if raw is None:
+                        raise websocket.WebSocketConnectionClosedException(
+                            "socket is already closed.")
+                    raw.sendall(frame)
 
     def close_stdin(self) -> bool:
         """End stdin (v5 close frame). Returns False on v4, which has no end-of-input."""

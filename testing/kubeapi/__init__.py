@@ -63,6 +63,11 @@ The API (what clients see)
 - RBAC (rbac.py): `add_service_account_token(token, ns, name)` (or add_user(..., rbac=True)) makes a user
   whom the Roles, ClusterRoles and bindings in the store authorize, as the RBAC authorizer does; other
   users keep "allowed unless denied".
+- Latency model (latency.py; off by default): `srv.latency = LatencyModel(request_delay=,
+  write_delay=, list_throughput=, max_inflight=, queue_length=, queue_timeout=, retry_after=)`
+  answers each request no sooner than a real API server would (defaults calibrated to one)
+  and, with `max_inflight` seats, queues requests and rejects the overflow with 429 and
+  Retry-After as API Priority and Fairness does; counters served/rejected/peak_inflight.
 - Pod exec over websocket (v5/v4 channel protocols, `exec_protocols` to serve v4 only): the
   command runs locally with the container's resolved env (env, envFrom, secretKeyRef,
   configMapKeyRef, fieldRef); `set_pod_exec(ns, pod, env=, cwd=)` adds env/cwd (it wins over a pod
@@ -151,7 +156,7 @@ Where it is (server.py is the core; each concern of the API is a mixin of ApiSer
     server.py     the aiohttp app in its own thread, routing, life cycle, the helpers above
     core.py       what the mixins use of the core and of one another (for the type checker)
     auth.py       users and tokens, deny rules, SelfSubjectAccessReview
-    faults.py     injected faults
+    faults.py     injected faults; latency.py: the latency model and APF's 429
     discovery.py  /version, /api, /apis, group versions, OpenAPI v3
     crud.py       get, create, update, patch, delete, subresources, defaults, validation calls
     lists.py      lists, selectors, pagination, Table, deletecollection
@@ -163,6 +168,7 @@ Where it is (server.py is the core; each concern of the API is a mixin of ApiSer
     workloads.py  controllers and kubelet; pgbackend.py, pgserver.py: PostgreSQL behind a pod
 """
 
+from .latency import LatencyModel
 from .server import ApiError, ApiServer, DenyRule, Fault, RequestRecord, ServerBug
 
-__all__ = ["ApiError", "ApiServer", "DenyRule", "Fault", "RequestRecord", "ServerBug"]
+__all__ = ["ApiError", "ApiServer", "DenyRule", "Fault", "LatencyModel", "RequestRecord", "ServerBug"]

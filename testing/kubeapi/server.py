@@ -33,6 +33,7 @@ from .crud import CrudMixin
 from .discovery import DiscoveryMixin, split_api_path
 from .execws import ExecMixin, PodExec, handle_exec
 from .faults import Fault, FaultsMixin
+from .latency import LatencyModel
 from .lists import ListsMixin
 from .request import RECORD_KEY, RequestRecord, Target
 from .resources import CRD_GROUP, ResourceType, builtin_types, type_from_crd
@@ -72,6 +73,9 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
         self.users: dict[str, User] = {"admin-token": User("admin", ["system:masters", "system:authenticated"])}
         self.deny_rules: list[DenyRule] = []
         self.faults: list[Fault] = []
+        # None: answer at the loopback server's own speed (the tests); a LatencyModel: as slowly
+        # as a real API server, with APF's 429 under overload (the benchmarks; latency.py)
+        self.latency: LatencyModel | None = None
         self.requests: list[RequestRecord] = []
         self.pod_exec: dict[tuple[str, str], PodExec] = {}
         self.exec_processes: set[int] = set()  # process groups of running exec commands
@@ -460,7 +464,12 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
             self.requests.append(rec)
         request[RECORD_KEY] = rec
         try:
-            resp = await self._handle_inner(request, user, body, query)
+            model = self.latency
+            if model is None or is_ws or _long_running(request, query):
+                resp = await self._handle_inner(request, user, body, query)
+            else:
+                resp = await model.serve(request.method,
+                                         lambda: self._handle_inner(request, user, body, query))
         except ApiError as e:
             resp = e.response()
         except Exception as e:  # a bug in the server: answer 500, keep serving, fail at stop()
@@ -617,6 +626,14 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
                                     content_type="application/json")
             return self._json(result)
         raise ApiError(405, "the server does not allow this method on the requested resource")
+
+
+def _long_running(request: web.Request, query: dict[str, builtins.list[str]]) -> bool:
+    """Watches and the health endpoints: not subject to the latency model (a real server's
+    APF does not hold a seat for a watch once it is established)."""
+    path = request.path
+    return (path in ("/healthz", "/livez", "/readyz") or "/watch/" in path
+            or any(v in ("true", "1") for v in query.get("watch", [])))
 
 
 _TLS: tuple[str, str] | None = None
