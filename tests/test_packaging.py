@@ -601,8 +601,10 @@ def test_kubectl_runs_the_helper(plugin_path: Path) -> None:
 
 
 # -- start-up: the kubernetes client stays out of --help, version and completion --------------
-# pydantic is not listed: typer itself imports it to convert parameter values.
-HEAVY = ("kubernetes", "urllib3", "websocket")
+# pydantic is not listed: typer itself imports it to convert parameter values. The S3 client
+# (minio), the age library (pyrage) and pycryptodome (Crypto) load only when a location or a
+# key asks for them.
+HEAVY = ("kubernetes", "urllib3", "websocket", "minio", "pyrage", "Crypto")
 
 
 @pytest.mark.parametrize(("args", "env"), [
