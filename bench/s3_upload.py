@@ -3,7 +3,7 @@ same bytes, on a real S3 server on loopback (SeaweedFS's `weed`, tests/s3server.
 
 A Run:ai installation whose database holds about --size of incompressible rows (so the
 bundle is mostly the pg_dump), reached through the loopback API server's exec, same run.
-Each round, as separate processes (peak RSS from wait4):
+Each round, as separate processes (peak RSS through bench/rss.py's launcher):
 - ours: `kubectl runai-dr backup --to s3://BUCKET/ours/`, with TMPDIR pointed at a fresh
   directory whose disk use is sampled every 50 ms: the peak is the local disk the upload
   needed;
@@ -29,17 +29,16 @@ import contextlib
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from database import NS, PASSWORD, POD, fill, parse_size
 from kubeapi import ApiServer
 from kubeapi.pgserver import PgServer
 from kubeapi.seed import crd_paths, seed_runai
+from rss import run
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -103,18 +102,6 @@ class DiskPeak:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.used())
-
-
-def run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int]:
-    """(wall seconds, peak RSS in bytes) of one child process."""
-    with open(log, "wb") as err:
-        t = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd[:5])[:200]}… failed:\n{log.read_text()[-3000:]}")
-    return wall, usage.ru_maxrss * 1024
 
 
 def main() -> None:
