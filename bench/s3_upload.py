@@ -1,5 +1,5 @@
 """Benchmark: a backup to s3:// against the S3 client library's own plain upload of the
-same bytes, on a real S3 server on loopback (SeaweedFS's `weed`, tests/s3server.py).
+same bytes, on a real S3 server on loopback (SeaweedFS's `weed`, kubeapi.s3server).
 
 A Run:ai installation whose database holds about --size of incompressible rows (so the
 bundle is mostly the pg_dump), reached through the loopback API server's exec, same run.
@@ -37,12 +37,11 @@ from pathlib import Path
 from database import NS, PASSWORD, POD, fill, parse_size
 from kubeapi import ApiServer
 from kubeapi.pgserver import PgServer
+from kubeapi.s3server import running_s3
 from kubeapi.seed import crd_paths, seed_runai
 from rss import run
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.s3server import running_s3  # noqa: E402
 
 PART = 16 * 1024 * 1024  # the tool's default part size; the peer uses the same
 

@@ -5,7 +5,7 @@ For each library: the installed size (site-packages against an empty virtualenv'
 start-up cost of a fresh interpreter that imports it (and that also builds a client), the
 median of --starts runs, interleaved, less a bare interpreter's; and the throughput of a
 --size (default 256 MiB) streaming multipart upload from a file object to the loopback S3
-server (SeaweedFS, tests/s3server.py) through the library's normal streaming call, with
+server (SeaweedFS, kubeapi.s3server) through the library's normal streaming call, with
 16 MiB parts and the library's own default concurrency, as a separate process (peak RSS
 through bench/rss.py's launcher).
 
@@ -27,11 +27,10 @@ import time
 from pathlib import Path
 
 from database import parse_size
+from kubeapi.s3server import running_s3
 from rss import run
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.s3server import running_s3  # noqa: E402
 
 LIBS = ("minio", "boto3", "obstore")
 PART = 16 * 1024 * 1024
@@ -96,9 +95,7 @@ def site_size(py: Path) -> int:
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()"
                            "['purelib'])"], check=True, capture_output=True, text=True)
     total = 0
-    for dirpath, _dirs, files in os.walk(site.stdout.strip()):
-        if "__pycache__" in dirpath:
-            continue  # written on first import; not what an install ships
+    for dirpath, _dirs, files in os.walk(site.stdout.strip()):  # pip's .pyc files included
         total += sum(os.lstat(os.path.join(dirpath, n)).st_size for n in files)
     return total
 
