@@ -605,8 +605,8 @@ def test_kubectl_runs_the_helper(plugin_path: Path) -> None:
 # typer renders help with, but not its Markdown and traceback parts (cli/lean_help.py). The S3
 # client (minio), the age library (pyrage) and pycryptodome (Crypto) load only when a
 # location or a key asks for them.
-HEAVY = ("kubernetes", "urllib3", "websocket", "minio", "pyrage", "Crypto", "yaml", "requests", "oauthlib",
-         "importlib.metadata", "rich.markdown", "rich.traceback", "rich.pretty", "rich.syntax",
+HEAVY = ("kubernetes", "urllib3", "websocket", "minio", "pyrage", "Crypto", "yaml",
+         "requests", "oauthlib", "importlib.metadata", "rich.markdown", "rich.traceback", "rich.pretty", "rich.syntax",
          "pygments", "markdown_it", "attr", "kubectl_runai_dr.components",
          "kubectl_runai_dr.ops", "kubectl_runai_dr.bundle.reader")
 COMPLETE_ENV = {"_KUBECTL_RUNAI_DR_COMPLETE": "complete_fish",

@@ -173,7 +173,7 @@ def test_interrupted_upload_leaves_nothing(s3_server: S3Server, s3env: dict[str,
     r = _backup(kc, f"s3://{bucket}/x/", "--skip", "database", "--no-record")
     assert r.code == 130, r.stderr
     assert "no bundle" in r.stderr
-    assert len(sent) == 2  # the large member went up while it was written
+    assert len(sent) >= 2  # the large member went up while it was written
     assert s3_server.keys(bucket) == [] and s3_server.uploads(bucket) == []
 
 
@@ -278,7 +278,9 @@ def test_server_dying_mid_upload_leaves_no_bundle(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(s3.S3Store, "upload_part", dying)
         r = _backup(kc, f"s3://{bucket}/x/", "--skip", "database", "--no-record")
         assert r.code == 1, r.stderr
-        assert "cannot be reached" in r.stderr and f"upload part {sent[1]} of" in r.stderr
+        # a part in flight when it went down fails as the server answered, or not at all
+        assert "cannot upload part 1" in r.stderr and f"{bucket}/x/runai-dr-" in r.stderr
+        assert "never a bundle" in r.stderr  # the abort failed too, and it says so
         assert "Traceback" not in r.stderr
 
 

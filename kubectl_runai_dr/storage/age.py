@@ -411,7 +411,7 @@ class _QueueReader:
 
     def __init__(self, q: queue.Queue[bytes | None]) -> None:
         self._q = q
-        self._buf = b""
+        self._buf = memoryview(b"")  # the rest of the current chunk, never copied whole
         self._eof = False
 
     def read(self, size: int = -1) -> bytes:
@@ -420,11 +420,25 @@ class _QueueReader:
             if item is None:
                 self._eof = True
             else:
-                self._buf = item
+                self._buf = memoryview(item)
         if size < 0:
             size = len(self._buf)
         out, self._buf = self._buf[:size], self._buf[size:]
-        return out
+        return out.tobytes()
+
+    def readinto(self, buffer: Any) -> int:
+        """pyrage reads 8 KiB at a time: straight into its buffer."""
+        while not self._buf and not self._eof:
+            item = self._q.get()
+            if item is None:
+                self._eof = True
+            else:
+                self._buf = memoryview(item)
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._buf))
+        view[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
 
 
 class _KeyEncryptor:

@@ -40,6 +40,7 @@ from kubectl_runai_dr.storage.location import S3Url
 from kubectl_runai_dr.storage.settings import S3Settings
 
 MIN_PART = 5 * 1024 * 1024  # S3: every part but the last
+IN_FLIGHT = 2  # parts sent at once (memory: this many parts, plus the one filling)
 MAX_PARTS = 10_000
 _DENIED = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId",
            "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
@@ -396,8 +397,8 @@ class S3Upload:
 
     Sequential writes (``write``) are cut into parts of ``part_size`` (grown when the
     object would need more than 10,000 parts); ``send`` sends a part of a given number
-    (a streamed bundle lays its parts out itself, see ``bundle/streamed.py``). One
-    background thread sends while the next part fills, so memory holds at most two parts.
+    (a streamed bundle lays its parts out itself, see ``bundle/streamed.py``). Two
+    background threads send while the next part fills, so memory holds at most three parts.
     The object exists under its key only once ``commit()`` completed the upload, with the
     parts in number order: before that, nothing lists or opens under that name.
     ``abort()`` (failure, Ctrl-C) aborts the upload, so no parts are left behind.
@@ -414,8 +415,9 @@ class S3Upload:
         self._etags: dict[int, str] = {}
         self._md5s: dict[int, bytes] = {}
         self._sizes: dict[int, int] = {}
-        self._pending: tuple[int, concurrent.futures.Future[str]] | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="s3-upload")
+        self._pending: list[tuple[int, concurrent.futures.Future[str]]] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(IN_FLIGHT,
+                                                           thread_name_prefix="s3-upload")
         self.size = 0
         self.upload_id = store.start_upload(url, metadata)
         self.committed = False
@@ -423,7 +425,8 @@ class S3Upload:
     def write(self, data: bytes) -> int:
         self._buf += data
         while len(self._buf) >= self.part_size:
-            part = bytes(self._buf[:self.part_size])
+            with memoryview(self._buf) as view:
+                part = bytes(view[:self.part_size])  # one copy
             del self._buf[:self.part_size]
             self.send(self._next, part)
             self._next += 1
@@ -438,17 +441,21 @@ class S3Upload:
         if not 1 <= number <= MAX_PARTS or number in self._md5s:
             raise StorageError(f"cannot write {self.url}: part number {number} is out of "
                                "range or used twice")
-        self._wait()
+        while len(self._pending) >= IN_FLIGHT:
+            self._wait_oldest()
         self._md5s[number] = hashlib.md5(data).digest()
         self._sizes[number] = len(data)
         self.size += len(data)
-        self._pending = (number, self._pool.submit(self.store.upload_part, self.url,
-                                                   self.upload_id, number, data))
+        self._pending.append((number, self._pool.submit(self.store.upload_part, self.url,
+                                                        self.upload_id, number, data)))
+
+    def _wait_oldest(self) -> None:
+        number, future = self._pending.pop(0)
+        self._etags[number] = future.result()
 
     def _wait(self) -> None:
-        if self._pending is not None:
-            (number, future), self._pending = self._pending, None
-            self._etags[number] = future.result()
+        while self._pending:
+            self._wait_oldest()
 
     def close(self) -> None:
         """Nothing: ``commit`` finishes the upload, ``abort`` drops it."""
@@ -485,11 +492,12 @@ class S3Upload:
         """Abort the upload (its parts are dropped); a committed object stays."""
         if self.committed:
             return
-        if self._pending is not None:
-            import contextlib
+        import contextlib
 
+        for _, future in self._pending:
+            future.cancel()
             with contextlib.suppress(BaseException):
-                self._pending[1].result(timeout=30)
-            self._pending = None
+                future.result(timeout=30)
+        self._pending = []
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.abort_upload(self.url, self.upload_id)
