@@ -168,7 +168,10 @@ def main() -> None:
                     rss["s3 backup"] = max(rss["s3 backup"], m)
                     disk.append(dp.peak)
                     (obj,) = list(client.list_objects(bucket, prefix="ours/", recursive=True))
-                    assert obj.size and abs(obj.size - bundle_size) < bundle_size * 0.01 + 65536
+                    # a streamed upload pads a few parts to S3's 5 MiB minimum (empty gzip
+                    # members): its object is a little larger than the local bundle
+                    assert obj.size and abs(obj.size - bundle_size) < bundle_size * 0.01 + \
+                        8 * 5 * 2**20
                     client.remove_object(bucket, str(obj.object_name))
                     assert left == 0, f"{left} bytes left in TMPDIR after the backup"
             finally:
@@ -202,7 +205,7 @@ def main() -> None:
     staged = max(disk) > bundle_size / 2
     print("peak local disk of the backup to s3 (its TMPDIR): "
           + " ".join(f"{d / 2**20:.0f}" for d in disk) + f" MiB, {max(disk) / bundle_size:.2f}x"
-          " the bundle" + (": the database dump is staged locally before the upload starts"
+          " the bundle" + (": the database dump was staged locally before the upload started"
                            " (goal: bounded, independent of the database size: NOT met)"
                            if staged else " (bounded)"))
 
