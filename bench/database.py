@@ -23,6 +23,7 @@ installed by scripts/bootstrap-tests.sh.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from common import add_latency_args, child_env, describe, latency_from, result, run
 from kubeapi import ApiServer
+from kubeapi.latency import LatencyModel
 from kubeapi.pgserver import PgServer
 from kubeapi.seed import crd_paths, seed_runai
 
@@ -51,6 +53,24 @@ def parse_size(text: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     text = text.strip().upper().rstrip("B")
     return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+@contextlib.contextmanager
+def database_cluster(pg: PgServer, work: Path,
+                     model: LatencyModel | None = None) -> Iterator[Path]:
+    """A loopback API server with a seeded Run:ai installation whose database pod runs its
+    exec'd commands against ``pg``; yields its kubeconfig, stops it afterwards."""
+    srv = ApiServer()
+    srv.install_crds(crd_paths())
+    srv.start()
+    try:
+        seed_runai(srv, projects=3, rolebindings_per_project=1)
+        srv.latency = model
+        srv.set_pod_exec(NS, POD, env={"PGHOST": pg.host, "PGPORT": str(pg.port),
+                                       "PATH": f"{pg.bindir}:/usr/bin:/bin"})
+        yield srv.write_kubeconfig(work / "kubeconfig")
+    finally:
+        srv.stop()
 
 
 def fill(pg: PgServer, size: int) -> None:
@@ -147,15 +167,7 @@ def main() -> None:
         actual = int(pg.psql("SELECT pg_database_size('backend')"))
         print(f"filled in {time.perf_counter() - t0:.0f} s; {describe(model)} "
               "(exec streams are long-running requests: no per-request delay)", flush=True)
-        srv = ApiServer()
-        srv.install_crds(crd_paths())
-        srv.start()
-        try:
-            seed_runai(srv, projects=3, rolebindings_per_project=1)
-            srv.latency = model
-            srv.set_pod_exec(NS, POD, env={"PGHOST": pg.host, "PGPORT": str(pg.port),
-                                           "PATH": f"{pg.bindir}:/usr/bin:/bin"})
-            kc = srv.write_kubeconfig(work / "kubeconfig")
+        with database_cluster(pg, work, model) as kc:
             dump = work / "plugin.dump"
             peer_d: list[float] = []
             ours_d: list[float] = []
@@ -206,8 +218,6 @@ def main() -> None:
                    d_ratio, ">= 0.95", peer_d, ours_d, None, b_rss)
             result(f"database restore {dsize / 2**30:.2f} GiB dump: exec stream / pg_restore "
                    "in the pod", r_ratio, ">= 0.9", peer_r, ours_r, None, r_rss)
-        finally:
-            srv.stop()
 
 
 if __name__ == "__main__":

@@ -35,10 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from database import NS, PASSWORD, POD, fill, parse_size
-from kubeapi import ApiServer
+from database import PASSWORD, database_cluster, fill, parse_size
 from kubeapi.pgserver import PgServer
-from kubeapi.seed import crd_paths, seed_runai
 from rss import launcher, peak_of, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,14 +134,7 @@ def main() -> None:
             print(f"filling a database of about {size >> 20} MiB ...", flush=True)
             fill(pg, size)
             db = int(pg.psql("SELECT pg_database_size('backend')"))
-            srv = ApiServer()
-            srv.install_crds(crd_paths())
-            srv.start()
-            try:
-                seed_runai(srv, projects=3, rolebindings_per_project=1)
-                srv.set_pod_exec(NS, POD, env={"PGHOST": pg.host, "PGPORT": str(pg.port),
-                                               "PATH": f"{pg.bindir}:/usr/bin:/bin"})
-                kc = srv.write_kubeconfig(work / "kubeconfig")
+            with database_cluster(pg, work) as kc:
                 backup = [py, "-m", "kubectl_runai_dr", "backup", "--kubeconfig", str(kc),
                           "--no-record", "--force"]
                 for _ in range(args.rounds):
@@ -157,8 +148,6 @@ def main() -> None:
                         (made,) = out.iterdir()
                         assert made.name.endswith(".age") == (name == "encrypted"), made
                         sizes[name] = made.stat().st_size
-            finally:
-                srv.stop()
         (bundle,) = (work / "plain").iterdir()
         shutil.rmtree(work / "encrypted")
         sealed, by_age = work / "sealed.age", work / "by-age.age"

@@ -392,6 +392,16 @@ def container_runner(srv: ApiServer, tmp_path: Path, mounts: dict[str, Path]) ->
     return run
 
 
+def _cluster_with_database(srv: ApiServer, pg: PgServer, tmp_path: Path) -> dict[str, str]:
+    """A seeded installation whose database pod execs against ``pg``, and the schedule's
+    namespace; the environment that points the CLI at it."""
+    load_data(pg)
+    set_exec(srv, pg)
+    kc = srv.write_kubeconfig(tmp_path / "kubeconfig")
+    srv.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    return {"KUBECONFIG": str(kc)}
+
+
 def test_run_now_runs_the_backup_as_the_service_account(runai_server: ApiServer, pg: PgServer,
                                                          tmp_path: Path) -> None:
     """The whole chain: install, run-now creates a Job from the CronJob's template, the Job's pod
@@ -399,11 +409,7 @@ def test_run_now_runs_the_backup_as_the_service_account(runai_server: ApiServer,
     Roles), the bundle lands on the mounted claim, run-now shows the log and the result, status
     lists the run and the in-cluster record."""
     srv = runai_server
-    load_data(pg)
-    set_exec(srv, pg)
-    kc = srv.write_kubeconfig(tmp_path / "kubeconfig")
-    e = {"KUBECONFIG": str(kc)}
-    srv.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    e = _cluster_with_database(srv, pg, tmp_path)
     srv.seed({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
               "metadata": {"name": "backups", "namespace": NS}, "spec": {}})
     volume = tmp_path / "volume"
@@ -440,11 +446,7 @@ def test_run_now_writes_an_encrypted_bundle_to_s3(runai_server: ApiServer, pg: P
     from kubectl_runai_dr.storage.age import keygen
 
     srv = runai_server
-    load_data(pg)
-    set_exec(srv, pg)
-    kc = srv.write_kubeconfig(tmp_path / "kubeconfig")
-    e = {"KUBECONFIG": str(kc)}
-    srv.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    e = _cluster_with_database(srv, pg, tmp_path)
     creds = s3_server.env()
     srv.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3", "namespace": NS},
               "data": {k: base64.b64encode(creds[k].encode()).decode()

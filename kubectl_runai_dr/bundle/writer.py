@@ -85,7 +85,6 @@ class HashingFile:
         self._on_close = on_close
         self._path = path
         self._spill = spill  # called once the file passes SPILL_AT: where the rest goes
-        self.spilled = False
         self.closed = False
 
     def write(self, data: bytes) -> int:
@@ -102,7 +101,6 @@ class HashingFile:
             except OSError as exc:
                 raise local_error(exc, "write", self._path) from exc
             self._fh = spill(self)
-            self.spilled = True
         return len(data)
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kubectl_runai_dr.cli.options import as_given, shared_option
@@ -84,7 +84,6 @@ class StorageFlags:
     recipients_file: tuple[str, ...] = ()
     passphrase: bool = False
     passphrase_file: str | None = None
-    names: tuple[str, ...] = field(default=())
 
     @classmethod
     def from_flags(cls, mode: str, flags: dict[str, Any]) -> StorageFlags:

@@ -37,13 +37,12 @@ from kubectl_runai_dr.ops.record import write_record
 from kubectl_runai_dr.plan.backup import plan_backup
 from kubectl_runai_dr.plan.database import DbOptions
 from kubectl_runai_dr.plan.voldata import claims_in_files
+from kubectl_runai_dr.storage import age
 from kubectl_runai_dr.storage.location import LocationError, S3Url
 from kubectl_runai_dr.storage.location import parse as parse_location
 
 if TYPE_CHECKING:
     from kubectl_runai_dr.storage.age import Sealing
-
-SUFFIX = ".age"  # of an encrypted bundle's name
 
 
 @dataclass
@@ -136,7 +135,7 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
     # Reach the cluster before creating anything on disk: an unreachable server or bad
     # credentials fail here with a clear error and leave nothing behind.
     version = kube.server_version()
-    name = default_bundle_name(kube.context, now) + (SUFFIX if opts.sealing else "")
+    name = default_bundle_name(kube.context, now) + (age.SUFFIX if opts.sealing else "")
     warnings: list[str] = []
     # SIGTERM as Ctrl-C: either way the staging directory (a full dump) is removed, and an
     # upload is aborted

@@ -342,10 +342,47 @@ class _StreamEncryptor:
         self._buf.clear()  # the output stays open: its owner finishes it
 
 
-class _StreamDecryptor:
+class _Chunked:
+    """A readable stream over chunks that ``_next_chunk`` produces (None at the end). A
+    read returns at most the rest of one chunk, never copying a chunk whole: a later
+    chunk may fail (authentication), and that is reported when it is reached."""
+
+    def __init__(self) -> None:
+        self._buf = memoryview(b"")
+        self._eof = False
+
+    def _next_chunk(self) -> bytes | None:
+        raise NotImplementedError
+
+    def _fill(self) -> None:
+        while not self._buf and not self._eof:
+            chunk = self._next_chunk()
+            if chunk is None:
+                self._eof = True
+            else:
+                self._buf = memoryview(chunk)
+
+    def read(self, size: int = -1) -> bytes:
+        self._fill()
+        n = len(self._buf) if size < 0 else size
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out.tobytes()
+
+    def readinto(self, buffer: Any) -> int:
+        """Straight into the caller's buffer (pyrage reads 8 KiB at a time)."""
+        self._fill()
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._buf))
+        view[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+class _StreamDecryptor(_Chunked):
     """A stream of an age file's ciphertext after its header → plaintext."""
 
     def __init__(self, stream: Any, file_key: bytes, name: str) -> None:
+        super().__init__()
         self._stream = stream
         self._name = name
         nonce = _read_exact(stream, 16)
@@ -354,12 +391,13 @@ class _StreamDecryptor:
         self._key = _hkdf(file_key, nonce, b"payload")
         self._counter = 0
         self._next = _read_exact(stream, CHUNK + TAG)
-        self._plain = b""
         self._done = False
 
-    def _chunk(self) -> None:
+    def _next_chunk(self) -> bytes | None:
         from kubectl_runai_dr.bundle.source import Unreadable
 
+        if self._done:
+            return None
         current = self._next
         self._next = _read_exact(self._stream, CHUNK + TAG) if len(current) == CHUNK + TAG \
             else b""
@@ -368,7 +406,7 @@ class _StreamDecryptor:
             raise Unreadable("the encrypted bundle is cut short (truncated)")
         body, tag = current[:-TAG], current[-TAG:]
         try:
-            self._plain = _aead(self._key, _chunk_nonce(self._counter, last)) \
+            plain: bytes = _aead(self._key, _chunk_nonce(self._counter, last)) \
                 .decrypt_and_verify(body, tag)
         except ValueError:
             raise Unreadable("the encrypted bundle fails authentication at byte "
@@ -376,20 +414,7 @@ class _StreamDecryptor:
                              "is truncated") from None
         self._counter += 1
         self._done = last
-
-    def read(self, size: int) -> bytes:
-        out = bytearray()
-        while len(out) < size:
-            if not self._plain:
-                if self._done:
-                    break
-                self._chunk()
-                continue
-            take = self._plain[:size - len(out)]
-            self._plain = self._plain[len(take):]
-            out += take
-            break  # one chunk at a time: a later one may fail, report it then
-        return bytes(out)
+        return plain
 
     def close(self) -> None:
         self._stream.close()
@@ -406,39 +431,15 @@ def _read_exact(stream: Any, size: int) -> bytes:
 
 
 # -- pyrage in a thread ---------------------------------------------------------------------
-class _QueueReader:
+class _QueueReader(_Chunked):
     """What the age thread reads: chunks the tool put in the queue; b"" at the end."""
 
     def __init__(self, q: queue.Queue[bytes | None]) -> None:
+        super().__init__()
         self._q = q
-        self._buf = memoryview(b"")  # the rest of the current chunk, never copied whole
-        self._eof = False
 
-    def read(self, size: int = -1) -> bytes:
-        while not self._buf and not self._eof:
-            item = self._q.get()
-            if item is None:
-                self._eof = True
-            else:
-                self._buf = memoryview(item)
-        if size < 0:
-            size = len(self._buf)
-        out, self._buf = self._buf[:size], self._buf[size:]
-        return out.tobytes()
-
-    def readinto(self, buffer: Any) -> int:
-        """pyrage reads 8 KiB at a time: straight into its buffer."""
-        while not self._buf and not self._eof:
-            item = self._q.get()
-            if item is None:
-                self._eof = True
-            else:
-                self._buf = memoryview(item)
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), len(self._buf))
-        view[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+    def _next_chunk(self) -> bytes | None:
+        return self._q.get()
 
 
 class _KeyEncryptor:
@@ -554,17 +555,16 @@ class _QueueWriter:
         pass
 
 
-class _KeyDecryptor:
+class _KeyDecryptor(_Chunked):
     """Ciphertext from ``stream`` decrypted by pyrage in a thread; read the plaintext."""
 
     def __init__(self, stream: Any, identities: list[Any], name: str) -> None:
+        super().__init__()
         self._q: queue.Queue[bytes | None] = queue.Queue(_QUEUE)
         self._stop = threading.Event()
         self._stream = stream
         self._name = name
         self._error: BaseException | None = None
-        self._buf = b""
-        self._eof = False
         self._thread = threading.Thread(target=self._run, args=(identities,),
                                         name="age-decrypt", daemon=True)
         self._thread.start()
@@ -584,34 +584,20 @@ class _KeyDecryptor:
                     if self._stop.is_set():
                         break
 
-    def read(self, size: int) -> bytes:
+    def _next_chunk(self) -> bytes | None:
         from kubectl_runai_dr.bundle.source import Unreadable
 
-        out = bytearray()
-        while len(out) < size:
-            if not self._buf:
-                if self._eof:
-                    break
-                item = self._q.get()
-                if item is None:
-                    self._eof = True
-                    if self._error is not None:
-                        error, self._error = self._error, None
-                        if isinstance(error, DrError):  # the source failed, not the bundle
-                            raise error
-                        if "No matching keys" in str(error):
-                            raise AgeError(f"{self._name}: none of the identities given "
-                                           "can decrypt it", hint=IDENTITY_HINT)
-                        raise Unreadable("the encrypted bundle fails authentication: it "
-                                         "was modified, or is truncated "
-                                         f"({_clean(str(error))})")
-                    continue
-                self._buf = item
-            take = self._buf[:size - len(out)]
-            self._buf = self._buf[len(take):]
-            out += take
-            break  # what is decrypted so far: a later chunk may fail, report it then
-        return bytes(out)
+        item = self._q.get()
+        if item is None and self._error is not None:
+            error, self._error = self._error, None
+            if isinstance(error, DrError):  # the source failed, not the bundle
+                raise error
+            if "No matching keys" in str(error):
+                raise AgeError(f"{self._name}: none of the identities given can decrypt it",
+                               hint=IDENTITY_HINT)
+            raise Unreadable("the encrypted bundle fails authentication: it was modified, "
+                             f"or is truncated ({_clean(str(error))})")
+        return item
 
     def close(self) -> None:
         self._stop.set()

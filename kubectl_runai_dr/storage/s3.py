@@ -413,7 +413,6 @@ class S3Upload:
         self._buf = bytearray()
         self._next = 1  # of the next sequential part
         self._etags: dict[int, str] = {}
-        self._md5s: dict[int, bytes] = {}
         self._sizes: dict[int, int] = {}
         self._pending: list[tuple[int, concurrent.futures.Future[str]]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(IN_FLIGHT,
@@ -436,14 +435,11 @@ class S3Upload:
 
     def send(self, number: int, data: bytes) -> None:
         """Send part ``number`` (1-10000) in the background (the previous one first)."""
-        import hashlib
-
-        if not 1 <= number <= MAX_PARTS or number in self._md5s:
+        if not 1 <= number <= MAX_PARTS or number in self._sizes:
             raise StorageError(f"cannot write {self.url}: part number {number} is out of "
                                "range or used twice")
         while len(self._pending) >= IN_FLIGHT:
             self._wait_oldest()
-        self._md5s[number] = hashlib.md5(data).digest()
         self._sizes[number] = len(data)
         self.size += len(data)
         self._pending.append((number, self._pool.submit(self.store.upload_part, self.url,
@@ -464,7 +460,7 @@ class S3Upload:
         """Send the rest and complete the upload with ``parts`` (default: every part
         sent), in number order. Then the object's size is checked against the bytes of
         those parts; a mismatch deletes it (nothing complete-looking stays)."""
-        if parts is None and (self._buf or not self._md5s):
+        if parts is None and (self._buf or not self._sizes):
             self.send(self._next, bytes(self._buf))
             self._buf.clear()
         self._wait()
