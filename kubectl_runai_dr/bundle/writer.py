@@ -307,7 +307,6 @@ class BundleWriter:
         the rest goes."""
         assert self._upload is not None
         if self._ranges_used >= MAX_RANGES:  # no range left: it stays on disk
-            directory, name = self._parent(relpath)
             return cast(Output, f._fh)
         if self._active is None:
             self._active = self._upload(None)
