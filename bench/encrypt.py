@@ -8,7 +8,7 @@ launcher). Prints:
 - (a) `kubectl runai-dr backup --to DIR/` against the same with `--encrypt-to age1…`
   (X25519), alternating: the overhead of encrypting (goal <= 10%) and both peak RSS;
 - (b) on the unencrypted bundle of (a): the tool's sealing writer (`Sealing(recipients=…)
-  .seal(file)` fed in 1 MiB writes, pyrage in a thread) against `age -r RECIPIENT -o OUT IN`,
+  .seal(file)` fed in 1 MiB writes) against `age -r RECIPIENT -o OUT IN`,
   alternating: the throughput ratio (goal >= 0.9) and both peak RSS; the tool's output is
   decrypted once with `age -d -i KEY` and compared with the input;
 - (b') passphrase mode, the tool's own STREAM against `age -p` (driven through a pty, as it

@@ -220,7 +220,7 @@ def test_tampering_after_the_manifest_is_reported_by_verify(
     from kubectl_runai_dr.storage.age import Sealing, load_recipients
 
     sealing = Sealing(recipients=tuple(load_recipients([recipient], [])))
-    with BundleWriter(big / "x.tar.gz.age", seal=sealing.seal) as w:
+    with BundleWriter(big / "x.tar.gz.age", seal=sealing) as w:
         w.write_json("a/b.json", {"hello": "world"})
         w.write_bytes("database/backend.dump", os.urandom(600_000))
         w.finalize(dict(MANIFEST), mtime=0)

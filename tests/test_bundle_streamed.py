@@ -18,6 +18,7 @@ import pytest
 from kubectl_runai_dr.bundle import streamed, writer
 from kubectl_runai_dr.bundle.reader import Bundle
 from kubectl_runai_dr.bundle.writer import BundleWriter
+from kubectl_runai_dr.storage import age
 from tests.test_bundle import MANIFEST
 
 
@@ -26,6 +27,7 @@ class MemoryUpload:
     ones in order, and refuses a part under 5 MiB that is not the last."""
 
     part_size = 64 * 1024
+    warning = ""
 
     def __init__(self) -> None:
         self.parts: dict[int, bytes] = {}
@@ -44,7 +46,8 @@ class MemoryUpload:
     def close(self) -> None:
         pass
 
-    def commit(self, parts: list[int] | None = None) -> str:
+    def commit(self, parts: list[int] | None = None,
+               metadata: dict[str, str] | None = None) -> str:
         numbers = sorted(self.parts if parts is None else parts)
         for n in numbers[:-1]:
             assert len(self.parts[n]) >= streamed.MIN_PART, f"part {n} is too small"
@@ -144,3 +147,120 @@ def test_limits_fail_as_storage_errors() -> None:
     with pytest.raises(StorageError, match="too large"):
         for _ in range(10):
             w.write(os.urandom(200_000))
+
+
+# -- encrypted: one age file whose parts are encrypted as they are sent ----------------------
+AGE = shutil.which("age")  # installed by scripts/bootstrap-tests.sh
+
+
+@pytest.fixture
+def age_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, age.Sealing]:
+    identity, recipient = age.keygen()
+    key = tmp_path / "key.txt"
+    key.write_text(identity + "\n")
+    monkeypatch.setenv(age.IDENTITY_ENV, identity)  # how the reader finds it
+    return key, age.Sealing(recipients=(age.parse_recipient(recipient),))
+
+
+def _opened_by_age(up: MemoryUpload, key: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """The object as a file, and the names GNU tar lists in what `age -d` makes of it."""
+    assert up.object is not None and AGE is not None
+    path = tmp_path / "b.tar.gz.age"
+    path.write_bytes(up.object)
+    plain = subprocess.run([AGE, "-d", "-i", str(key)], input=up.object, capture_output=True,
+                           check=True).stdout
+    names = subprocess.run(["tar", "-tzf", "-"], input=plain, capture_output=True,
+                           check=True).stdout.decode().split()
+    return path, names
+
+
+def _chunked(up: MemoryUpload) -> None:
+    """Every part but the first (header) and the last is whole encrypted chunks."""
+    numbers = sorted(up.parts)
+    for n in numbers[1:-1]:
+        assert len(up.parts[n]) % (streamed.CHUNK + 16) == 0, n
+
+
+@pytest.mark.parametrize("remove", [None, "db/two.dump"])
+def test_encrypted_streamed_bundle_is_one_age_file(
+        small_spill: None, tmp_path: Path, age_key: tuple[Path, age.Sealing],
+        remove: str | None) -> None:
+    key, sealing = age_key
+    up = MemoryUpload()
+    contents = {"a/b.json": b'{"hello": "world"}\n',
+                "db/one.dump": os.urandom(300_000),
+                "db/two.dump": b"compressible " * 30_000,
+                "db/three.dump": os.urandom(200_003)}
+    w = BundleWriter(Path("x.tar.gz.age"), upload=lambda m: up, seal=sealing)
+    for rel, data in contents.items():
+        with w.open(rel) as f:
+            for i in range(0, len(data), 50_000):
+                f.write(data[i:i + 50_000])
+    w.write_json("z/after.json", {"written": "after the large members"})
+    contents["z/after.json"] = b'{\n  "written": "after the large members"\n}\n'
+    if remove:  # went up already: it stays, as what it is
+        w.remove(remove)
+        contents[f"incomplete/{remove}"] = contents.pop(remove)
+    w.finalize(dict(MANIFEST), mtime=0)
+    assert sum(1 for n in up.parts if streamed.FIRST_RANGE < n < streamed.LAST_PART) > 3
+    _chunked(up)
+    path, names = _opened_by_age(up, key, tmp_path)
+    assert names[0] == "manifest.json" and sorted(names[1:]) == sorted(contents)
+    with Bundle.open(path) as b:
+        for rel in reversed(list(contents)):  # seeking back in the decrypted stream
+            assert b.read_bytes(rel) == contents[rel], rel
+        assert b.verify() == []
+        assert set(b.files) == set(contents)
+
+
+def test_encrypted_small_files_that_do_not_fit_the_head_go_last(
+        tmp_path: Path, age_key: tuple[Path, age.Sealing],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer, "SPILL_AT", 1024 * 1024)
+    key, sealing = age_key
+    up = MemoryUpload()
+    w = BundleWriter(Path("x.tar.gz.age"), upload=lambda m: up, seal=sealing)
+    w.write_bytes("a/b.json", b"[]\n")
+    big = os.urandom(2 * 1024 * 1024)
+    with w.open("db/one.dump") as f:  # the head is reserved now: 8 MiB
+        f.write(big)
+    later = {f"z/{i:02}.bin": os.urandom(1_000_000) for i in range(10)}  # 9.5 MiB
+    for rel, data in later.items():
+        w.write_bytes(rel, data)
+    w.finalize(dict(MANIFEST), mtime=0)
+    _chunked(up)
+    path, names = _opened_by_age(up, key, tmp_path)
+    cut = names.index("db/one.dump")
+    assert names[:3] == ["manifest.json", "a/b.json", "z/00.bin"]
+    assert 5 <= cut < len(names) - 1  # the head held some; the rest follow the dump
+    assert names[2:cut] + names[cut + 1:] == sorted(later)
+    with Bundle.open(path) as b:
+        assert b.verify() == []
+        assert b.read_bytes("z/09.bin") == later["z/09.bin"]
+        assert b.read_bytes("db/one.dump") == big
+
+
+def test_encrypted_failed_member_is_kept_as_incomplete(
+        small_spill: None, tmp_path: Path, age_key: tuple[Path, age.Sealing]) -> None:
+    key, sealing = age_key
+    up = MemoryUpload()
+    w = BundleWriter(Path("x.tar.gz.age"), upload=lambda m: up, seal=sealing)
+    w.write_json("a/b.json", {"hello": "world"})
+    written = os.urandom(200_000)
+    try:
+        with w.open("db/failed.dump") as f:
+            f.write(written)  # went up
+            raise RuntimeError("the dump failed")
+    except RuntimeError:
+        pass
+    again = os.urandom(100_000)
+    with w.open("db/failed.dump") as f:  # a second try, under the same name
+        f.write(again)
+    w.finalize(dict(MANIFEST), mtime=0)
+    path, names = _opened_by_age(up, key, tmp_path)
+    assert names == ["manifest.json", "a/b.json", "incomplete/db/failed.dump",
+                     "db/failed.dump"]
+    with Bundle.open(path) as b:
+        assert b.verify() == []
+        assert b.read_bytes("incomplete/db/failed.dump") == written
+        assert b.read_bytes("db/failed.dump") == again

@@ -3,8 +3,8 @@ module's imports with ``ast``: a module that crosses a layer fails here with its
 
 - only ``kube/`` talks to Kubernetes: no other module imports kubernetes, urllib3 or
   websocket (but ``storage/s3.py``, whose S3 client runs on urllib3);
-- only ``storage/s3.py`` imports the S3 client (minio), only ``storage/age.py`` the age
-  library (pyrage) and the cipher (Crypto): each is imported only when used;
+- only ``storage/s3.py`` imports the S3 client (minio), only ``storage/age.py`` the
+  cryptographic primitives (cryptography): each is imported only when used;
 - ``storage/`` imports no other layer of the tool but errors and the bundle's source
   protocol;
 - only the view layer (``render.py`` and ``cli/*_view.py``) imports rich;
@@ -28,8 +28,7 @@ PKG = ROOT / "kubectl_runai_dr"
 IO_LIBS = ("kubernetes", "urllib3", "websocket")
 TOOL = "kubectl_runai_dr"
 PURE_BUNDLE = ("layout", "manifest")
-STORAGE_LIBS = {"minio": f"{TOOL}.storage.s3", "pyrage": f"{TOOL}.storage.age",
-                "Crypto": f"{TOOL}.storage.age"}
+STORAGE_LIBS = {"minio": f"{TOOL}.storage.s3", "cryptography": f"{TOOL}.storage.age"}
 
 
 def modules() -> Iterator[tuple[str, Path]]:

@@ -193,12 +193,14 @@ def _large_component(monkeypatch: pytest.MonkeyPatch, registry: Any) -> None:
     monkeypatch.setitem(registry.BY_NAME, "scheduling", dataclasses.replace(comp, backup=backup))
 
 
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
 def test_a_large_bundle_streams_up_with_little_local_disk(
         s3_server: S3Server, s3env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        runai_server: ApiServer, tmp_path: Path) -> None:
+        runai_server: ApiServer, tmp_path: Path, encrypted: bool) -> None:
     """A member larger than the spill threshold goes up while it is written: the local
     staging never holds more than the threshold, and the object is one ordinary .tar.gz
-    (GNU tar lists it, manifest first) that verify accepts and the reader seeks in."""
+    (GNU tar lists it, manifest first) that verify accepts and the reader seeks in.
+    Encrypted, the same holds for the one age file the object is (`age -d` opens it)."""
     import shutil
     import subprocess
 
@@ -226,18 +228,32 @@ def test_a_large_bundle_streams_up_with_little_local_disk(
 
     monkeypatch.setattr(s3.S3Store, "upload_part", measured)
     bucket = s3_server.bucket()
-    r = _backup(kc, f"s3://{bucket}/big/", "--skip", "database", "--no-record")
+    key = tmp_path / "key.txt"
+    extra: list[str] = []
+    if encrypted:
+        made = cli("keygen", "--to", str(key), "-o", "json")
+        extra = ["--encrypt-to", json.loads(made.stdout)["recipient"]]
+        monkeypatch.setenv("RUNAI_DR_AGE_KEY_FILE", str(key))  # for every reader below
+    r = _backup(kc, f"s3://{bucket}/big/", "--skip", "database", "--no-record", *extra)
     assert r.code == 0, r.stderr
     url = json.loads(r.stdout)["bundle"]
     assert max(staged) <= streamed.SPILL_AT + 4 * 1024 * 1024, staged
-    assert list(scratch.iterdir()) == []  # the staging went away
-    assert min(numbers) == 1 and max(numbers) == streamed.LAST_PART
+    assert [p for p in scratch.iterdir() if p.name.startswith("runai-dr-")] == []  # gone
+    assert min(numbers) == 1
+    assert max(numbers) == streamed.LAST_PART or encrypted  # (encrypted: where the end fell)
     assert streamed.FIRST_RANGE in numbers  # the large member's header part
     assert cli("verify", url).code == 0
     listing = json.loads(cli("bundles", f"s3://{bucket}/big/", "-o", "json").stdout)
     assert listing["bundles"][0]["status"] == "complete"  # from the manifest
     local = tmp_path / "copy.tar.gz"
     s3_server.client().fget_object(bucket, url.split(f"{bucket}/", 1)[1], str(local))
+    if encrypted:
+        sealed = local.with_suffix(".age")
+        local.rename(sealed)
+        age_tool = shutil.which("age")
+        assert age_tool is not None
+        subprocess.run([age_tool, "-d", "-i", str(key), "-o", str(local), str(sealed)],
+                       check=True)
     tar = shutil.which("tar")
     assert tar is not None
     names = subprocess.run([tar, "-tzf", str(local)], capture_output=True, text=True,

@@ -19,13 +19,23 @@ gzip member whose header comment fills the gap (it decompresses to nothing).
 A member is staged on local disk until it passes :data:`SPILL_AT`; then what was staged
 goes up and the rest follows as it is written. Local disk is bounded by that threshold,
 memory by two parts (one filling, one in flight).
+
+An encrypted bundle is one age file, and age encrypts 64 KiB chunks, each under its
+number: a part can be encrypted on its own when its plaintext starts at a chunk boundary
+and is whole chunks long, and when the number of its first chunk is known as it is sent.
+So with encryption (:class:`Sealed`) every part but the last is padded to whole chunks,
+and the head is given a fixed size when the first large member starts streaming: the
+manifest and as many small files as fit go there; small files that do not fit go at the
+end of the archive, after the large members. A large member whose parts went up but
+that failed stays in the archive (its chunks cannot be taken out without renumbering
+everything after them), under ``incomplete/`` and listed as such in the manifest.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 SPILL_AT = 32 * 1024 * 1024
 MIN_PART = 5 * 1024 * 1024
@@ -38,6 +48,8 @@ _GROW_EVERY = 50  # parts; then the part size doubles (up to MAX_PART)
 MAX_PART = 128 * 1024 * 1024  # memory holds two of them
 
 Send = Callable[[int, bytes], None]
+CHUNK = 64 * 1024  # of an age file's payload
+HEAD_RESERVE = 8 * 1024 * 1024  # an encrypted upload's head, at least
 
 
 def padding_member(size: int) -> bytes:
@@ -48,11 +60,16 @@ def padding_member(size: int) -> bytes:
             + b"\x03\x00" + bytes(8))
 
 
-def padded(part: bytes, minimum: int = MIN_PART) -> bytes:
-    """``part`` with a padding member appended when it is shorter than ``minimum``."""
-    if len(part) >= minimum:
+def padded(part: bytes, minimum: int = MIN_PART, align: int = 1) -> bytes:
+    """``part`` with a padding member appended when it is shorter than ``minimum`` or not
+    a multiple of ``align`` bytes long."""
+    want = max(minimum, len(part))
+    want += -want % align
+    if want == len(part):
         return part
-    return part + padding_member(max(minimum - len(part), 22))
+    while want - len(part) < 22:
+        want += align
+    return part + padding_member(want - len(part))
 
 
 def gzip_member(data: bytes, level: int = 6) -> bytes:
@@ -66,11 +83,13 @@ class PartWriter:
     ``minimum`` (5 MiB when more parts follow it in the object)."""
 
     def __init__(self, send: Send, numbers: Iterator[int], *, level: int,
-                 part_size: int) -> None:
+                 part_size: int, align: int = 1) -> None:
         self._send = send
         self._numbers = numbers
         self._level = level
         self.part_size = part_size
+        self._align = align  # every part's length a multiple of it (encrypted: a chunk)
+        self.final = False  # the part being sent is the object's last one
         self._sent = 0
         self._new()
 
@@ -102,13 +121,15 @@ class PartWriter:
             raise StorageError("the bundle is too large for one S3 upload (10,000 parts)",
                                hint="raise the part size, or back up fewer things into "
                                     "one bundle") from None
-        self._send(number, padded(part, minimum))
+        self._send(number, part if self.final else padded(part, minimum, self._align))
         self._sent += 1
         if self._sent % _GROW_EVERY == 0:
             self.part_size = min(self.part_size * 2, MAX_PART)
         self._new()
 
-    def finish(self, minimum: int = MIN_PART) -> None:
+    def finish(self, minimum: int = MIN_PART, *, final: bool = False) -> None:
+        """Send what is left. ``final``: as the object's last part (not padded)."""
+        self.final = final
         if self._fed or self._sent == 0:
             self._flush(minimum)
 
@@ -117,25 +138,29 @@ class SpillSink:
     """Where a large member's data goes once it passed :data:`SPILL_AT`: straight into
     its range of parts. ``base`` is the range's first number (its header's part)."""
 
-    def __init__(self, send: Send, base: int, *, level: int, part_size: int) -> None:
+    def __init__(self, send: Send, base: int, *, level: int, part_size: int,
+                 align: int = 1) -> None:
         self.base = base
         self.numbers: list[int] = []  # the data parts sent
+        self.size = 0  # bytes of the member
 
         def sent(number: int, data: bytes) -> None:
             self.numbers.append(number)
             send(number, data)
 
         self._data = PartWriter(sent, iter(range(base + 1, base + RANGE)), level=level,
-                                part_size=part_size)
+                                part_size=part_size, align=align)
         self.finished = False
         self.discarded = False
+        self.keep = align > 1  # (encrypted) its parts stay in the object, whatever happens
 
     def write(self, data: bytes) -> int:
+        self.size += len(data)
         return self._data.write(data)
 
     def feed(self, fh: BinaryIO, chunk: int = 1024 * 1024) -> None:
         while data := fh.read(chunk):
-            self._data.write(data)
+            self.write(data)
 
     def close(self) -> None:
         if not self.finished:
@@ -144,9 +169,59 @@ class SpillSink:
 
     def discard(self) -> None:
         """Nothing more is sent; the parts already sent are left out of the object (the
-        upload is completed with the parts it is made of, see ``_pack_streamed``)."""
+        upload is completed with the parts it is made of, see ``_pack_streamed``). An
+        encrypted upload keeps them (``keep``): what was written is finished off, so the
+        members after it know where they start."""
         self.discarded = True
+        if self.keep:
+            self.close()
 
 
 def range_base(index: int) -> int:
     return FIRST_RANGE + index * RANGE
+
+
+class Sealer(Protocol):
+    header: bytes  # the age header and payload nonce, before the first chunk
+
+    def encrypt_at(self, counter: int, plain: bytes, *, final: bool) -> bytes: ...
+
+
+class Sealed:
+    """Where the parts of an encrypted upload go in the age file's payload: the head
+    from byte 0 (``head`` bytes of it, reserved), then the large members one after the
+    other, then the rest. ``offset`` is where the next part starts."""
+
+    def __init__(self, sealer: Sealer, send: Send, head: int) -> None:
+        if head % CHUNK or head < MIN_PART:
+            raise ValueError("the head must be whole chunks, and a whole part")
+        self.sealer = sealer
+        self._send = send
+        self.head = head
+        self.offset = head
+
+    def reserve(self, size: int) -> int:
+        """``size`` bytes at the current offset (a range's header part): their start."""
+        start, self.offset = self.offset, self.offset + size
+        return start
+
+    def send_at(self, number: int, start: int, plain: bytes, *, final: bool = False) -> None:
+        if start % CHUNK:
+            raise ValueError("a part of an encrypted upload must start at a chunk")
+        data = self.sealer.encrypt_at(start // CHUNK, plain, final=final)
+        self._send(number, self.sealer.header + data if start == 0 else data)
+
+    def sequential(self, final: Callable[[], bool] = lambda: False) -> Send:
+        """A ``send`` for parts that follow one another from ``offset`` on; ``final()``
+        says whether the part is the object's last."""
+        def send(number: int, plain: bytes) -> None:
+            self.send_at(number, self.reserve(len(plain)), plain, final=final())
+        return send
+
+
+def head_reserve(small_bytes: int) -> int:
+    """The head an encrypted upload reserves when its first large member starts
+    streaming: room for the small files written until then (counted uncompressed, so
+    with room to spare) and the manifest, at least :data:`HEAD_RESERVE`; whole chunks."""
+    size = max(HEAD_RESERVE, small_bytes + 2 * 1024 * 1024)
+    return size + -size % CHUNK

@@ -31,13 +31,18 @@ from typing import IO, Any, BinaryIO, Protocol, cast
 from kubectl_runai_dr.bundle.layout import FORMAT, FORMAT_VERSION, MANIFEST
 from kubectl_runai_dr.bundle.schema import check_path
 from kubectl_runai_dr.bundle.streamed import (
+    CHUNK,
     HEAD,
     LAST_PART,
     MAX_RANGES,
+    MIN_PART,
     SPILL_AT,
     PartWriter,
+    Sealed,
+    Sealer,
     SpillSink,
     gzip_member,
+    head_reserve,
     padded,
     range_base,
 )
@@ -63,15 +68,27 @@ class Upload(Output, Protocol):
 
     size: int
     part_size: int
+    warning: str
 
     def send(self, number: int, data: bytes) -> None: ...
 
-    def commit(self, parts: list[int] | None = None) -> str: ...
+    def commit(self, parts: list[int] | None = None,
+               metadata: dict[str, str] | None = None) -> str: ...
 
     def abort(self) -> None: ...
 
 
-Seal = Callable[[Output], Output]  # wraps the packed bytes (age encryption)
+class Seal(Protocol):
+    """How the bundle is encrypted (:class:`~kubectl_runai_dr.storage.age.Sealing`)."""
+
+    def seal(self, out: Output) -> Output:
+        """A writer: plaintext in, the encrypted file out to ``out``."""
+
+    def start(self) -> Sealer:
+        """A new encrypted file, for parts encrypted as they are sent."""
+
+
+INCOMPLETE = "incomplete/"  # an encrypted upload's member that failed after it went up
 
 
 class HashingFile:
@@ -215,6 +232,7 @@ class BundleWriter:
         self.placed = False  # the bundle is at its target
         self.size = 0  # of the bundle as written (once finalized)
         self.abort_problem = ""  # what abort() could not clean up
+        self.warning = ""  # what went wrong once the bundle was in place
         self.removed_stale: list[str] = []  # stale staging directories removed
         self._subdirs: dict[str, PrivateDir] = {}
         self._staging: PrivateDir | None = None
@@ -225,6 +243,10 @@ class BundleWriter:
         self._spill_ok = True
         # members sent while written, by name, in the order of their part ranges
         self._spilled: dict[str, SpillSink] = {}
+        self._sealed: Sealed | None = None  # an encrypted upload's chunk arithmetic
+        # (encrypted upload) every range in the object, in order: (path, sink, file, where
+        # its header part starts); a failed member's range stays
+        self._ranges: list[tuple[str, SpillSink, HashingFile, int]] = []
         self._ranges_used = 0  # ranges handed out (a removed member's is not reused)
         self._scratch: str | None = None  # a private temporary directory (uploads)
         if upload is not None:  # stage in a private temporary directory of our own
@@ -288,15 +310,15 @@ class BundleWriter:
     def open(self, relpath: str) -> HashingFile:
         """A file in the bundle, for streaming writes (``with`` discards it on error).
 
-        Uploading an unencrypted bundle, a file that grows past ``SPILL_AT`` goes up
-        while it is written (:mod:`.streamed`): only its first bytes touch the disk."""
+        Uploading, a file that grows past ``SPILL_AT`` goes up while it is written
+        (:mod:`.streamed`): only its first bytes touch the disk."""
         self.files.pop(relpath, None)
         self._spilled.pop(relpath, None)
         directory, name = self._parent(relpath)
         with contextlib.suppress(FileNotFoundError):
             directory.unlink(name)
         spill = None
-        if self._upload is not None and self._seal is None and self._spill_ok:
+        if self._upload is not None and self._spill_ok:
             def spill(f: HashingFile) -> Output:
                 return self._spill_file(relpath, f)
         return HashingFile(directory.create(name), self._record(relpath),
@@ -308,16 +330,27 @@ class BundleWriter:
         assert self._upload is not None
         if self._ranges_used >= MAX_RANGES:  # no range left: it stays on disk
             return cast(Output, f._fh)
+        if self._seal is not None and any(not r[1].finished for r in self._ranges):
+            return cast(Output, f._fh)  # encrypted: one member streams at a time
         if self._active is None:
             self._active = self._upload(None)
+        if self._seal is not None and self._sealed is None:
+            small = sum(int(v["size"]) for v in self.files.values())
+            self._sealed = Sealed(self._seal.start(), self._active.send, head_reserve(small))
         index = self._ranges_used
         self._ranges_used += 1
         directory, name = self._parent(relpath)
         f._fh.close()
         with os.fdopen(directory.open_regular(name), "rb") as fh:
             level = 0 if _incompressible(fh, 4 * _SAMPLE) else _LEVEL
-            sink = SpillSink(self._active.send, range_base(index), level=level,
-                             part_size=self._active.part_size)
+            if self._sealed is not None:
+                at = self._sealed.reserve(MIN_PART)  # the header part comes first
+                sink = SpillSink(self._sealed.sequential(), range_base(index), level=level,
+                                 part_size=self._active.part_size, align=CHUNK)
+                self._ranges.append((relpath, sink, f, at))
+            else:
+                sink = SpillSink(self._active.send, range_base(index), level=level,
+                                 part_size=self._active.part_size)
             sink.feed(fh)
         directory.unlink(name)
         self._spilled[relpath] = sink
@@ -355,13 +388,20 @@ class BundleWriter:
         """Pack manifest + files into the target atomically; returns the target path."""
         assert self._staging is not None
         manifest = dict(manifest)
+        incomplete = self._incomplete()
         manifest["format"] = FORMAT
         manifest["formatVersion"] = FORMAT_VERSION
         manifest["files"] = {k: self.files[k] for k in sorted(self.files)}
         self.manifest = manifest  # as written: with format, version and the files table
         data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
         if self._upload is not None:
-            if self._active is not None:  # a member went up while written
+            if self._sealed is not None:  # encrypted, a member went up while written
+                assert self._active is not None
+                self._pack_sealed(self._active, self._sealed, data, mtime, incomplete)
+                # its manifest cannot be read without a key: the facts listing and
+                # rotation need go into the object's metadata, now that they are known
+                self._active.commit(metadata=self._facts(manifest) if self._facts else None)
+            elif self._active is not None:  # a member went up while written
                 parts = self._pack_streamed(self._active, data, mtime)
                 self._active.commit(parts)
             else:
@@ -370,6 +410,7 @@ class BundleWriter:
                 self._pack(self._active, data, mtime)
                 self._active.commit()
             self.size = self._active.size
+            self.warning = self._active.warning
             self.placed = True
             self._cleanup()
             return self.target
@@ -405,13 +446,8 @@ class BundleWriter:
         the large ones (dumps), so a reader that must start from the beginning (an
         encrypted bundle) reaches every small member without going through a dump."""
         assert self._staging is not None
-        sink: Output = self._seal(raw) if self._seal is not None else raw
-        try:
-            self._pack_into(sink, manifest, mtime)
-        except BaseException:
-            if sink is not raw and hasattr(sink, "abort"):
-                sink.abort()  # stops the encryption thread
-            raise
+        sink: Output = self._seal.seal(raw) if self._seal is not None else raw
+        self._pack_into(sink, manifest, mtime)
         if sink is not raw:
             sink.close()
 
@@ -464,6 +500,82 @@ class BundleWriter:
             before = -size % 512
         send(LAST_PART, gzip_member(bytes(before) + bytes(1024)))
         return sorted(parts)
+
+    def _incomplete(self) -> dict[int, str]:
+        """(Encrypted upload) the ranges of members that failed after they went up, each
+        listed under ``incomplete/`` with what was written of it: id of its sink → name."""
+        names: dict[int, str] = {}
+        for rel, sink, f, _ in self._ranges:
+            if self._spilled.get(rel) is sink and rel in self.files and not sink.discarded:
+                continue
+            name = INCOMPLETE + rel
+            n = 1
+            while name in self.files or check_path(name):
+                n += 1
+                name = f"{INCOMPLETE}{n}/{rel}"
+            sink.close()  # (a discarded one is already finished off)
+            if f.size != sink.size:
+                raise DrError(f"{rel}: {f.size} bytes written but {sink.size} sent")
+            self.files[name] = {"size": sink.size, "sha256": f.sha256}
+            names[id(sink)] = name
+        return names
+
+    def _pack_sealed(self, up: Upload, sealed: Sealed, manifest: bytes, mtime: float,
+                     incomplete: dict[int, str]) -> None:
+        """The rest of an encrypted streamed upload (:mod:`.streamed`): the head of its
+        reserved size (the manifest and the small files that fit), each range's header
+        part, then the small files that did not fit and the archive's end."""
+        in_ranges = {r[0] for r in self._ranges if self._spilled.get(r[0]) is r[1]}
+        in_ranges.update(incomplete.values())
+        room = sealed.head - 22  # (the padding member)
+        head = [gzip_member(_header(MANIFEST, len(manifest), mtime) + manifest
+                            + _pad(len(manifest)))]
+        if len(head[0]) > room:
+            from kubectl_runai_dr.errors import StorageError
+
+            raise StorageError(f"the manifest ({len(head[0])} bytes compressed) does not fit "
+                               f"the {sealed.head} bytes reserved for it in an encrypted "
+                               "upload", hint="back up fewer files into one bundle, or to "
+                                              "a local file")
+        used = len(head[0])
+        later: list[str] = []  # small files that do not fit the head
+        for rel in sorted(r for r in self.files if r not in in_ranges):
+            size = self.files[rel]["size"]
+            member = b""
+            if size < _LARGE:
+                member = gzip_member(_header(rel, size, mtime) + self._read_staged(rel)
+                                     + _pad(size), _LEVEL)
+            if member and used + len(member) <= room:
+                head.append(member)
+                used += len(member)
+            else:
+                later.append(rel)
+        sealed.send_at(HEAD[0], 0, padded(b"".join(head), sealed.head, CHUNK))
+        before = 0  # the padding the previous large member's data needs
+        for rel, sink, _, at in self._ranges:
+            name = incomplete.get(id(sink), rel)
+            block = gzip_member(bytes(before) + _header(name, sink.size, mtime))
+            sealed.send_at(sink.base, at, padded(block, MIN_PART, CHUNK))
+            before = -sink.size % 512
+        tail = PartWriter(sealed.sequential(lambda: tail.final),
+                          iter(range(range_base(self._ranges_used), LAST_PART + 1)),
+                          level=_LEVEL, part_size=up.part_size, align=CHUNK)
+        tail.write(bytes(before))
+        for rel in later:
+            size = self.files[rel]["size"]
+            tail.write(_header(rel, size, mtime))
+            directory, name = self._parent(rel)
+            with os.fdopen(directory.open_regular(name), "rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    tail.write(chunk)
+            tail.write(_pad(size))
+        tail.write(bytes(1024))
+        tail.finish(0, final=True)
+
+    def _read_staged(self, rel: str) -> bytes:
+        directory, name = self._parent(rel)
+        with os.fdopen(directory.open_regular(name), "rb") as fh:
+            return fh.read()
 
     def in_place(self) -> bool:
         """Whether the packed bundle is at its target (also right after an interruption

@@ -90,7 +90,6 @@ def _open_writer(opts: BackupOptions, name: str,
                  early: dict[str, Any]) -> tuple[BundleWriter, Path | S3Url]:
     """The writer of the new bundle, and where it will be: a local file, or an object
     uploaded once the bundle is packed (checked now: bucket, existing object)."""
-    seal = opts.sealing.seal if opts.sealing is not None else None
     try:
         where = parse_location(opts.output) if opts.output is not None else None
     except LocationError as exc:
@@ -98,7 +97,7 @@ def _open_writer(opts: BackupOptions, name: str,
     if not isinstance(where, S3Url):
         target, create_dir = resolve_target(opts.output, name)
         encrypted = opts.sealing is not None
-        return BundleWriter(target, force=opts.force, create_dir=create_dir, seal=seal,
+        return BundleWriter(target, force=opts.force, create_dir=create_dir, seal=opts.sealing,
                             facts=lambda m: upload_metadata(m, encrypted=encrypted)), target
     from kubectl_runai_dr.storage.s3 import S3Store, S3Upload
     from kubectl_runai_dr.storage.settings import current
@@ -116,7 +115,8 @@ def _open_writer(opts: BackupOptions, name: str,
         # status and components are known; readers then take those from the manifest
         return S3Upload(store, url, upload_metadata(manifest or early, encrypted=encrypted))
 
-    return BundleWriter(Path(url.name), upload=upload, seal=seal), url
+    return BundleWriter(Path(url.name), upload=upload, seal=opts.sealing,
+                        facts=lambda m: upload_metadata(m, encrypted=encrypted)), url
 
 
 def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None = None,
@@ -188,6 +188,8 @@ def run_backup(kube: KubeApi, opts: BackupOptions, *, progress: Progress | None 
                                      for r in results),
             )
             writer.finalize(manifest, mtime=now.timestamp())
+            if writer.warning:
+                warnings.append(writer.warning)
             path = target
             manifest = writer.manifest
         except KeyboardInterrupt as exc:

@@ -1,15 +1,17 @@
 """age encryption (age-encryption.org/v1) of whole bundles, streaming.
 
 Recipients and identities are the age tool's own: X25519 keys (``age1…`` /
-``AGE-SECRET-KEY-1…``) and SSH keys (``ssh-ed25519``, ``ssh-rsa``), handled by ``pyrage``
-(bindings of the Rust ``rage`` implementation), imported only here and only when a bundle
-is encrypted or decrypted. pyrage's streaming calls run in a thread of their own, fed
-and drained through bounded queues, so memory stays flat whatever the bundle's size.
+``AGE-SECRET-KEY-1…``), SSH keys (``ssh-ed25519``, ``ssh-rsa``) and passphrases (the
+``scrypt`` recipient, as ``age -p`` writes it). The format is implemented here, following
+the age specification line by line, over the primitives of the ``cryptography`` package
+(OpenSSL: X25519, ChaCha20-Poly1305, RSA-OAEP; HKDF, HMAC and scrypt from the standard
+library), imported only when a bundle is encrypted or decrypted. The tests check every
+recipient type against the ``age`` command in both directions.
 
-Passphrases (the ``scrypt`` recipient, as ``age -p`` writes it) are handled here, because
-pyrage offers them only for data held whole in memory: the header and the STREAM payload
-(ChaCha20-Poly1305 over 64 KiB chunks, HKDF-SHA256 keys) follow the age specification,
-and the tests check them against the ``age`` command in both directions.
+Owning the format buys two things a library's streaming call does not give: speed (each
+64 KiB chunk is one call into OpenSSL, not a byte-at-a-time relay through Python), and
+random access: a chunk's key stream depends only on its number, so an upload encrypts
+its parts in whatever order it sends them, and a reader starts at any chunk.
 
 Decryption authenticates every chunk: a modified bundle fails at the first modified
 chunk, and the reader reports it as a damaged archive (nothing of it is used: ``verify``
@@ -19,18 +21,16 @@ reads everything first).
 from __future__ import annotations
 
 import base64
-import contextlib
+import binascii
 import hashlib
 import hmac
 import os
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubectl_runai_dr.errors import BundleError, DrError, UsageError
+from kubectl_runai_dr.errors import BundleError, UsageError
 
 MAGIC = b"age-encryption.org/v1\n"
 ARMOR = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -44,7 +44,7 @@ IDENTITY_ENV = "RUNAI_DR_AGE_KEY"  # identities themselves (AGE-SECRET-KEY-1…)
 IDENTITY_FILE_ENV = "RUNAI_DR_AGE_KEY_FILE"  # a file of identities
 PASSPHRASE_ENV = "RUNAI_DR_PASSPHRASE"
 _LABEL = b"age-encryption.org/v1/scrypt"
-_QUEUE = 16  # chunks in flight between the tool and the age thread
+FILE_KEY = 16
 
 
 class AgeError(BundleError):
@@ -143,39 +143,249 @@ def parse_header(data: bytes, name: str = "the bundle") -> Header:
         bodies.append(body)
 
 
-# -- recipients and identities -------------------------------------------------------------
-def _pyrage() -> Any:
-    import pyrage
+# -- primitives (the ``cryptography`` package: OpenSSL underneath) --------------------------
+def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869), 32 bytes; an empty salt is 32 zero bytes."""
+    prk = hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
-    return pyrage
+
+def _aead(key: bytes) -> Any:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    return ChaCha20Poly1305(key)
 
 
-def parse_recipient(text: str) -> Any:
+def _wrap(key: bytes, file_key: bytes) -> bytes:
+    """A recipient stanza's body: the file key sealed under ``key`` (zero nonce)."""
+    return bytes(_aead(key).encrypt(bytes(12), file_key, None))
+
+
+def _unwrap(key: bytes, body: bytes) -> bytes | None:
+    """The file key from a stanza's body, or None when ``key`` is not the one."""
+    from cryptography.exceptions import InvalidTag
+
+    if len(body) != FILE_KEY + TAG:
+        return None
+    try:
+        return bytes(_aead(key).decrypt(bytes(12), body, None))
+    except InvalidTag:
+        return None
+
+
+def _x25519(scalar: bytes, point: bytes) -> bytes | None:
+    """X25519(scalar, point) per RFC 7748 (the scalar clamped), or None for a point of
+    small order (an all-zero shared secret, which age refuses)."""
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    try:
+        out = x25519.X25519PrivateKey.from_private_bytes(scalar).exchange(
+            x25519.X25519PublicKey.from_public_bytes(point))
+    except ValueError:
+        return None
+    return None if out == bytes(32) else out
+
+
+def _x25519_public(scalar: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    return x25519.X25519PrivateKey.from_private_bytes(scalar).public_key().public_bytes_raw()
+
+
+def _chunk_nonce(counter: int, last: bool) -> bytes:
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+def _scrypt(passphrase: bytes, salt: bytes, log_n: int) -> bytes:
+    return hashlib.scrypt(passphrase, salt=_LABEL + salt, n=1 << log_n, r=8, p=1,
+                          maxmem=(1 << log_n) * 8 * 128 + 16 * 1024 * 1024, dklen=32)
+
+
+# -- bech32 (BIP 173): how age writes X25519 keys --------------------------------------------
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _polymod(values: Iterable[int]) -> int:
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            if (top >> i) & 1:
+                chk ^= gen[i]
+    return chk
+
+
+def _hrp_expand(hrp: str) -> list[int]:
+    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+
+
+def _regroup(data: Iterable[int], frm: int, to: int, pad: bool) -> list[int] | None:
+    acc = bits = 0
+    out = []
+    for value in data:
+        acc = (acc << frm) | value
+        bits += frm
+        while bits >= to:
+            bits -= to
+            out.append((acc >> bits) & ((1 << to) - 1))
+    if pad and bits:
+        out.append((acc << (to - bits)) & ((1 << to) - 1))
+    elif not pad and (bits >= frm or (acc << (to - bits)) & ((1 << to) - 1)):
+        return None
+    return out
+
+
+def bech32_encode(hrp: str, data: bytes) -> str:
+    five = _regroup(data, 8, 5, True) or []
+    check = _polymod(_hrp_expand(hrp) + five + [0] * 6) ^ 1
+    five += [(check >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_BECH32[v] for v in five)
+
+
+def bech32_decode(text: str) -> tuple[str, bytes] | None:
+    """(human-readable part, data) of a bech32 string, or None when it is not one (mixed
+    case, a bad character or checksum)."""
+    if text.lower() != text and text.upper() != text:
+        return None
+    text = text.lower()
+    pos = text.rfind("1")
+    if pos < 1 or pos + 7 > len(text) or any(ord(c) < 33 or ord(c) > 126 for c in text):
+        return None
+    hrp, rest = text[:pos], text[pos + 1:]
+    if any(c not in _BECH32 for c in rest):
+        return None
+    five = [_BECH32.index(c) for c in rest]
+    if _polymod(_hrp_expand(hrp) + five) != 1:
+        return None
+    data = _regroup(five[:-6], 5, 8, False)
+    return None if data is None else (hrp, bytes(data))
+
+
+# -- recipients: what a new bundle is encrypted to ------------------------------------------
+_X25519_LABEL = b"age-encryption.org/v1/X25519"
+_ED25519_LABEL = b"age-encryption.org/v1/ssh-ed25519"
+_RSA_LABEL = b"age-encryption.org/v1/ssh-rsa"
+_P = 2**255 - 19
+
+
+def _ssh_tag(blob: bytes) -> bytes:
+    return hashlib.sha256(blob).digest()[:4]
+
+
+def _ed25519_to_x25519(public: bytes) -> bytes | None:
+    """The Montgomery u-coordinate of an Ed25519 public key (u = (1 + y) / (1 - y))."""
+    y = int.from_bytes(public, "little") & ((1 << 255) - 1)
+    if y >= _P or y == 1:
+        return None
+    u = (1 + y) * pow(1 - y, _P - 2, _P) % _P
+    return u.to_bytes(32, "little")
+
+
+@dataclass(frozen=True)
+class X25519Recipient:
+    public: bytes
+
+    def stanza(self, file_key: bytes) -> tuple[list[bytes], bytes]:
+        while True:
+            ephemeral = os.urandom(32)
+            shared = _x25519(ephemeral, self.public)
+            if shared is not None:
+                break
+        share = _x25519_public(ephemeral)
+        key = _hkdf(shared, share + self.public, _X25519_LABEL)
+        return [b"X25519", _b64(share)], _wrap(key, file_key)
+
+
+@dataclass(frozen=True)
+class SshEd25519Recipient:
+    blob: bytes  # the key in SSH wire format (what the tag is taken of)
+    montgomery: bytes  # the Ed25519 key as an X25519 one
+
+    def stanza(self, file_key: bytes) -> tuple[list[bytes], bytes]:
+        tweak = _hkdf(b"", self.blob, _ED25519_LABEL)
+        while True:
+            ephemeral = os.urandom(32)
+            first = _x25519(ephemeral, self.montgomery)
+            shared = _x25519(tweak, first) if first is not None else None
+            if shared is not None:
+                break
+        share = _x25519_public(ephemeral)
+        key = _hkdf(shared, share + self.montgomery, _ED25519_LABEL)
+        return [b"ssh-ed25519", _b64(_ssh_tag(self.blob)), _b64(share)], _wrap(key, file_key)
+
+
+@dataclass(frozen=True)
+class SshRsaRecipient:
+    blob: bytes
+    key: Any  # cryptography's RSAPublicKey
+
+    def stanza(self, file_key: bytes) -> tuple[list[bytes], bytes]:
+        return [b"ssh-rsa", _b64(_ssh_tag(self.blob))], self.key.encrypt(file_key, _oaep())
+
+
+Recipient = X25519Recipient | SshEd25519Recipient | SshRsaRecipient
+
+
+def _oaep() -> Any:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    return padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(),
+                        label=_RSA_LABEL)
+
+
+def _ssh_public(text: str) -> Recipient | None:
+    """An ``ssh-ed25519 …`` / ``ssh-rsa …`` public key line; None when it is not valid."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+    fields = text.split()
+    if len(fields) < 2:
+        return None
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+        key = load_ssh_public_key(f"{fields[0]} {fields[1]}".encode())
+    except (ValueError, TypeError, binascii.Error):
+        return None
+    if isinstance(key, ed25519.Ed25519PublicKey) and fields[0] == "ssh-ed25519":
+        montgomery = _ed25519_to_x25519(key.public_bytes_raw())
+        return None if montgomery is None else SshEd25519Recipient(blob, montgomery)
+    if isinstance(key, rsa.RSAPublicKey) and fields[0] == "ssh-rsa":
+        if key.key_size < 2048:
+            raise UsageError(f"the ssh-rsa key {fields[1][:16]}… has {key.key_size} bits; "
+                             "age needs at least 2048", hint="use a larger or an ed25519 key")
+        return SshRsaRecipient(blob, key)
+    return None
+
+
+def parse_recipient(text: str) -> Recipient:
     text = text.strip()
     if text.startswith("AGE-SECRET-KEY-") or "PRIVATE KEY" in text:
         raise UsageError("a private key (identity) was given where a recipient (public key) "
                          "belongs; it is not shown",
                          hint="give the age1… line that `keygen` printed (or the .pub file of "
                               "an SSH key); keep the identity away from backups")
-    pyrage = _pyrage()
-    try:
-        if text.startswith("age1"):
-            return pyrage.x25519.Recipient.from_str(text)
-        if text.startswith(("ssh-ed25519 ", "ssh-rsa ")):
-            return pyrage.ssh.Recipient.from_str(text)
-    except Exception:
-        pass
-    else:
-        if text.startswith("ssh-"):
-            raise UsageError(f"unsupported SSH key type in recipient {text[:20]}…",
-                             hint="use an ssh-ed25519 or ssh-rsa key, or an age1… key")
-    shown = text[:24] + ("…" if len(text) > 24 else "")
+    if text.startswith("age1"):
+        decoded = bech32_decode(text)
+        if decoded is not None and decoded[0] == "age" and len(decoded[1]) == 32 \
+                and text == text.lower():
+            return X25519Recipient(decoded[1])
+    elif text.startswith(("ssh-ed25519 ", "ssh-rsa ")):
+        found = _ssh_public(text)
+        if found is not None:
+            return found
+    elif text.startswith("ssh-"):
+        raise UsageError(f"unsupported SSH key type in recipient {_clean(text[:20])}…",
+                         hint="use an ssh-ed25519 or ssh-rsa key, or an age1… key")
+    shown = _clean(text[:24]) + ("…" if len(text) > 24 else "")
     raise UsageError(f"{shown!r} is not a valid age recipient",
                      hint="an X25519 key (age1…, from `kubectl runai-dr keygen` or "
                           "`age-keygen`) or an SSH public key (ssh-ed25519 … / ssh-rsa …)")
 
 
-def load_recipients(values: Iterable[str], files: Iterable[str]) -> list[Any]:
+def load_recipients(values: Iterable[str], files: Iterable[str]) -> list[Recipient]:
     """Recipients from ``--encrypt-to`` values and ``--recipients-file`` files (one per
     line; blank lines and ``#`` comments ignored)."""
     out = [parse_recipient(v) for v in values]
@@ -220,28 +430,113 @@ def _read_small(name: str, what: str, limit: int = 1024 * 1024) -> str:
         raise UsageError(f"the {what} {name} is not text") from None
 
 
-def parse_identities(text: str, source: str) -> list[Any]:
-    pyrage = _pyrage()
+# -- identities: what opens a bundle ---------------------------------------------------------
+@dataclass(frozen=True)
+class X25519Identity:
+    secret: bytes
+
+    def unwrap(self, args: tuple[str, ...], body: bytes) -> bytes | None:
+        if args[0] != "X25519" or len(args) != 2:
+            return None
+        share = _decode_arg(args[1], 32)
+        shared = _x25519(self.secret, share) if share is not None else None
+        if share is None or shared is None:
+            return None
+        key = _hkdf(shared, share + _x25519_public(self.secret), _X25519_LABEL)
+        return _unwrap(key, body)
+
+
+@dataclass(frozen=True)
+class SshEd25519Identity:
+    blob: bytes
+    secret: bytes  # the X25519 scalar: SHA-512 of the Ed25519 seed, first half
+    montgomery: bytes
+
+    def unwrap(self, args: tuple[str, ...], body: bytes) -> bytes | None:
+        if args[0] != "ssh-ed25519" or len(args) != 3 or \
+                _decode_arg(args[1], 4) != _ssh_tag(self.blob):
+            return None
+        share = _decode_arg(args[2], 32)
+        first = _x25519(self.secret, share) if share is not None else None
+        shared = _x25519(_hkdf(b"", self.blob, _ED25519_LABEL), first) if first else None
+        if share is None or shared is None:
+            return None
+        return _unwrap(_hkdf(shared, share + self.montgomery, _ED25519_LABEL), body)
+
+
+@dataclass(frozen=True)
+class SshRsaIdentity:
+    blob: bytes
+    key: Any  # cryptography's RSAPrivateKey
+
+    def unwrap(self, args: tuple[str, ...], body: bytes) -> bytes | None:
+        if args[0] != "ssh-rsa" or len(args) != 2 or \
+                _decode_arg(args[1], 4) != _ssh_tag(self.blob):
+            return None
+        try:
+            out = bytes(self.key.decrypt(body, _oaep()))
+        except ValueError:
+            return None
+        return out if len(out) == FILE_KEY else None
+
+
+Identity = X25519Identity | SshEd25519Identity | SshRsaIdentity
+
+
+def _decode_arg(text: str, size: int) -> bytes | None:
+    try:
+        out = _b64decode(text.encode())
+    except ValueError:
+        return None
+    return out if len(out) == size else None
+
+
+def _ssh_identity(text: str, source: str) -> Identity:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    bad = UsageError(f"{source} is not an SSH private key this tool can use",
+                     hint="an ssh-ed25519 or ssh-rsa key in OpenSSH format, or an age "
+                          "identity file")
+    try:
+        if "OPENSSH PRIVATE KEY" in text:
+            key: Any = serialization.load_ssh_private_key(text.encode(), password=None)
+        else:
+            key = serialization.load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise bad from None
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH)
+    blob = base64.b64decode(public.split()[1])
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        seed = key.private_bytes_raw()
+        montgomery = _ed25519_to_x25519(key.public_key().public_bytes_raw())
+        if montgomery is None:
+            raise bad
+        return SshEd25519Identity(blob, hashlib.sha512(seed).digest()[:32], montgomery)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return SshRsaIdentity(blob, key)
+    raise bad
+
+
+def parse_identities(text: str, source: str) -> list[Identity]:
     if "-----BEGIN" in text:
         if "ENCRYPTED" in text or _openssh_encrypted(text):
             raise UsageError(f"the SSH key {source} is protected by a passphrase",
                              hint="use a key without one, or an age identity")
-        try:
-            return [pyrage.ssh.Identity.from_buffer(text.encode())]
-        except Exception:
-            raise UsageError(f"{source} is not an SSH private key this tool can use",
-                             hint="an ssh-ed25519 or ssh-rsa key in OpenSSH format, or an "
-                                  "age identity file") from None
-    out = []
+        return [_ssh_identity(text, source)]
+    out: list[Identity] = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        try:
-            out.append(pyrage.x25519.Identity.from_str(line))
-        except Exception:
+        decoded = bech32_decode(line) if line.startswith("AGE-SECRET-KEY-1") else None
+        if decoded is None or decoded[0] != "age-secret-key-" or len(decoded[1]) != 32 \
+                or line != line.upper():
             raise UsageError(f"{source}, line {number} is not an age identity",
-                             hint="identity lines start with AGE-SECRET-KEY-1") from None
+                             hint="identity lines start with AGE-SECRET-KEY-1")
+        out.append(X25519Identity(decoded[1]))
     if not out:
         raise UsageError(f"{source} holds no identity")
     return out
@@ -257,11 +552,12 @@ def _openssh_encrypted(text: str) -> bool:
     return raw.startswith(b"openssh-key-v1\0") and b"\0\0\0\x04none" not in raw[15:40]
 
 
-def load_identities(files: Iterable[str], env: Mapping[str, str] | None = None) -> list[Any]:
+def load_identities(files: Iterable[str],
+                    env: Mapping[str, str] | None = None) -> list[Identity]:
     """Identities from ``--identity`` files, then ``RUNAI_DR_AGE_KEY`` (identities) and
     ``RUNAI_DR_AGE_KEY_FILE`` (a file of them)."""
     env = env if env is not None else os.environ
-    out: list[Any] = []
+    out: list[Identity] = []
     for name in files:
         out += parse_identities(_read_small(name, "identity file"), name)
     if env.get(IDENTITY_ENV):
@@ -273,73 +569,100 @@ def load_identities(files: Iterable[str], env: Mapping[str, str] | None = None) 
 
 
 def keygen() -> tuple[str, str]:
-    """A new X25519 identity: (identity, recipient)."""
-    ident = _pyrage().x25519.Identity.generate()
-    return str(ident), str(ident.to_public())
+    """A new X25519 identity: (identity, recipient), as age-keygen writes them."""
+    secret = os.urandom(32)
+    return (bech32_encode("age-secret-key-", secret).upper(),
+            bech32_encode("age", _x25519_public(secret)))
 
 
-# -- the STREAM payload (passphrase mode) --------------------------------------------------
-def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
-    prk = hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
-    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
-
-
-def _aead(key: bytes, nonce: bytes) -> Any:
-    from Crypto.Cipher import ChaCha20_Poly1305
-
-    return ChaCha20_Poly1305.new(key=key, nonce=nonce)
-
-
-def _chunk_nonce(counter: int, last: bool) -> bytes:
-    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
-
-
-def _scrypt(passphrase: bytes, salt: bytes, log_n: int) -> bytes:
-    return hashlib.scrypt(passphrase, salt=_LABEL + salt, n=1 << log_n, r=8, p=1,
-                          maxmem=(1 << log_n) * 8 * 128 + 16 * 1024 * 1024, dklen=32)
-
-
-def _passphrase_header(passphrase: bytes, file_key: bytes, log_n: int) -> bytes:
-    salt = os.urandom(16)
-    wrapped = _aead(_scrypt(passphrase, salt, log_n), bytes(12))
-    body, tag = wrapped.encrypt_and_digest(file_key)
-    body64 = _b64(body + tag)
-    lines = [body64[i:i + 64] for i in range(0, len(body64), 64)] or [b""]
-    if len(lines[-1]) == 64:
-        lines.append(b"")
-    head = MAGIC + b"-> scrypt " + _b64(salt) + b" " + str(log_n).encode() + b"\n" + \
-        b"\n".join(lines) + b"\n---"
+# -- the header and the STREAM payload ----------------------------------------------------------
+def _header(stanzas: list[tuple[list[bytes], bytes]], file_key: bytes) -> bytes:
+    """The age header: the stanzas, then the MAC over them under the file key."""
+    head = MAGIC
+    for args, body in stanzas:
+        body64 = _b64(body)
+        lines = [body64[i:i + 64] for i in range(0, len(body64), 64)] or [b""]
+        if len(lines[-1]) == 64:
+            lines.append(b"")
+        head += b"-> " + b" ".join(args) + b"\n" + b"\n".join(lines) + b"\n"
+    head += b"---"
     mac = hmac.new(_hkdf(file_key, b"", b"header"), head, hashlib.sha256).digest()
     return head + b" " + _b64(mac) + b"\n"
 
 
-class _StreamEncryptor:
-    """Plaintext in, age STREAM chunks out to ``out``."""
+def _scrypt_stanza(passphrase: bytes, file_key: bytes, log_n: int) -> tuple[list[bytes], bytes]:
+    salt = os.urandom(16)
+    return ([b"scrypt", _b64(salt), str(log_n).encode()],
+            _wrap(_scrypt(passphrase, salt, log_n), file_key))
 
-    def __init__(self, out: Any, file_key: bytes) -> None:
-        self._out = out
+
+class Sealer:
+    """One age file being written: its header (with the payload nonce) and the payload
+    key. ``encrypt_at`` encrypts whole chunks at any position, so the parts of an upload
+    can be encrypted as they are sent, in whatever order they are sent."""
+
+    def __init__(self, stanzas: list[tuple[list[bytes], bytes]], file_key: bytes) -> None:
         nonce = os.urandom(16)
-        out.write(nonce)
-        self._key = _hkdf(file_key, nonce, b"payload")
+        self.header = _header(stanzas, file_key) + nonce  # what precedes the first chunk
+        self._aead = _aead(_hkdf(file_key, nonce, b"payload"))
+
+    def encrypt_at(self, counter: int, plain: bytes | bytearray | memoryview, *,
+                   final: bool) -> bytes:
+        """The ciphertext of ``plain`` starting at chunk ``counter``: ``plain`` is whole
+        chunks unless ``final`` (the end of the file: its last chunk is marked)."""
+        return b"".join(self.chunks(counter, plain, final=final))
+
+    def chunks(self, counter: int, plain: bytes | bytearray | memoryview, *,
+               final: bool) -> Iterator[bytes]:
+        """``encrypt_at``, one encrypted chunk at a time (no copy of the whole)."""
+        view = memoryview(plain)
+        if not final and len(view) % CHUNK:
+            raise ValueError("only the end of an age file may hold a partial chunk")
+        count = max(1, -(-len(view) // CHUNK))
+        for i in range(count):
+            last = final and i == count - 1
+            yield self._aead.encrypt(_chunk_nonce(counter + i, last),
+                                     view[i * CHUNK:(i + 1) * CHUNK], None)
+
+
+class _StreamEncryptor:
+    """Plaintext in, the age file out to ``out``: chunks encrypted as they fill (the last
+    full one is held back, since the last chunk of the file is marked)."""
+
+    def __init__(self, out: Any, sealer: Sealer) -> None:
+        self._out = out
+        self._sealer = sealer
         self._buf = bytearray()
         self._counter = 0
+        out.write(sealer.header)
 
     def write(self, data: bytes) -> int:
-        self._buf += data
-        while len(self._buf) > CHUNK:  # keep one chunk: the last one is marked
-            self._emit(bytes(self._buf[:CHUNK]), last=False)
-            del self._buf[:CHUNK]
-        return len(data)
+        view = memoryview(data).cast("B")
+        pos = 0
+        if self._buf:
+            take = min(CHUNK - len(self._buf), len(view))
+            self._buf += view[:take]
+            pos = take
+            if pos == len(view):
+                return len(view)
+            self._emit(self._buf)
+            self._buf = bytearray()
+        whole = (len(view) - pos - 1) // CHUNK * CHUNK  # keep at least one byte back
+        if whole > 0:
+            self._emit(view[pos:pos + whole])
+            pos += whole
+        self._buf += view[pos:]
+        return len(view)
 
-    def _emit(self, plain: bytes, *, last: bool) -> None:
-        ct, tag = _aead(self._key, _chunk_nonce(self._counter, last)).encrypt_and_digest(
-            plain)
-        self._out.write(ct + tag)
-        self._counter += 1
+    def _emit(self, plain: bytes | bytearray | memoryview) -> None:
+        for chunk in self._sealer.chunks(self._counter, plain, final=False):
+            self._out.write(chunk)
+        self._counter += len(plain) // CHUNK
 
     def close(self) -> None:
-        self._emit(bytes(self._buf), last=True)
-        self._buf.clear()  # the output stays open: its owner finishes it
+        for chunk in self._sealer.chunks(self._counter, self._buf, final=True):
+            self._out.write(chunk)
+        self._buf = bytearray()  # the output stays open: its owner finishes it
 
 
 class _Chunked:
@@ -368,32 +691,21 @@ class _Chunked:
         out, self._buf = self._buf[:n], self._buf[n:]
         return out.tobytes()
 
-    def readinto(self, buffer: Any) -> int:
-        """Straight into the caller's buffer (pyrage reads 8 KiB at a time)."""
-        self._fill()
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), len(self._buf))
-        view[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
 
 class _StreamDecryptor(_Chunked):
-    """A stream of an age file's ciphertext after its header → plaintext."""
+    """An age file's ciphertext from chunk ``counter`` on → plaintext."""
 
-    def __init__(self, stream: Any, file_key: bytes, name: str) -> None:
+    def __init__(self, stream: Any, key: bytes, counter: int) -> None:
         super().__init__()
         self._stream = stream
-        self._name = name
-        nonce = _read_exact(stream, 16)
-        if len(nonce) != 16:
-            raise AgeError(f"{name}: the encrypted file is cut short")
-        self._key = _hkdf(file_key, nonce, b"payload")
-        self._counter = 0
+        self._aead = _aead(key)
+        self._counter = counter
         self._next = _read_exact(stream, CHUNK + TAG)
         self._done = False
 
     def _next_chunk(self) -> bytes | None:
+        from cryptography.exceptions import InvalidTag
+
         from kubectl_runai_dr.bundle.source import Unreadable
 
         if self._done:
@@ -404,11 +716,10 @@ class _StreamDecryptor(_Chunked):
         last = not self._next
         if len(current) < TAG or (last and len(current) == TAG and self._counter > 0):
             raise Unreadable("the encrypted bundle is cut short (truncated)")
-        body, tag = current[:-TAG], current[-TAG:]
         try:
-            plain: bytes = _aead(self._key, _chunk_nonce(self._counter, last)) \
-                .decrypt_and_verify(body, tag)
-        except ValueError:
+            plain: bytes = self._aead.decrypt(_chunk_nonce(self._counter, last), current,
+                                              None)
+        except InvalidTag:
             raise Unreadable("the encrypted bundle fails authentication at byte "
                              f"{self._counter * CHUNK} of its content: it was modified or "
                              "is truncated") from None
@@ -430,182 +741,6 @@ def _read_exact(stream: Any, size: int) -> bytes:
     return bytes(out)
 
 
-# -- pyrage in a thread ---------------------------------------------------------------------
-class _QueueReader(_Chunked):
-    """What the age thread reads: chunks the tool put in the queue; b"" at the end."""
-
-    def __init__(self, q: queue.Queue[bytes | None]) -> None:
-        super().__init__()
-        self._q = q
-
-    def _next_chunk(self) -> bytes | None:
-        return self._q.get()
-
-
-class _KeyEncryptor:
-    """Plaintext written here is encrypted by pyrage in a thread into ``out``."""
-
-    def __init__(self, out: Any, recipients: list[Any]) -> None:
-        self._q: queue.Queue[bytes | None] = queue.Queue(_QUEUE)
-        self._out = out
-        self._error: BaseException | None = None
-        self._buf = bytearray()
-        self._thread = threading.Thread(target=self._run, args=(recipients,),
-                                        name="age-encrypt", daemon=True)
-        self._thread.start()
-
-    def _run(self, recipients: list[Any]) -> None:
-        out = _Guarded(self._out)
-        try:
-            _pyrage().encrypt_io(_QueueReader(self._q), out, recipients)
-        except BaseException as exc:
-            # the output's own failure (disk full, the bucket went away) is the one to
-            # report, not pyrage's wrapping of it
-            self._error = out.error or exc
-            _drain(self._q)
-
-    def write(self, data: bytes) -> int:
-        self._buf += data
-        if len(self._buf) >= CHUNK:
-            self._put(bytes(self._buf))
-            self._buf.clear()
-        return len(data)
-
-    def _put(self, item: bytes | None) -> None:
-        while True:
-            if self._error is not None:
-                raise self._error
-            try:
-                self._q.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                if not self._thread.is_alive():
-                    raise self._error or RuntimeError("the encryption stopped") from None
-
-    def close(self) -> None:
-        if self._buf:
-            self._put(bytes(self._buf))
-            self._buf.clear()
-        self._put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def abort(self) -> None:
-        """Stop the encryption thread (the output is dropped by its owner)."""
-        self._buf.clear()
-        _drain(self._q)
-        with contextlib.suppress(queue.Full):
-            self._q.put(None, timeout=1)
-        self._thread.join(timeout=5)
-
-
-class _Guarded:
-    """A file-like passed to pyrage: remembers the exception its inner object raised (pyrage
-    turns it into a string), so the original can be re-raised."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.error: BaseException | None = None
-
-    def write(self, data: Any) -> int:
-        try:
-            return int(self._inner.write(bytes(data)) or len(data))
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return bytes(self._inner.read(size if size >= 0 else 1024 * 1024))
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def flush(self) -> None:
-        pass
-
-
-def _drain(q: queue.Queue[bytes | None]) -> None:
-    """Empty the queue, so a thread blocked putting into it wakes up."""
-    while True:
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            return
-
-
-class _QueueWriter:
-    def __init__(self, q: queue.Queue[bytes | None], stop: threading.Event) -> None:
-        self._q = q
-        self._stop = stop
-
-    def write(self, data: Any) -> int:
-        data = bytes(data)
-        while True:
-            if self._stop.is_set():
-                raise BrokenPipeError("the reader stopped")
-            try:
-                self._q.put(data, timeout=0.2)
-                return len(data)
-            except queue.Full:
-                continue
-
-    def flush(self) -> None:
-        pass
-
-
-class _KeyDecryptor(_Chunked):
-    """Ciphertext from ``stream`` decrypted by pyrage in a thread; read the plaintext."""
-
-    def __init__(self, stream: Any, identities: list[Any], name: str) -> None:
-        super().__init__()
-        self._q: queue.Queue[bytes | None] = queue.Queue(_QUEUE)
-        self._stop = threading.Event()
-        self._stream = stream
-        self._name = name
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(identities,),
-                                        name="age-decrypt", daemon=True)
-        self._thread.start()
-
-    def _run(self, identities: list[Any]) -> None:
-        source = _Guarded(self._stream)
-        try:
-            _pyrage().decrypt_io(source, _QueueWriter(self._q, self._stop), identities)
-        except BaseException as exc:
-            self._error = source.error or exc
-        finally:
-            while True:
-                try:
-                    self._q.put(None, timeout=0.2)
-                    break
-                except queue.Full:
-                    if self._stop.is_set():
-                        break
-
-    def _next_chunk(self) -> bytes | None:
-        from kubectl_runai_dr.bundle.source import Unreadable
-
-        item = self._q.get()
-        if item is None and self._error is not None:
-            error, self._error = self._error, None
-            if isinstance(error, DrError):  # the source failed, not the bundle
-                raise error
-            if "No matching keys" in str(error):
-                raise AgeError(f"{self._name}: none of the identities given can decrypt it",
-                               hint=IDENTITY_HINT)
-            raise Unreadable("the encrypted bundle fails authentication: it was modified, "
-                             f"or is truncated ({_clean(str(error))})")
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        _drain(self._q)
-        self._thread.join(timeout=5)
-        self._stream.close()
-
-
 def _clean(text: str) -> str:
     return "".join(c if c.isprintable() else " " for c in text)[:200]
 
@@ -619,7 +754,7 @@ IDENTITY_HINT = ("give the key with --identity FILE (an age identity file or SSH
 class Sealing:
     """How new bundles are encrypted: to these recipients, or with a passphrase."""
 
-    recipients: tuple[Any, ...] = ()
+    recipients: tuple[Recipient, ...] = ()
     passphrase: bytes | None = None
     log_n: int = SCRYPT_LOG_N
 
@@ -629,13 +764,18 @@ class Sealing:
         n = len(self.recipients)
         return f"{n} recipient{'s' if n != 1 else ''}"
 
-    def seal(self, out: Any) -> Any:
-        """A writer: plaintext in, the age file out to ``out`` (closed with it)."""
+    def start(self) -> Sealer:
+        """A new age file: a fresh file key, wrapped for every recipient."""
+        file_key = os.urandom(FILE_KEY)
         if self.passphrase is not None:
-            file_key = os.urandom(16)
-            out.write(_passphrase_header(self.passphrase, file_key, self.log_n))
-            return _StreamEncryptor(out, file_key)
-        return _KeyEncryptor(out, list(self.recipients))
+            return Sealer([_scrypt_stanza(self.passphrase, file_key, self.log_n)], file_key)
+        if not self.recipients:
+            raise UsageError("no recipient to encrypt to")
+        return Sealer([r.stanza(file_key) for r in self.recipients], file_key)
+
+    def seal(self, out: Any) -> Any:
+        """A writer: plaintext in, the age file out to ``out`` (which stays open)."""
+        return _StreamEncryptor(out, self.start())
 
 
 @dataclass(frozen=True)
@@ -643,29 +783,52 @@ class Opening:
     """How encrypted bundles are opened: identities, or a passphrase asked for when one
     is needed (``ask``: returns it, or None when there is no way to ask)."""
 
-    identities: tuple[Any, ...] = ()
+    identities: tuple[Identity, ...] = ()
     ask: Callable[[], bytes | None] | None = None
 
 
 class DecryptingSource:
-    """An encrypted bundle's plaintext, for the reader. Unseekable: each stream decrypts
-    from the start (the reader remembers where members are only on seekable sources)."""
+    """An encrypted bundle's plaintext, for the reader. Seekable when the bundle's own
+    source is: every chunk is encrypted on its own, so a read may start at any chunk."""
 
-    seekable = False
     encrypted = True
 
     def __init__(self, inner: Any, opening: Opening) -> None:
         self.inner = inner
         self.name = inner.name
+        self.seekable = bool(inner.seekable)
         head = _read_exact_source(inner, MAX_HEADER)
         self.header = parse_header(head, self.name)
         self._opening = opening
-        self._file_key: bytes | None = None
         if "scrypt" in self.header.kinds:
-            self._file_key = self._unlock_scrypt()
+            file_key = self._unlock_scrypt()
         elif not opening.identities:
             raise AgeError(f"{self.name} is encrypted (age, to {self.header.describe()})",
                            hint=IDENTITY_HINT)
+        else:
+            file_key = self._unlock_identities()
+        mac = hmac.new(_hkdf(file_key, b"", b"header"), self.header.signed,
+                       hashlib.sha256).digest()
+        if not hmac.compare_digest(mac, self.header.mac):
+            raise AgeError(f"{self.name}: the age header fails its MAC: the file was modified")
+        stream = inner.open(self.header.size)
+        try:
+            nonce = _read_exact(stream, 16)
+        finally:
+            stream.close()
+        if len(nonce) != 16:
+            raise AgeError(f"{self.name}: the encrypted file is cut short")
+        self._key = _hkdf(file_key, nonce, b"payload")
+        self._start = self.header.size + 16
+
+    def _unlock_identities(self) -> bytes:
+        for args, body in zip(self.header.stanzas, self.header.bodies, strict=True):
+            for identity in self._opening.identities:
+                file_key = identity.unwrap(args, body)
+                if file_key is not None:
+                    return file_key
+        raise AgeError(f"{self.name}: none of the identities given can decrypt it",
+                       hint=IDENTITY_HINT)
 
     def _unlock_scrypt(self) -> bytes:
         if len(self.header.stanzas) != 1:
@@ -683,40 +846,28 @@ class DecryptingSource:
             raise AgeError(f"{self.name} is encrypted with a passphrase",
                            hint=f"pass --passphrase (asked on the terminal, or from "
                                 f"${PASSPHRASE_ENV} / --passphrase-file)")
-        try:
-            salt = _b64decode(stanza[1].encode())
-        except ValueError:
-            raise AgeError(f"{self.name}: the scrypt stanza is malformed") from None
-        if len(salt) != 16 or len(self.header.bodies[0]) != 32 or stanza[2] != str(log_n):
+        salt = _decode_arg(stanza[1], 16)
+        if salt is None or len(self.header.bodies[0]) != FILE_KEY + TAG or \
+                stanza[2] != str(log_n):
             raise AgeError(f"{self.name}: the scrypt stanza is malformed")
-        key = _scrypt(passphrase, salt, log_n)
-        body = self.header.bodies[0]
-        try:
-            file_key: bytes = _aead(key, bytes(12)).decrypt_and_verify(body[:-TAG], body[-TAG:])
-        except ValueError:
+        file_key = _unwrap(_scrypt(passphrase, salt, log_n), self.header.bodies[0])
+        if file_key is None:
             raise AgeError(f"{self.name}: the passphrase is wrong",
-                           hint="check it, and run again") from None
-        mac = hmac.new(_hkdf(file_key, b"", b"header"), self.header.signed,
-                       hashlib.sha256).digest()
-        if not hmac.compare_digest(mac, self.header.mac):
-            raise AgeError(f"{self.name}: the age header fails its MAC: the file was modified")
+                           hint="check it, and run again")
         return file_key
 
     def open(self, offset: int = 0) -> Any:
-        if self._file_key is not None:
-            stream = self.inner.open(self.header.size)
-            try:
-                out: Any = _StreamDecryptor(stream, self._file_key, self.name)
-            except BaseException:
-                stream.close()
-                raise
-        else:
-            out = _KeyDecryptor(self.inner.open(0), list(self._opening.identities),
-                                self.name)
-        if offset:
+        chunk = offset // CHUNK if self.seekable else 0
+        stream = self.inner.open(self._start + chunk * (CHUNK + TAG))
+        try:
+            out = _StreamDecryptor(stream, self._key, chunk)
+        except BaseException:
+            stream.close()
+            raise
+        if offset > chunk * CHUNK:
             from kubectl_runai_dr.bundle.source import skip
 
-            skip(out, offset)
+            skip(out, offset - chunk * CHUNK)
         return out
 
     def close(self) -> None:

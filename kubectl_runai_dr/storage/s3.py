@@ -225,6 +225,21 @@ class S3Store:
             raise self._error(exc, "complete the upload of", url) from None
         return (result.etag or "").strip('"')
 
+    def replace_metadata(self, url: S3Url, metadata: dict[str, str], etag: str) -> None:
+        """Give the object new metadata: a copy onto itself, on the server (only of the
+        version ``etag``; above 5 GiB a multipart copy)."""
+        from minio.commonconfig import REPLACE, CopySource
+
+        headers: dict[str, str | list[str] | tuple[str]] = {
+            "Content-Type": "application/octet-stream",
+            **{f"x-amz-meta-{k}": v for k, v in metadata.items()}}
+        try:
+            self._client.copy_object(url.bucket, url.key,
+                                     CopySource(url.bucket, url.key, match_etag=etag or None),
+                                     metadata=headers, metadata_directive=REPLACE)
+        except Exception as exc:
+            raise self._error(exc, "update the metadata of", url) from None
+
     def abort_upload(self, url: S3Url, upload_id: str) -> None:
         try:
             self._client._abort_multipart_upload(url.bucket, url.key, upload_id)
@@ -419,7 +434,9 @@ class S3Upload:
                                                            thread_name_prefix="s3-upload")
         self.size = 0
         self.upload_id = store.start_upload(url, metadata)
+        self.metadata = metadata
         self.committed = False
+        self.warning = ""  # what went wrong after the object was complete
 
     def write(self, data: bytes) -> int:
         self._buf += data
@@ -456,10 +473,13 @@ class S3Upload:
     def close(self) -> None:
         """Nothing: ``commit`` finishes the upload, ``abort`` drops it."""
 
-    def commit(self, parts: list[int] | None = None) -> str:
+    def commit(self, parts: list[int] | None = None,
+               metadata: dict[str, str] | None = None) -> str:
         """Send the rest and complete the upload with ``parts`` (default: every part
         sent), in number order. Then the object's size is checked against the bytes of
-        those parts; a mismatch deletes it (nothing complete-looking stays)."""
+        those parts; a mismatch deletes it (nothing complete-looking stays). ``metadata``:
+        what the object's metadata becomes then (known only at the end of a bundle that
+        streamed up while it was written and cannot be read without a key)."""
         if parts is None and (self._buf or not self._sizes):
             self.send(self._next, bytes(self._buf))
             self._buf.clear()
@@ -482,6 +502,13 @@ class S3Upload:
                 self.store.delete(self.url)
             raise StorageError(f"{self.url} was stored as {stored}, not the {self.size} bytes "
                                "sent: it was removed", hint="run the backup again")
+        if metadata and metadata != self.metadata:
+            try:
+                self.store.replace_metadata(self.url, {**self.metadata, **metadata},
+                                            info.etag.strip('"'))
+            except StorageError as exc:  # the bundle is complete: say what it lacks
+                self.warning = (f"{exc.message}: `bundles` shows its status as unknown, and "
+                                "--keep keeps it (rotation cannot tell its components)")
         return etag
 
     def abort(self) -> None:
