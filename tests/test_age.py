@@ -5,6 +5,7 @@ modified bundle, and secrets in clear only when asked."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -118,12 +119,14 @@ def test_bundles_encrypted_by_age_are_read(seeded: Path, key: tuple[Path, str],
     assert r.code == 0, r.stderr
 
 
-def test_ssh_keys_both_directions(seeded: Path, tmp_path: Path) -> None:
-    ssh = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh)], check=True)
-    pub = (tmp_path / "id_ed25519.pub").read_text().strip()
+@pytest.mark.parametrize("kind", ["ed25519", "rsa"])
+def test_ssh_keys_both_directions(seeded: Path, tmp_path: Path, kind: str) -> None:
+    ssh = tmp_path / f"id_{kind}"
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, *(["-b", "2048"] if kind == "rsa" else []),
+                    "-N", "", "-f", str(ssh)], check=True)
+    pub = (tmp_path / f"id_{kind}.pub").read_text().strip()
     plain = _backup(seeded, tmp_path)
-    by_age = tmp_path / "ssh.tar.gz.age"
+    by_age = tmp_path / "ssh.tar.gz.age"  # (the key's .pub file: a recipients file)
     assert _age("-R", f"{ssh}.pub", "-o", str(by_age), str(plain)).returncode == 0
     r = cli("verify", str(by_age), "--identity", str(ssh))
     assert r.code == 0, r.stderr
@@ -289,3 +292,80 @@ def test_diff_reads_encrypted_bundles(seeded: Path, key: tuple[Path, str],
     assert r.code == 0, r.stderr + r.stdout
     r = cli("diff", str(plain), str(sealed), "--skip", "database")
     assert r.code == 4 and "is encrypted" in r.stderr
+
+
+def test_a_small_rsa_key_is_refused(tmp_path: Path) -> None:
+    ssh = tmp_path / "id_rsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "1024", "-N", "", "-f", str(ssh)],
+                   check=True)
+    r = cli("backup", "--to", f"{tmp_path}/", "-r", (tmp_path / "id_rsa.pub").read_text())
+    assert r.code == 2 and "1024 bits" in r.stderr and "2048" in r.stderr
+
+
+class _Bytes:
+    """A seekable source over bytes in memory (what a file or an S3 object is)."""
+
+    name = "memory"
+    seekable = True
+    encrypted = False
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def open(self, offset: int = 0) -> io.BytesIO:
+        return io.BytesIO(self.data[offset:])
+
+    def close(self) -> None:
+        pass
+
+
+def test_reads_start_at_any_byte_of_what_age_encrypted(key: tuple[Path, str]) -> None:
+    """Chunks are encrypted under their own numbers: a read starts anywhere (the reader
+    seeks in encrypted bundles), and every chunk is still authenticated, the last one
+    as the last."""
+    from kubectl_runai_dr.storage import age
+
+    ident, recipient = key
+    data = os.urandom(3 * age.CHUNK + 1234)
+    sealed = _age("-r", recipient, input=data).stdout
+    source = age.DecryptingSource(_Bytes(sealed),
+                                  age.Opening(tuple(age.load_identities([str(ident)]))))
+    assert source.seekable
+    for offset in (0, 1, age.CHUNK - 1, age.CHUNK, age.CHUNK + 1, 2 * age.CHUNK + 7,
+                   len(data) - 1, len(data)):
+        stream = source.open(offset)
+        got = b""
+        while chunk := stream.read(10_000):
+            got += chunk
+        assert got == data[offset:], offset
+    from kubectl_runai_dr.bundle.source import Unreadable
+
+    cut = age.DecryptingSource(_Bytes(sealed[:-(1234 + 16)]),  # the last chunk is gone
+                               age.Opening(tuple(age.load_identities([str(ident)]))))
+    with pytest.raises(Unreadable):
+        stream = cut.open(2 * age.CHUNK)
+        while stream.read(10_000):
+            pass
+
+
+def test_header_rules(key: tuple[Path, str], tmp_path: Path) -> None:
+    """Two recipients (either identity opens it); a modified header fails its MAC; a
+    key with a bad checksum is not a recipient."""
+    from kubectl_runai_dr.errors import UsageError
+    from kubectl_runai_dr.storage import age
+
+    ident, recipient = key
+    other_ident, other = age.keygen()
+    sealed = _age("-r", recipient, "-r", other, input=b"two recipients").stdout
+    for identities in (age.load_identities([str(ident)]),
+                       age.parse_identities(other_ident, "the other")):
+        stream = age.DecryptingSource(_Bytes(sealed), age.Opening(tuple(identities))).open()
+        assert stream.read(100) == b"two recipients"
+    at = sealed.index(b"\n---") + 10
+    tampered = sealed[:at] + bytes([sealed[at] ^ 1]) + sealed[at + 1:]
+    with pytest.raises(age.AgeError, match="MAC|malformed"):
+        age.DecryptingSource(_Bytes(tampered),
+                             age.Opening(tuple(age.load_identities([str(ident)]))))
+    broken = recipient[:-1] + ("q" if recipient[-1] != "q" else "p")
+    with pytest.raises(UsageError, match="not a valid age recipient"):
+        age.parse_recipient(broken)
