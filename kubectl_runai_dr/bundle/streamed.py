@@ -101,13 +101,14 @@ class PartWriter:
 
     def write(self, data: bytes) -> int:
         if data:
+            if self._len >= self.part_size:  # full: sent now that more follows it, so
+                # the last part is always sent by ``finish`` (marked final when it is)
+                self._flush(minimum=MIN_PART)  # (a part size under 5 MiB is padded)
             self._fed = True
             out = self._zip.compress(data)
             if out:
                 self._out.append(out)
                 self._len += len(out)
-            if self._len >= self.part_size:
-                self._flush(minimum=MIN_PART)  # (a part size under 5 MiB is padded)
         return len(data)
 
     def _flush(self, minimum: int) -> None:

@@ -513,6 +513,8 @@ class BundleWriter:
             while name in self.files or check_path(name):
                 n += 1
                 name = f"{INCOMPLETE}{n}/{rel}"
+                if check_path(name):  # too long: named after a hash of the path
+                    name = f"{INCOMPLETE}{n}/{hashlib.sha256(rel.encode()).hexdigest()}"
             sink.close()  # (a discarded one is already finished off)
             if f.size != sink.size:
                 raise DrError(f"{rel}: {f.size} bytes written but {sink.size} sent")

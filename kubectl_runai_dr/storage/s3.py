@@ -484,7 +484,8 @@ class S3Upload:
             self.send(self._next, bytes(self._buf))
             self._buf.clear()
         self._wait()
-        numbers = sorted(self._etags) if parts is None else sorted(parts)
+        # every part sent (one whose upload failed has no ETag: "not sent" below)
+        numbers = sorted(self._sizes) if parts is None else sorted(parts)
         missing = [n for n in numbers if n not in self._etags]
         if missing:
             raise StorageError(f"cannot complete {self.url}: part {missing[0]} was not sent")
