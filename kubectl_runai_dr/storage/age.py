@@ -85,9 +85,14 @@ def is_encrypted(head: bytes) -> bool:
 
 
 def _b64decode(text: bytes) -> bytes:
+    """Canonical unpadded base64, as age requires (the unused bits of the last character
+    zero): any other spelling of the same bytes is refused."""
     if not re.fullmatch(rb"[A-Za-z0-9+/]*", text):
         raise ValueError("not base64")
-    return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    out = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    if _b64(out) != text:
+        raise ValueError("not canonical base64")
+    return out
 
 
 def _b64(data: bytes) -> bytes:
@@ -133,6 +138,8 @@ def parse_header(data: bytes, name: str = "the bundle") -> Header:
             if end < 0:
                 raise bad
             line = data[pos:end]
+            if len(line) > 64:
+                raise bad
             try:
                 body += _b64decode(line)
             except ValueError:
@@ -362,7 +369,7 @@ def _ssh_public(text: str) -> Recipient | None:
 
 def parse_recipient(text: str) -> Recipient:
     text = text.strip()
-    if text.startswith("AGE-SECRET-KEY-") or "PRIVATE KEY" in text:
+    if text.upper().startswith("AGE-SECRET-KEY-") or "PRIVATE KEY" in text.upper():
         raise UsageError("a private key (identity) was given where a recipient (public key) "
                          "belongs; it is not shown",
                          hint="give the age1… line that `keygen` printed (or the .pub file of "
