@@ -338,6 +338,11 @@ def test_reads_start_at_any_byte_of_what_age_encrypted(key: tuple[Path, str]) ->
         while chunk := stream.read(10_000):
             got += chunk
         assert got == data[offset:], offset
+    whole = os.urandom(2 * age.CHUNK)  # ends at a chunk's end: a read there finds nothing
+    at_end = age.DecryptingSource(_Bytes(_age("-r", recipient, input=whole).stdout),
+                                  age.Opening(tuple(age.load_identities([str(ident)]))))
+    assert at_end.open(2 * age.CHUNK).read(10) == b""
+    assert at_end.open(age.CHUNK).read(age.CHUNK) == whole[age.CHUNK:]
     from kubectl_runai_dr.bundle.source import Unreadable
 
     cut = age.DecryptingSource(_Bytes(sealed[:-(1234 + 16)]),  # the last chunk is gone
@@ -363,7 +368,7 @@ def test_header_rules(key: tuple[Path, str], tmp_path: Path) -> None:
         assert stream.read(100) == b"two recipients"
     at = sealed.index(b"\n---") + 10
     tampered = sealed[:at] + bytes([sealed[at] ^ 1]) + sealed[at + 1:]
-    with pytest.raises(age.AgeError, match="MAC|malformed"):
+    with pytest.raises(age.AgeError, match=r"MAC|malformed"):
         age.DecryptingSource(_Bytes(tampered),
                              age.Opening(tuple(age.load_identities([str(ident)]))))
     broken = recipient[:-1] + ("q" if recipient[-1] != "q" else "p")

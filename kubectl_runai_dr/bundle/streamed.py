@@ -185,7 +185,7 @@ def range_base(index: int) -> int:
 class Sealer(Protocol):
     header: bytes  # the age header and payload nonce, before the first chunk
 
-    def encrypt_at(self, counter: int, plain: bytes, *, final: bool) -> bytes: ...
+    def chunks(self, counter: int, plain: bytes, *, final: bool) -> Iterator[bytes]: ...
 
 
 class Sealed:
@@ -209,8 +209,8 @@ class Sealed:
     def send_at(self, number: int, start: int, plain: bytes, *, final: bool = False) -> None:
         if start % CHUNK:
             raise ValueError("a part of an encrypted upload must start at a chunk")
-        data = self.sealer.encrypt_at(start // CHUNK, plain, final=final)
-        self._send(number, self.sealer.header + data if start == 0 else data)
+        self._send(number, b"".join([self.sealer.header if start == 0 else b"",
+                                     *self.sealer.chunks(start // CHUNK, plain, final=final)]))
 
     def sequential(self, final: Callable[[], bool] = lambda: False) -> Send:
         """A ``send`` for parts that follow one another from ``offset`` on; ``final()``
@@ -222,7 +222,8 @@ class Sealed:
 
 def head_reserve(small_bytes: int) -> int:
     """The head an encrypted upload reserves when its first large member starts
-    streaming: room for the small files written until then (counted uncompressed, so
-    with room to spare) and the manifest, at least :data:`HEAD_RESERVE`; whole chunks."""
-    size = max(HEAD_RESERVE, small_bytes + 2 * 1024 * 1024)
+    streaming: room for the small files written until then (``small_bytes``: their
+    size compressed at level 1, more than the bundle's level 6 makes of them) and the
+    manifest, at least :data:`HEAD_RESERVE`; whole chunks."""
+    size = max(HEAD_RESERVE, small_bytes + small_bytes // 8 + 2 * 1024 * 1024)
     return size + -size % CHUNK

@@ -335,8 +335,8 @@ class BundleWriter:
         if self._active is None:
             self._active = self._upload(None)
         if self._seal is not None and self._sealed is None:
-            small = sum(int(v["size"]) for v in self.files.values())
-            self._sealed = Sealed(self._seal.start(), self._active.send, head_reserve(small))
+            self._sealed = Sealed(self._seal.start(), self._active.send,
+                                  head_reserve(self._compressed_so_far()))
         index = self._ranges_used
         self._ranges_used += 1
         directory, name = self._parent(relpath)
@@ -569,6 +569,19 @@ class BundleWriter:
             tail.write(_pad(size))
         tail.write(bytes(1024))
         tail.finish(0, final=True)
+
+    def _compressed_so_far(self) -> int:
+        """What the files staged until now take compressed (level 1: quick, and larger
+        than level 6 makes them), with their tar headers."""
+        total = 0
+        for rel in self.files:
+            directory, name = self._parent(rel)
+            z = zlib.compressobj(1, zlib.DEFLATED, 31)
+            with os.fdopen(directory.open_regular(name), "rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    total += len(z.compress(chunk))
+            total += len(z.flush()) + 1536
+        return total
 
     def _compressed_within(self, rel: str, mtime: float, room: int) -> bytes | None:
         """The staged file ``rel`` as one gzip member (its tar header and padding

@@ -865,6 +865,8 @@ class DecryptingSource:
 
     def open(self, offset: int = 0) -> Any:
         chunk = offset // CHUNK if self.seekable else 0
+        if chunk and offset % CHUNK == 0:  # (the chunk before: this one may be past the end)
+            chunk -= 1
         stream = self.inner.open(self._start + chunk * (CHUNK + TAG))
         try:
             out = _StreamDecryptor(stream, self._key, chunk)
