@@ -5,8 +5,10 @@ frame to one buffer, ``websocket_call`` keeps a second copy) and decode it as UT
 ``binary=True``: unusable for a multi-gigabyte ``pg_dump``. This module opens the same
 websocket the client would (``create_websocket`` with the client's configuration: TLS,
 client certificates, proxy, and the ``authorization`` header produced by its auth
-settings, refreshed tokens included) and then reads one frame at a time, writing stdout
-straight to a sink. Memory stays at one frame whatever the size of the output.
+settings, refreshed tokens included) and then speaks the frames itself: the server's are
+read with large reads (a frame larger than 1 MiB comes in pieces), stdout goes straight
+to a sink, and stdin frames are built and masked in one pass. Memory stays at one piece
+whatever the size of the output.
 
 Protocol: ``v5.channel.k8s.io`` preferred (it has the close frame that ends stdin), then
 ``v4.channel.k8s.io``. Byte 0 of each frame is the channel: 0 stdin, 1 stdout, 2 stderr,
@@ -52,6 +54,7 @@ V4 = "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 STDIN_CHUNK = 256 * 1024
 STDERR_TAIL = 8 * 1024
+_STATUS_MAX = 1024 * 1024  # a Status longer than this is cut (a broken server's)
 
 
 class Sink(Protocol):
@@ -162,25 +165,151 @@ def negotiated_protocol(sock: Any) -> str:
     return ""
 
 
-def binary_frame(payload: bytes, key: bytes | None = None) -> bytes:
-    """One final binary websocket frame from a client: masked with a random key
-    (RFC 6455 5.3), the XOR done on whole integers."""
-    n = len(payload)
+def _frame_head(n: int) -> bytes:
+    """The header of a final, masked binary frame of ``n`` payload bytes (the key follows)."""
     if n < 126:
-        head = bytes([0x82, 0x80 | n])
-    elif n < 1 << 16:
-        head = bytes([0x82, 0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([0x82, 0x80 | 127]) + n.to_bytes(8, "big")
+        return bytes([0x82, 0x80 | n])
+    if n < 1 << 16:
+        return bytes([0x82, 0x80 | 126]) + n.to_bytes(2, "big")
+    return bytes([0x82, 0x80 | 127]) + n.to_bytes(8, "big")
+
+
+def mask_into(out: memoryview, payload: bytes | bytearray | memoryview, key: bytes,
+              phase: int = 0) -> None:
+    """Write ``payload`` XOR the 4-byte mask ``key`` into ``out`` (RFC 6455 5.3), starting
+    at byte ``phase`` of the key (the payload's offset in its frame). One pass in C: the
+    key repeated to the payload's length, XORed by pycryptodome's ``strxor``."""
+    n = len(payload)
+    if n == 0:
+        return
+    from Crypto.Util.strxor import strxor
+
+    phase %= 4
+    key = key[phase:] + key[:phase]
+    mask = memoryview(key * (n // 4 + 1))[:n]
+    strxor(memoryview(payload), mask, output=out[:n])
+
+
+def binary_frame(payload: bytes | bytearray | memoryview, key: bytes | None = None) -> bytes:
+    """One final binary websocket frame from a client: masked with a random key
+    (RFC 6455 5.3)."""
+    head = _frame_head(len(payload))
     key = os.urandom(4) if key is None else key
-    mask = key * (n // 4) + key[:n % 4]
-    masked = (int.from_bytes(payload, "little") ^ int.from_bytes(mask, "little")
-              ).to_bytes(n, "little")
-    return head + key + masked
+    frame = bytearray(len(head) + 4 + len(payload))
+    frame[:len(head)] = head
+    frame[len(head):len(head) + 4] = key
+    mask_into(memoryview(frame)[len(head) + 4:], payload, key)
+    return bytes(frame)
+
+
+class _FrameReader:
+    """The server's frames, read from the connection's socket with large ``recv_into``s.
+
+    Frame headers come out of a buffer (no call per header field); a payload is read into a
+    buffer of its own (no copy but the one out of the read buffer), at most ``READ_MAX``
+    bytes at a time, so a frame of any size costs bounded memory. What it enforces, as
+    RFC 6455 requires of a client: no reserved bits, no masked frames from the server,
+    control frames final and short, continuation frames only inside a message."""
+
+    BUFFER = 256 * 1024
+    READ_MAX = 1024 * 1024
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self._buf = bytearray(self.BUFFER)
+        self._view = memoryview(self._buf)
+        self._start = self._end = 0
+        self.opcode = 0  # of the frame being read
+        self.fin = True
+        self.remaining = 0  # payload bytes of that frame not yet read
+        self.in_message = False  # a fragmented data message is open
+
+    def _recv_into(self, view: memoryview) -> int:
+        try:
+            n = int(self.sock.recv_into(view, len(view)))
+        except TimeoutError as exc:
+            raise websocket.WebSocketTimeoutException(str(exc) or "timed out") from exc
+        except ssl.SSLError as exc:
+            if "timed out" in str(exc):
+                raise websocket.WebSocketTimeoutException(str(exc)) from exc
+            raise
+        if n == 0:
+            raise websocket.WebSocketConnectionClosedException(
+                "Connection to remote host was lost.")
+        return n
+
+    def _need(self, n: int) -> memoryview:
+        """``n`` buffered bytes (n <= 14), reading more as needed."""
+        while self._end - self._start < n:
+            if self._start:  # what is left (a partial header) moves to the front
+                left = self._end - self._start
+                self._buf[:left] = self._buf[self._start:self._end]
+                self._start, self._end = 0, left
+            self._end += self._recv_into(self._view[self._end:])
+        return self._view[self._start:self._start + n]
+
+    def next_frame(self) -> None:
+        """Read the next frame's header: sets opcode, fin and remaining."""
+        head = self._need(2)
+        b0, b1 = head[0], head[1]
+        if b0 & 0x70:
+            raise websocket.WebSocketProtocolException("rsv is not implemented, yet")
+        if b1 & 0x80:
+            raise websocket.WebSocketProtocolException("a frame from the server is masked")
+        opcode, fin, n, size = b0 & 0x0F, bool(b0 & 0x80), b1 & 0x7F, 2
+        if n == 126:
+            n, size = int.from_bytes(self._need(4)[2:4], "big"), 4
+        elif n == 127:
+            n, size = int.from_bytes(self._need(10)[2:10], "big"), 10
+            if n >> 63:
+                raise websocket.WebSocketProtocolException("invalid frame length")
+        self._start += size
+        if opcode >= 8:
+            if opcode not in (8, 9, 10):
+                raise websocket.WebSocketProtocolException(f"Invalid opcode {opcode!r}")
+            if not fin or n > 125:
+                raise websocket.WebSocketProtocolException("Invalid control frame.")
+        elif opcode == 0:
+            if not self.in_message:
+                raise websocket.WebSocketProtocolException("Illegal frame")
+        elif opcode in (1, 2):
+            if self.in_message:
+                raise websocket.WebSocketProtocolException("Illegal frame")
+        else:
+            raise websocket.WebSocketProtocolException(f"Invalid opcode {opcode!r}")
+        if opcode < 8:
+            self.in_message = not fin
+        self.opcode, self.fin, self.remaining = opcode, fin, n
+
+    def read(self, limit: int | None = None) -> bytearray:
+        """Up to ``limit`` (default READ_MAX) bytes of the current frame's payload, in a
+        buffer that belongs to the caller."""
+        n = min(self.remaining, limit or self.READ_MAX)
+        out = bytearray(n)
+        view = memoryview(out)
+        have = min(n, self._end - self._start)
+        if have:
+            view[:have] = self._view[self._start:self._start + have]
+            self._start += have
+        while have < n:
+            if n - have >= self.BUFFER // 2:  # large: straight into the caller's buffer
+                have += self._recv_into(view[have:])
+            else:
+                self._need(1)
+                take = min(n - have, self._end - self._start)
+                view[have:have + take] = self._view[self._start:self._start + take]
+                self._start += take
+                have += take
+        self.remaining -= n
+        return out
 
 
 class ExecStream:
-    """One open exec session. Read with :meth:`recv`; write stdin with :meth:`send`."""
+    """One open exec session. Read with :meth:`recv`; write stdin with :meth:`send`.
+
+    After the handshake the websocket client only writes control frames (close, pong):
+    stdin frames are built here, and the server's frames are read by a
+    :class:`_FrameReader` over the same socket."""
 
     def __init__(self, sock: websocket.WebSocket, *, what: str) -> None:
         self.sock = sock
@@ -189,26 +318,40 @@ class ExecStream:
         self.status: bytes | None = None
         self.closed = False
         self._send_lock = threading.Lock()
+        self._frame = bytearray()  # the stdin frame being sent, reused
+        self._reader = _FrameReader(sock.sock) if sock.sock is not None else None
+        self._channel: int | None = None  # of the data message being read
 
     @property
     def can_close_stdin(self) -> bool:
         return self.protocol == V5
 
     def send(self, data: bytes | memoryview) -> None:
-        """Write stdin, in frames of at most STDIN_CHUNK bytes. Each frame is built here
-        (masked once, as a client must) and written with one ``sendall``: the websocket
-        client's own send copies the rest of the frame again after every partial write of
-        a TLS socket (a record of 16 KiB), which cost more than the encryption."""
+        """Write stdin, in frames of at most STDIN_CHUNK bytes. Each frame is built here in
+        one buffer (header, a fresh random key, the payload masked on its way in) and
+        written with one ``sendall``: the websocket client's own send copies the rest of
+        the frame again after every partial write of a TLS socket (a record of 16 KiB)."""
         view = memoryview(data)
         with self._send_lock:
             for i in range(0, len(view), STDIN_CHUNK):
-                frame = binary_frame(bytes([STDIN]) + view[i:i + STDIN_CHUNK])
+                part = view[i:i + STDIN_CHUNK]
+                head = _frame_head(1 + len(part))
+                key = os.urandom(4)
+                size = len(head) + 5 + len(part)
+                if len(self._frame) < size:
+                    self._frame = bytearray(max(size, len(head) + 5 + STDIN_CHUNK))
+                frame = memoryview(self._frame)
+                at = len(head)
+                frame[:at] = head
+                frame[at:at + 4] = key
+                frame[at + 4] = STDIN ^ key[0]
+                mask_into(frame[at + 5:], part, key, phase=1)
                 with self.sock.lock:
                     raw = self.sock.sock
                     if raw is None:
                         raise websocket.WebSocketConnectionClosedException(
                             "socket is already closed.")
-                    raw.sendall(frame)
+                    raw.sendall(frame[:size])
 
     def close_stdin(self) -> bool:
         """End stdin (v5 close frame). Returns False on v4, which has no end-of-input."""
@@ -219,31 +362,64 @@ class ExecStream:
         return True
 
     def recv(self) -> tuple[int, memoryview] | None:
-        """The next data frame as (channel, payload), or None when the stream has ended."""
-        while not self.closed:
-            try:
-                opcode, frame = self.sock.recv_data_frame(True)
-            except (websocket.WebSocketConnectionClosedException, OSError):
-                self.closed = True
-                return None
-            except websocket.WebSocketTimeoutException:
-                raise
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self.closed = True
-                return None
-            if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT):
-                continue
-            data = frame.data
-            if isinstance(data, str):
-                data = data.encode()
-            if not data:
-                continue
-            view = memoryview(data)
-            channel = view[0]
-            if channel == STATUS:
-                self.status = bytes(view[1:])
-            return channel, view[1:]
+        """The next piece of data as (channel, payload), or None when the stream has ended.
+
+        A large frame (or a fragmented message) comes in several pieces of one channel;
+        the channel-3 Status is read whole (and kept in ``status``). Pings are answered."""
+        reader = self._reader
+        if reader is None:
+            self.closed = True
+        try:
+            while not self.closed and reader is not None:
+                if reader.remaining == 0:
+                    reader.next_frame()
+                    if reader.opcode >= 8:
+                        self._control(reader.opcode, bytes(reader.read()))
+                        continue
+                    if reader.opcode != 0:  # a new message: its first byte is the channel
+                        self._channel = None
+                    if reader.remaining == 0:
+                        continue
+                if self._channel is None:
+                    self._channel = reader.read(1)[0]
+                channel = self._channel
+                if channel == STATUS:
+                    self.status = self._read_status(reader)
+                    return channel, memoryview(self.status)
+                if reader.remaining:
+                    return channel, memoryview(reader.read())
+        except (websocket.WebSocketConnectionClosedException, OSError):
+            self.closed = True
         return None
+
+    def _read_status(self, reader: _FrameReader) -> bytes:
+        """The rest of the Status message (cut at _STATUS_MAX)."""
+        status = bytearray()
+        while True:
+            while reader.remaining:
+                status += reader.read()[:max(0, _STATUS_MAX - len(status))]
+            if reader.fin:
+                self._channel = None
+                return bytes(status)
+            self._next_data_frame(reader)
+
+    def _next_data_frame(self, reader: _FrameReader) -> None:
+        """The next frame of the message being read, answering control frames between."""
+        while True:
+            reader.next_frame()
+            if reader.opcode < 8:
+                return
+            self._control(reader.opcode, bytes(reader.read()))
+            if self.closed:
+                raise websocket.WebSocketConnectionClosedException("closed by the server")
+
+    def _control(self, opcode: int, data: bytes) -> None:
+        if opcode == websocket.ABNF.OPCODE_PING:
+            self.sock.pong(data)
+        elif opcode == websocket.ABNF.OPCODE_CLOSE:
+            self.closed = True
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                self.sock.send_close()
 
     def read_until(self, marker: bytes, *, limit: int = 64 * 1024 * 1024) -> tuple[bytes, str]:
         """Read stdout until it ends with ``marker`` (an interactive session's prompt).
