@@ -603,9 +603,9 @@ def test_kubectl_runs_the_helper(plugin_path: Path) -> None:
 # -- start-up: --help, version and completion import only what they use ----------------------
 # pydantic is not listed: typer itself imports it to convert parameter values. rich is what
 # typer renders help with, but not its Markdown and traceback parts (cli/lean_help.py). The S3
-# client (minio) and the primitives of age (cryptography) load only when a location or a
-# key asks for them.
-HEAVY = ("kubernetes", "urllib3", "websocket", "minio", "cryptography", "yaml",
+# client (minio), the primitives of age (cryptography) and the exec stream's XOR (Crypto) load
+# only when a location, a key or a pod exec asks for them.
+HEAVY = ("kubernetes", "urllib3", "websocket", "minio", "cryptography", "Crypto", "yaml",
          "requests", "oauthlib", "importlib.metadata", "rich.markdown", "rich.traceback", "rich.pretty", "rich.syntax",
          "pygments", "markdown_it", "attr", "kubectl_runai_dr.components",
          "kubectl_runai_dr.ops", "kubectl_runai_dr.bundle.reader")

@@ -1,5 +1,7 @@
-"""Defects found reviewing the in-house age implementation and the encrypted streamed
-upload layout; each test shows one (and stays as a regression test once it is fixed)."""
+"""Edges of the age implementation and of the encrypted streamed upload: the header as
+strict as age's (canonical base64, 64-column lines), no secret in an error, the last part
+always marked final, long names, a part that failed to upload, the head's reserved size.
+Each of these was a defect once."""
 
 from __future__ import annotations
 
@@ -137,7 +139,7 @@ def test_incomplete_member_with_a_long_name_does_not_loop(
     limit every candidate name is too long and the search for a free name never ends."""
     monkeypatch.setattr(writer, "SPILL_AT", 64 * 1024)
     calls = 0
-    real = writer.check_path
+    from kubectl_runai_dr.bundle.schema import check_path as real
 
     def counting(path: str) -> str | None:
         nonlocal calls
@@ -206,7 +208,8 @@ def test_commit_does_not_complete_without_a_part_whose_upload_failed() -> None:
     a DrError and goes on), the upload must still not complete without it: its chunks are
     numbered, and everything after the hole would be undecryptable."""
     from kubectl_runai_dr.errors import StorageError
-    from kubectl_runai_dr.storage.s3 import S3Upload, S3Url
+    from kubectl_runai_dr.storage.location import S3Url
+    from kubectl_runai_dr.storage.s3 import S3Upload
 
     store = _FlakyStore()
     up = S3Upload(store, S3Url("b", "k"), {})  # type: ignore[arg-type]
