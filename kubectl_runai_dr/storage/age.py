@@ -848,15 +848,15 @@ class DecryptingSource:
         if not 1 <= log_n <= MAX_SCRYPT_LOG_N:
             raise AgeError(f"{self.name}: scrypt work factor {log_n} is outside 1-"
                            f"{MAX_SCRYPT_LOG_N}", hint="re-encrypt it with a normal one")
-        passphrase = self._opening.ask() if self._opening.ask else None
-        if passphrase is None:
-            raise AgeError(f"{self.name} is encrypted with a passphrase",
-                           hint=f"pass --passphrase (asked on the terminal, or from "
-                                f"${PASSPHRASE_ENV} / --passphrase-file)")
         salt = _decode_arg(stanza[1], 16)
         if salt is None or len(self.header.bodies[0]) != FILE_KEY + TAG or \
                 stanza[2] != str(log_n):
             raise AgeError(f"{self.name}: the scrypt stanza is malformed")
+        passphrase = self._opening.ask() if self._opening.ask else None  # (once it can be used)
+        if passphrase is None:
+            raise AgeError(f"{self.name} is encrypted with a passphrase",
+                           hint=f"pass --passphrase (asked on the terminal, or from "
+                                f"${PASSPHRASE_ENV} / --passphrase-file)")
         file_key = _unwrap(_scrypt(passphrase, salt, log_n), self.header.bodies[0])
         if file_key is None:
             raise AgeError(f"{self.name}: the passphrase is wrong",
