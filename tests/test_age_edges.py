@@ -122,7 +122,7 @@ def test_part_writer_final_part_after_a_flush_on_the_last_write() -> None:
     sent: list[tuple[int, int, bool]] = []
     pw: streamed.PartWriter
 
-    def send(number: int, data: bytes) -> None:
+    def send(number: int, data: bytes | bytearray) -> None:
         sent.append((number, len(data), pw.final))
 
     pw = streamed.PartWriter(send, iter(range(1, 100)), level=0, part_size=64 * 1024,

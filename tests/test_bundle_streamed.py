@@ -30,14 +30,17 @@ class MemoryUpload:
     warning = ""
 
     def __init__(self) -> None:
-        self.parts: dict[int, bytes] = {}
+        self.parts: dict[int, bytes | bytearray] = {}
         self.size = 0
         self.object: bytes | None = None
         self.aborted = False
 
-    def send(self, number: int, data: bytes) -> None:
+    def send(self, number: int, data: bytes | bytearray) -> None:
         assert 1 <= number <= 10_000 and number not in self.parts, number
         self.parts[number] = data
+
+    def ready(self, in_flight: int = 2) -> None:
+        pass
 
     def write(self, data: bytes) -> int:  # sequential use (nothing streamed)
         self.parts[len(self.parts) + 1] = self.parts.get(len(self.parts) + 1, b"") + data

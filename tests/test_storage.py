@@ -133,7 +133,7 @@ def test_padding_member_is_exact_and_empty(size: int) -> None:
 
 
 def test_part_writer_parts_join_into_the_stream() -> None:
-    parts: dict[int, bytes] = {}
+    parts: dict[int, bytes | bytearray] = {}
     w = streamed.PartWriter(lambda n, b: parts.__setitem__(n, b), iter(range(5, 50)),
                             level=1, part_size=64 * 1024)
     data = bytes(range(256)) * 4096 + b"tail"

@@ -47,7 +47,7 @@ MAX_RANGES = (LAST_PART - FIRST_RANGE) // RANGE  # 16 large members per bundle
 _GROW_EVERY = 50  # parts; then the part size doubles (up to MAX_PART)
 MAX_PART = 128 * 1024 * 1024  # memory holds two of them
 
-Send = Callable[[int, bytes], None]
+Send = Callable[[int, bytes | bytearray], None]
 CHUNK = 64 * 1024  # of an age file's payload
 HEAD_RESERVE = 8 * 1024 * 1024  # an encrypted upload's head, at least
 
@@ -63,13 +63,18 @@ def padding_member(size: int) -> bytes:
 def padded(part: bytes, minimum: int = MIN_PART, align: int = 1) -> bytes:
     """``part`` with a padding member appended when it is shorter than ``minimum`` or not
     a multiple of ``align`` bytes long."""
-    want = max(minimum, len(part))
+    return part + padding(len(part), minimum, align)
+
+
+def padding(length: int, minimum: int = MIN_PART, align: int = 1) -> bytes:
+    """What ``padded`` appends to a part of ``length`` bytes (b"": nothing)."""
+    want = max(minimum, length)
     want += -want % align
-    if want == len(part):
-        return part
-    while want - len(part) < 22:
+    if want == length:
+        return b""
+    while want - length < 22:
         want += align
-    return part + padding_member(want - len(part))
+    return padding_member(want - length)
 
 
 def gzip_member(data: bytes, level: int = 6) -> bytes:
@@ -83,8 +88,11 @@ class PartWriter:
     ``minimum`` (5 MiB when more parts follow it in the object)."""
 
     def __init__(self, send: Send, numbers: Iterator[int], *, level: int,
-                 part_size: int, align: int = 1) -> None:
+                 part_size: int, align: int = 1, ready: Callable[[], None] | None = None) -> None:
         self._send = send
+        # (encrypted) returns once no part is in flight: a part is then held twice (its
+        # plaintext and its ciphertext) with nothing else, not beside two parts in flight
+        self._ready = ready
         self._numbers = numbers
         self._level = level
         self.part_size = part_size
@@ -112,8 +120,14 @@ class PartWriter:
         return len(data)
 
     def _flush(self, minimum: int) -> None:
-        tail = self._zip.flush()
-        part = b"".join([*self._out, tail])
+        if self._ready is not None:
+            self._ready()
+        pieces = [*self._out, self._zip.flush()]
+        length = sum(len(p) for p in pieces)
+        pieces.append(b"" if self.final else padding(length, minimum, self._align))
+        self._out = []
+        part = b"".join(pieces)  # the one copy: the pieces go now
+        del pieces
         try:
             number = next(self._numbers)
         except StopIteration:
@@ -122,7 +136,8 @@ class PartWriter:
             raise StorageError("the bundle is too large for one S3 upload (10,000 parts)",
                                hint="raise the part size, or back up fewer things into "
                                     "one bundle") from None
-        self._send(number, part if self.final else padded(part, minimum, self._align))
+        self._send(number, part)
+        del part
         self._sent += 1
         if self._sent % _GROW_EVERY == 0:
             self.part_size = min(self.part_size * 2, MAX_PART)
@@ -140,17 +155,17 @@ class SpillSink:
     its range of parts. ``base`` is the range's first number (its header's part)."""
 
     def __init__(self, send: Send, base: int, *, level: int, part_size: int,
-                 align: int = 1) -> None:
+                 align: int = 1, ready: Callable[[], None] | None = None) -> None:
         self.base = base
         self.numbers: list[int] = []  # the data parts sent
         self.size = 0  # bytes of the member
 
-        def sent(number: int, data: bytes) -> None:
+        def sent(number: int, data: bytes | bytearray) -> None:
             self.numbers.append(number)
             send(number, data)
 
         self._data = PartWriter(sent, iter(range(base + 1, base + RANGE)), level=level,
-                                part_size=part_size, align=align)
+                                part_size=part_size, align=align, ready=ready)
         self.finished = False
         self.discarded = False
         self.keep = align > 1  # (encrypted) its parts stay in the object, whatever happens
@@ -185,7 +200,8 @@ def range_base(index: int) -> int:
 class Sealer(Protocol):
     header: bytes  # the age header and payload nonce, before the first chunk
 
-    def chunks(self, counter: int, plain: bytes, *, final: bool) -> Iterator[bytes]: ...
+    def encrypt_at(self, counter: int, plain: bytes | bytearray, *, final: bool,
+                   prefix: bytes = b"") -> bytearray: ...
 
 
 class Sealed:
@@ -206,16 +222,17 @@ class Sealed:
         start, self.offset = self.offset, self.offset + size
         return start
 
-    def send_at(self, number: int, start: int, plain: bytes, *, final: bool = False) -> None:
+    def send_at(self, number: int, start: int, plain: bytes | bytearray, *,
+                final: bool = False) -> None:
         if start % CHUNK:
             raise ValueError("a part of an encrypted upload must start at a chunk")
-        self._send(number, b"".join([self.sealer.header if start == 0 else b"",
-                                     *self.sealer.chunks(start // CHUNK, plain, final=final)]))
+        self._send(number, self.sealer.encrypt_at(
+            start // CHUNK, plain, final=final, prefix=self.sealer.header if start == 0 else b""))
 
     def sequential(self, final: Callable[[], bool] = lambda: False) -> Send:
         """A ``send`` for parts that follow one another from ``offset`` on; ``final()``
         says whether the part is the object's last."""
-        def send(number: int, plain: bytes) -> None:
+        def send(number: int, plain: bytes | bytearray) -> None:
             self.send_at(number, self.reserve(len(plain)), plain, final=final())
         return send
 

@@ -70,7 +70,11 @@ class Upload(Output, Protocol):
     part_size: int
     warning: str
 
-    def send(self, number: int, data: bytes) -> None: ...
+    def send(self, number: int, data: bytes | bytearray) -> None: ...
+
+    def ready(self, in_flight: int = ...) -> None:
+        """Return once fewer than ``in_flight`` parts are being sent (by default: once
+        ``send`` would not wait)."""
 
     def commit(self, parts: list[int] | None = None,
                metadata: dict[str, str] | None = None) -> str: ...
@@ -345,8 +349,10 @@ class BundleWriter:
             level = 0 if _incompressible(fh, 4 * _SAMPLE) else _LEVEL
             if self._sealed is not None:
                 at = self._sealed.reserve(MIN_PART)  # the header part comes first
+                up = self._active
                 sink = SpillSink(self._sealed.sequential(), range_base(index), level=level,
-                                 part_size=self._active.part_size, align=CHUNK)
+                                 part_size=up.part_size, align=CHUNK,
+                                 ready=lambda: up.ready(in_flight=1))
                 self._ranges.append((relpath, sink, f, at))
             else:
                 sink = SpillSink(self._active.send, range_base(index), level=level,
@@ -475,7 +481,7 @@ class BundleWriter:
         component failed) are left out."""
         parts: list[int] = []
 
-        def send(number: int, data: bytes) -> None:
+        def send(number: int, data: bytes | bytearray) -> None:
             parts.append(number)
             up.send(number, data)
 
@@ -557,7 +563,8 @@ class BundleWriter:
             before = -sink.size % 512
         tail = PartWriter(sealed.sequential(lambda: tail.final),
                           iter(range(range_base(self._ranges_used), LAST_PART + 1)),
-                          level=_LEVEL, part_size=up.part_size, align=CHUNK)
+                          level=_LEVEL, part_size=up.part_size, align=CHUNK,
+                          ready=lambda: up.ready(in_flight=1))
         tail.write(bytes(before))
         for rel in later:
             size = self.files[rel]["size"]

@@ -606,7 +606,8 @@ def _scrypt_stanza(passphrase: bytes, file_key: bytes, log_n: int) -> tuple[list
 class Sealer:
     """One age file being written: its header (with the payload nonce) and the payload
     key. ``encrypt_at`` encrypts whole chunks at any position, so the parts of an upload
-    can be encrypted as they are sent, in whatever order they are sent."""
+    can be encrypted as they are sent, in whatever order they are sent. (Memory: one
+    copy of a part, its ciphertext, written chunk by chunk into one buffer.)"""
 
     def __init__(self, stanzas: list[tuple[list[bytes], bytes]], file_key: bytes) -> None:
         nonce = os.urandom(16)
@@ -614,14 +615,27 @@ class Sealer:
         self._aead = _aead(_hkdf(file_key, nonce, b"payload"))
 
     def encrypt_at(self, counter: int, plain: bytes | bytearray | memoryview, *,
-                   final: bool) -> bytes:
-        """The ciphertext of ``plain`` starting at chunk ``counter``: ``plain`` is whole
-        chunks unless ``final`` (the end of the file: its last chunk is marked)."""
-        return b"".join(self.chunks(counter, plain, final=final))
+                   final: bool, prefix: bytes = b"") -> bytearray:
+        """``prefix``, then the ciphertext of ``plain`` starting at chunk ``counter``:
+        ``plain`` is whole chunks unless ``final`` (the end of the file: its last chunk is
+        marked)."""
+        view = memoryview(plain)
+        if not final and len(view) % CHUNK:
+            raise ValueError("only the end of an age file may hold a partial chunk")
+        count = max(1, -(-len(view) // CHUNK))
+        out = bytearray(len(prefix) + len(view) + count * TAG)
+        out[:len(prefix)] = prefix
+        dst, pos = memoryview(out), len(prefix)
+        for i in range(count):
+            piece = view[i * CHUNK:(i + 1) * CHUNK]
+            self._aead.encrypt_into(_chunk_nonce(counter + i, final and i == count - 1),
+                                    piece, None, dst[pos:pos + len(piece) + TAG])
+            pos += len(piece) + TAG
+        return out
 
     def chunks(self, counter: int, plain: bytes | bytearray | memoryview, *,
                final: bool) -> Iterator[bytes]:
-        """``encrypt_at``, one encrypted chunk at a time (no copy of the whole)."""
+        """``encrypt_at``, one encrypted chunk at a time (for a stream)."""
         view = memoryview(plain)
         if not final and len(view) % CHUNK:
             raise ValueError("only the end of an age file may hold a partial chunk")

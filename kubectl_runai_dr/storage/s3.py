@@ -209,10 +209,12 @@ class S3Store:
         except Exception as exc:
             raise self._error(exc, "write", url) from None
 
-    def upload_part(self, url: S3Url, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, url: S3Url, upload_id: str, number: int,
+                    data: bytes | bytearray) -> str:
         try:
-            return self._client._upload_part(url.bucket, url.key, data, None, upload_id,
-                                             number)
+            # (an encrypted part is a bytearray: minio hashes and sends any bytes-like body)
+            return self._client._upload_part(url.bucket, url.key, data,  # type: ignore[arg-type]
+                                             None, upload_id, number)
         except Exception as exc:
             raise self._error(exc, f"upload part {number} of", url) from None
 
@@ -450,17 +452,21 @@ class S3Upload:
                 self.part_size *= 2  # stays under 10,000 parts up to terabytes
         return len(data)
 
-    def send(self, number: int, data: bytes) -> None:
+    def send(self, number: int, data: bytes | bytearray) -> None:
         """Send part ``number`` (1-10000) in the background (the previous one first)."""
         if not 1 <= number <= MAX_PARTS or number in self._sizes:
             raise StorageError(f"cannot write {self.url}: part number {number} is out of "
                                "range or used twice")
-        while len(self._pending) >= IN_FLIGHT:
-            self._wait_oldest()
+        self.ready()
         self._sizes[number] = len(data)
         self.size += len(data)
         self._pending.append((number, self._pool.submit(self.store.upload_part, self.url,
                                                         self.upload_id, number, data)))
+
+    def ready(self, in_flight: int = IN_FLIGHT) -> None:
+        """Return once fewer than ``in_flight`` parts are being sent."""
+        while len(self._pending) >= in_flight:
+            self._wait_oldest()
 
     def _wait_oldest(self) -> None:
         number, future = self._pending.pop(0)
