@@ -46,7 +46,7 @@ from kubectl_runai_dr.bundle.streamed import (
     padded,
     range_base,
 )
-from kubectl_runai_dr.errors import BundleExistsError, DrError
+from kubectl_runai_dr.errors import BundleExistsError, DrError, StorageError
 from kubectl_runai_dr.localfs import LocalFileError, PrivateDir, local_error, open_private_dir
 
 _LEVEL = 6  # gzip level for JSON and YAML
@@ -488,12 +488,10 @@ class BundleWriter:
         head = PartWriter(send, iter(HEAD), level=_LEVEL, part_size=up.part_size)
         head.write(_header(MANIFEST, len(manifest), mtime) + manifest + _pad(len(manifest)))
         for rel in sorted(r for r in self.files if r not in self._spilled):
-            directory, name = self._parent(rel)
             size = self.files[rel]["size"]
             head.write(_header(rel, size, mtime))
-            with os.fdopen(directory.open_regular(name), "rb") as fh:
-                while chunk := fh.read(1024 * 1024):
-                    head.write(chunk)
+            for chunk in self._staged(rel):
+                head.write(chunk)
             head.write(_pad(size))
         head.finish()
         before = 0  # the padding the previous large member's data needs
@@ -539,8 +537,6 @@ class BundleWriter:
         head = [gzip_member(_header(MANIFEST, len(manifest), mtime) + manifest
                             + _pad(len(manifest)))]
         if len(head[0]) > room:
-            from kubectl_runai_dr.errors import StorageError
-
             raise StorageError(f"the manifest ({len(head[0])} bytes compressed) does not fit "
                                f"the {sealed.head} bytes reserved for it in an encrypted "
                                "upload", hint="back up fewer files into one bundle, or to "
@@ -569,10 +565,8 @@ class BundleWriter:
         for rel in later:
             size = self.files[rel]["size"]
             tail.write(_header(rel, size, mtime))
-            directory, name = self._parent(rel)
-            with os.fdopen(directory.open_regular(name), "rb") as fh:
-                while chunk := fh.read(1024 * 1024):
-                    tail.write(chunk)
+            for chunk in self._staged(rel):
+                tail.write(chunk)
             tail.write(_pad(size))
         tail.write(bytes(1024))
         tail.finish(0, final=True)
@@ -582,13 +576,17 @@ class BundleWriter:
         than level 6 makes them), with their tar headers."""
         total = 0
         for rel in self.files:
-            directory, name = self._parent(rel)
             z = zlib.compressobj(1, zlib.DEFLATED, 31)
-            with os.fdopen(directory.open_regular(name), "rb") as fh:
-                while chunk := fh.read(1024 * 1024):
-                    total += len(z.compress(chunk))
+            total += sum(len(z.compress(chunk)) for chunk in self._staged(rel))
             total += len(z.flush()) + 1536
         return total
+
+    def _staged(self, rel: str, chunk: int = 1024 * 1024) -> Iterator[bytes]:
+        """The staged file ``rel``, read ``chunk`` bytes at a time."""
+        directory, name = self._parent(rel)
+        with os.fdopen(directory.open_regular(name), "rb") as fh:
+            while data := fh.read(chunk):
+                yield data
 
     def _compressed_within(self, rel: str, mtime: float, room: int) -> bytes | None:
         """The staged file ``rel`` as one gzip member (its tar header and padding
@@ -597,13 +595,11 @@ class BundleWriter:
         z = zlib.compressobj(_LEVEL, zlib.DEFLATED, 31)
         out = [z.compress(_header(rel, size, mtime))]
         used = len(out[0])
-        directory, name = self._parent(rel)
-        with os.fdopen(directory.open_regular(name), "rb") as fh:
-            while chunk := fh.read(1024 * 1024):
-                out.append(z.compress(chunk))
-                used += len(out[-1])
-                if used > room:
-                    return None
+        for chunk in self._staged(rel):
+            out.append(z.compress(chunk))
+            used += len(out[-1])
+            if used > room:
+                return None
         out.append(z.compress(_pad(size)) + z.flush())
         return b"".join(out) if used + len(out[-1]) <= room else None
 

@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -633,18 +633,6 @@ class Sealer:
             pos += len(piece) + TAG
         return out
 
-    def chunks(self, counter: int, plain: bytes | bytearray | memoryview, *,
-               final: bool) -> Iterator[bytes]:
-        """``encrypt_at``, one encrypted chunk at a time (for a stream)."""
-        view = memoryview(plain)
-        if not final and len(view) % CHUNK:
-            raise ValueError("only the end of an age file may hold a partial chunk")
-        count = max(1, -(-len(view) // CHUNK))
-        for i in range(count):
-            last = final and i == count - 1
-            yield self._aead.encrypt(_chunk_nonce(counter + i, last),
-                                     view[i * CHUNK:(i + 1) * CHUNK], None)
-
 
 class _StreamEncryptor:
     """Plaintext in, the age file out to ``out``: chunks encrypted as they fill (the last
@@ -676,13 +664,11 @@ class _StreamEncryptor:
         return len(view)
 
     def _emit(self, plain: bytes | bytearray | memoryview) -> None:
-        for chunk in self._sealer.chunks(self._counter, plain, final=False):
-            self._out.write(chunk)
+        self._out.write(self._sealer.encrypt_at(self._counter, plain, final=False))
         self._counter += len(plain) // CHUNK
 
     def close(self) -> None:
-        for chunk in self._sealer.chunks(self._counter, self._buf, final=True):
-            self._out.write(chunk)
+        self._out.write(self._sealer.encrypt_at(self._counter, self._buf, final=True))
         self._buf = bytearray()  # the output stays open: its owner finishes it
 
 
