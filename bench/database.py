@@ -10,9 +10,11 @@ the pod" is that same environment without the exec). Prints:
   `pg_dump -Fc > /dev/null` inside the pod: ratio of throughputs, goal >= 0.95;
 - restore: the dump streamed into pg_restore over exec (the plugin's code path) against
   `pg_restore < dump` inside the pod, each into a freshly created database: goal >= 0.9;
-- the whole `kubectl runai-dr backup database` and `restore --only database` as
-  separate processes: wall time (they also pack / unpack the bundle and check every
-  table's row count) and peak RSS, goal < 150 MB whatever the database size.
+- the plugin process's CPU per GiB while it streams (its start-up left out);
+- the whole `kubectl runai-dr backup database` and `restore --only database` of the one
+  database (the restored copies are dropped first) as separate processes: wall time
+  (they also pack / unpack the bundle and check every table's row count) and peak RSS,
+  goal < 150 MB whatever the database size.
 
     PYTHONPATH=.:testing .venv/bin/python bench/database.py [--size 200M|1G] [--rounds 3]
 
@@ -115,7 +117,7 @@ def child(argv: list[str]) -> None:
     what, kc, path = argv[:3]
     kube = connect(ConnectOptions(kubeconfig=kc))
     runner = PodRunner(kube, NS, POD, "postgresql")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     if what == "dump":
         with open(path, "wb") as fh:
             res = runner.run(p.pg_dump_argv("backend", None), stdout=fh)
@@ -124,13 +126,19 @@ def child(argv: list[str]) -> None:
                          stdin=_chunks(Path(path)), stdin_size=Path(path).stat().st_size)
     if not res.ok:
         raise SystemExit(res.stderr_tail)
-    print(time.perf_counter() - t)
+    print(time.perf_counter() - t, time.process_time() - cpu)
+
+
+cpu_d: list[float] = []  # CPU seconds of the plugin's process while it streamed
+cpu_r: list[float] = []
 
 
 def _in_child(*args: str) -> float:
     out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
                          stdout=subprocess.PIPE, env=child_env()).stdout
-    return float(out.decode().split()[-1])
+    wall, cpu = out.decode().split()[-2:]
+    (cpu_d if args[0] == "dump" else cpu_r).append(float(cpu))
+    return float(wall)
 
 
 def exec_dump(kc: Path, out: Path) -> float:
@@ -191,7 +199,11 @@ def main() -> None:
                 raise SystemExit(f"row counts differ: {rows}")
             dsize = dump.stat().st_size
             print(f"database {actual / 2**20:.0f} MiB, dump {dsize / 2**20:.0f} MiB, "
-                  f"{rows['backend']} rows in each copy")
+                  f"{rows['backend']} rows in each copy; CPU of the plugin's process while "
+                  f"streaming: dump {statistics.median(cpu_d) / (actual / 2**30):.2f} s/GiB, "
+                  f"restore {statistics.median(cpu_r) / (dsize / 2**30):.2f} s/GiB")
+            for db in ("restored_peer", "restored_ours"):  # the whole backup below: one database
+                pg.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             b_rss = r_rss = 0
             b_wall: list[float] = []
             r_wall: list[float] = []

@@ -404,13 +404,42 @@ def test_restore_over_exec_v4_reads_exactly_the_dump(env: tuple[ApiServer, Path]
             r = cli("restore-database", str(bundle), "--kubeconfig", str(kc), "--yes")
             assert r.code == 0, r.stderr + r.stdout
             assert counts(fresh, "keycloak") == before
-            restores = [q.query["command"] for q in srv.requests if q.path.endswith("/exec")
+            execs = [q for q in srv.requests if q.path.endswith("/exec")]
+            refused = [q for q in execs if q.status == 403]
+            restores = [q.query["command"] for q in execs if q.status == 101
                         and "pg_restore" in q.query.get("command", [])]
+            # the first command fed a known input (the roles' script) was asked for over v5
+            # alone; the server refused the upgrade (a bare 403, as a kubelet's handshake
+            # answers); from then on every such command went over v4 behind head -c
+            assert len(refused) == 1 and "head" not in " ".join(refused[0].query["command"])
             assert restores and all(c[:3] == ["sh", "-c", 'head -c "$0" | "$@"']
                                     for c in restores)
             set_exec(srv, pg)
     finally:
         srv.exec_protocols = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+
+
+def test_restore_over_exec_v5_needs_no_head(env: tuple[ApiServer, Path], pg: PgServer,
+                                            tmp_path: Path) -> None:
+    """Over v5 the close frame ends stdin: pg_restore reads the stream itself, with no
+    `head -c` (one more process and pipe in the pod) in front of it."""
+    srv, kc = env
+    bundle = tmp_path / "b.tar.gz"
+    assert backup(kc, bundle)[0] == 0
+    before = counts(pg, "keycloak")
+    with PgServer(password=PASSWORD, host_auth="scram-sha-256") as fresh:
+        set_exec(srv, fresh)
+        try:
+            srv.clear_requests()
+            r = cli("restore-database", str(bundle), "--kubeconfig", str(kc), "--yes")
+            assert r.code == 0, r.stderr + r.stdout
+            assert counts(fresh, "keycloak") == before
+            execs = [q for q in srv.requests if q.path.endswith("/exec")
+                     and "pg_restore" in q.query.get("command", [])]
+            assert execs and all(q.status == 101 for q in execs)
+            assert all("head" not in " ".join(q.query["command"][:3]) for q in execs)
+        finally:
+            set_exec(srv, pg)
 
 
 def test_connection_refused_shows_the_cause_not_the_wrapper(env: tuple[ApiServer, Path],

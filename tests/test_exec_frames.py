@@ -264,3 +264,21 @@ def test_a_real_socket_pair_carries_frames_both_ways() -> None:
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize(("status", "body", "refused"), [
+    (403, b"", True),  # the kubelet's handshake: a bare 403
+    (403, None, True),
+    (400, b"unable to upgrade connection: requested protocol(s) are not supported", True),
+    (400, b'{"kind":"Status","message":"none of the offered subprotocols is supported"}', True),
+    # RBAC's refusal, a pod not running, a missing pod: not about the protocol
+    (403, b'{"kind":"Status","reason":"Forbidden","message":"pods \\"p\\" is forbidden: '
+          b'User \\"u\\" cannot create resource \\"pods/exec\\""}', False),
+    (400, b'{"kind":"Status","message":"unable to upgrade connection: container not found"}',
+     False),
+    (404, b"", False),
+    (500, b"protocol error", False),
+])
+def test_a_refused_upgrade_is_told_from_other_errors(status: int, body: bytes | None,
+                                                     refused: bool) -> None:
+    assert kexec._refuses_protocol(status, body) is refused

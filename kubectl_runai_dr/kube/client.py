@@ -144,6 +144,8 @@ class Kube:
         self._throttle_lock = threading.Lock()
         self._not_before = 0.0
         self.window = Window()
+        # exec: set when the server refused an upgrade offering v5 alone (before 1.30)
+        self.exec_v4_only = False
 
     # -- the one request path ------------------------------------------------------------
     def request(

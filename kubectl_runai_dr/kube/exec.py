@@ -12,7 +12,10 @@ whatever the size of the output.
 
 Protocol: ``v5.channel.k8s.io`` preferred (it has the close frame that ends stdin), then
 ``v4.channel.k8s.io``. Byte 0 of each frame is the channel: 0 stdin, 1 stdout, 2 stderr,
-3 the final Status (exit code), 255 close (v5).
+3 the final Status (exit code), 255 close (v5). A command fed an input of known size
+(``run(stdin_size=...)``) is asked for over v5 alone and reads its input as it comes; a
+server without v5 (Kubernetes before 1.30: the kubelet refuses the upgrade) gets it again
+over v4 behind ``head -c SIZE``, and the client remembers that server as v4-only.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 STDIN_CHUNK = 256 * 1024
 STDERR_TAIL = 8 * 1024
 _STATUS_MAX = 1024 * 1024  # a Status longer than this is cut (a broken server's)
+
+
+class _ProtocolRefused(Exception):
+    """The server refused an upgrade offering only the protocols asked for."""
 
 
 class Sink(Protocol):
@@ -507,11 +514,14 @@ def _websocket(configuration: Any, url: str, headers: Sequence[str], *,
 
 def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
               container: str | None = None, stdin: bool = False,
-              timeout: float | None = None) -> ExecStream:
+              timeout: float | None = None,
+              protocols: Sequence[str] = (V5, V4)) -> ExecStream:
     """Open ``pods/exec`` as a websocket (v5, else v4) with the client's credentials.
 
     Connecting (TCP, TLS, the upgrade) is bounded by the client's connect timeout; each
-    read afterwards by ``timeout`` (None: a read may wait as long as the command runs)."""
+    read afterwards by ``timeout`` (None: a read may wait as long as the command runs).
+    With ``protocols`` narrowed to one, a refused upgrade (or a server choosing another)
+    raises :class:`_ProtocolRefused`."""
     from kubernetes.stream.ws_client import get_websocket_url
 
     api = kube.api
@@ -520,13 +530,15 @@ def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
         "GET", path, query_params=exec_query(command, container=container, stdin=stdin),
         header_params={}, auth_settings=["BearerToken"])
     hdrs = [f"{k.lower()}: {v}" for k, v in headers.items() if k.lower() == "authorization"]
-    hdrs.append(f"sec-websocket-protocol: {V5},{V4}")
+    hdrs.append(f"sec-websocket-protocol: {','.join(protocols)}")
     what = f'exec {command[0]} in pod "{pod}" (namespace "{namespace}")'
     connect_timeout = getattr(kube, "connect_timeout", None) or 10.0
     try:
         sock = _websocket(api.configuration, get_websocket_url(url), hdrs,
                           connect_timeout=connect_timeout)
     except websocket.WebSocketBadStatusException as exc:
+        if len(protocols) == 1 and _refuses_protocol(exc.status_code, exc.resp_body):
+            raise _ProtocolRefused(protocols[0]) from exc
         raise error_from_response(
             exc.status_code, exc.resp_body or b"", verb="create", resource="pods/exec",
             namespace=namespace, name=pod, context=kube.context, server=kube.server,
@@ -540,7 +552,43 @@ def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
                     "(`kubectl auth can-i create pods/exec`)")
         raise err from exc
     sock.settimeout(timeout)
-    return ExecStream(sock, what=what)
+    stream = ExecStream(sock, what=what)
+    if len(protocols) == 1 and stream.protocol != protocols[0]:
+        stream.close()  # upgraded without the one protocol offered: an old server's default
+        raise _ProtocolRefused(protocols[0])
+    return stream
+
+
+def _refuses_protocol(status: int, body: bytes | str | None) -> bool:
+    """Whether a failed upgrade is a refusal of the offered subprotocols: the kubelet's
+    websocket handshake answers 403 with an empty body (a Status with a reason, such as
+    RBAC's Forbidden, is something else); some servers say so in a 400."""
+    if status not in (400, 403):
+        return False
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        doc = json.loads(text) if text.strip() else None
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("kind") == "Status":
+        return "protocol" in str(doc.get("message", "")).lower()
+    return status == 403 or "protocol" in text.lower()
+
+
+def _open_sized(kube: Any, namespace: str, pod: str, command: Sequence[str], size: int, *,
+                container: str | None, timeout: float | None) -> ExecStream:
+    """A stream for ``command`` fed exactly ``size`` bytes: over v5 the command reads its
+    input as it comes and the close frame ends it; a server without v5 gets the command
+    behind ``head -c SIZE`` over v4 (one more process and pipe in the pod, about a second
+    of CPU per GB); the client (``kube.exec_v4_only``) does not ask it for v5 again."""
+    if not getattr(kube, "exec_v4_only", False):
+        try:
+            return open_exec(kube, namespace, pod, command, container=container, stdin=True,
+                             timeout=timeout, protocols=(V5,))
+        except _ProtocolRefused:
+            kube.exec_v4_only = True
+    return open_exec(kube, namespace, pod, bounded_stdin_command(command, size),
+                     container=container, stdin=True, timeout=timeout, protocols=(V4,))
 
 
 def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
@@ -556,14 +604,17 @@ def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
     closed (v5); with ``end_stdin=False`` it stays open until the stream ends (a command
     that watches its stdin to notice that its client went away). With ``stdin_size`` (the
     exact number of bytes ``stdin`` yields) the command reads exactly that much, which
-    also works over v4. An exception raised by the ``stdin`` iterable (a checksum
-    mismatch) tears the stream down *without* ending stdin, so the command never sees a
-    clean end of input, and is re-raised here. ``timeout`` bounds each wait for output.
+    also works over v4 (see :func:`_open_sized`). An exception raised by the ``stdin``
+    iterable (a checksum mismatch) tears the stream down *without* ending stdin, so the
+    command never sees a clean end of input, and is re-raised here. ``timeout`` bounds
+    each wait for output.
     """
     if stdin is not None and stdin_size is not None:
-        command = bounded_stdin_command(command, stdin_size)
-    stream = open_exec(kube, namespace, pod, command, container=container,
-                       stdin=stdin is not None, timeout=timeout)
+        stream = _open_sized(kube, namespace, pod, command, stdin_size, container=container,
+                             timeout=timeout)
+    else:
+        stream = open_exec(kube, namespace, pod, command, container=container,
+                           stdin=stdin is not None, timeout=timeout)
     if (stdin is not None and end_stdin and stdin_size is None
             and not stream.can_close_stdin):
         stream.close()

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import json
 import os
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,7 @@ STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 STDIN_BUFFER = 1024 * 1024  # what the runtime's FIFO and the sockets on the way absorb
 QUIET_AFTER_EXIT = 0.2  # how long stdin must stay quiet after the command ended to finish normally
 CHUNK = 32 * 1024
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def _bool(q: dict[str, list[str]], name: str, default: bool = False) -> bool:
@@ -157,8 +160,9 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     served = tuple(srv.exec_protocols)
     if not any(p in served for p in offered):
-        raise ApiError(400, f"unable to upgrade connection: none of the offered subprotocols {offered} is supported "
-                            f"(want one of {list(served)})")
+        # the kubelet's websocket handshake (golang.org/x/net/websocket) refuses with a bare
+        # 403 and no body, which the API server passes on as it is
+        return web.Response(status=403, reason="Forbidden")
 
     with srv.store.lock:
         env = {"PATH": BASE_PATH, "HOSTNAME": t.name}
@@ -203,6 +207,7 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         return ws
 
     srv.exec_processes.add(proc.pid)  # killed by srv.stop() if still running then
+    _widen_pipes(proc)
     exited = asyncio.Event()
     state = {"dropped": 0, "hang": False, "stdin_eof": False, "last_frame": 0.0}
     loop = asyncio.get_running_loop()
@@ -248,7 +253,7 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
                 continue
             if ch != STDIN or stdin is None:
                 continue
-            payload = data[1:]
+            payload = memoryview(data)[1:]
             if exited.is_set() or broken:
                 state["dropped"] += len(payload)
                 if state["dropped"] > STDIN_BUFFER:
@@ -258,9 +263,13 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
             try:
                 stdin.write(payload)
                 await stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                broken = True
+            except (BrokenPipeError, ConnectionResetError, RuntimeError):
+                # (uvloop: RuntimeError once the pipe's transport has closed)
+                broken = True  # the command is gone: what was not written is dropped
                 state["dropped"] += len(payload)
+                if state["dropped"] > STDIN_BUFFER:
+                    state["hang"] = True
+                    return
 
     out_task = asyncio.ensure_future(pump_out(proc.stdout, STDOUT, want_stdout or tty))
     err_task = asyncio.ensure_future(pump_out(proc.stderr, STDERR, want_stderr))
@@ -307,6 +316,26 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
     return ws
+
+
+def _widen_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Buffers between the relay and the command as deep as a runtime's (STDIN_BUFFER):
+    1 MiB pipes (asyncio's loop), or socket buffers of that size (uvloop's loop connects
+    the command through socket pairs, 208 KiB by default). A Go kubelet's relay is back at
+    the pipe within microseconds; this one, in Python on the same cores as the command,
+    may be off the CPU for some milliseconds, and with shallow buffers the command would
+    starve (or block) meanwhile."""
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        transport = getattr(stream, "transport", None) or getattr(stream, "_transport", None)
+        if transport is None:
+            continue
+        pipe, sock = transport.get_extra_info("pipe"), transport.get_extra_info("socket")
+        with contextlib.suppress(OSError, ValueError):  # ValueError: a pipe already closed
+            if pipe is not None:
+                fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, STDIN_BUFFER)
+            elif sock is not None and stream is proc.stdin:
+                # the kernel doubles what it is given (bookkeeping): STDIN_BUFFER in all
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STDIN_BUFFER // 2)
 
 
 @dataclass
