@@ -26,7 +26,7 @@ import os
 import re
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -515,13 +515,13 @@ def _websocket(configuration: Any, url: str, headers: Sequence[str], *,
 def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
               container: str | None = None, stdin: bool = False,
               timeout: float | None = None,
-              protocols: Sequence[str] = (V5, V4)) -> ExecStream:
+              protocols: Sequence[str] = (V5, V4), probe: bool = False) -> ExecStream:
     """Open ``pods/exec`` as a websocket (v5, else v4) with the client's credentials.
 
     Connecting (TCP, TLS, the upgrade) is bounded by the client's connect timeout; each
     read afterwards by ``timeout`` (None: a read may wait as long as the command runs).
-    With ``protocols`` narrowed to one, a refused upgrade (or a server choosing another)
-    raises :class:`_ProtocolRefused`."""
+    With ``probe`` (``protocols`` narrowed to v5), a refused upgrade, or a server choosing
+    no protocol offered, raises :class:`_ProtocolRefused`."""
     from kubernetes.stream.ws_client import get_websocket_url
 
     api = kube.api
@@ -537,7 +537,7 @@ def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
         sock = _websocket(api.configuration, get_websocket_url(url), hdrs,
                           connect_timeout=connect_timeout)
     except websocket.WebSocketBadStatusException as exc:
-        if len(protocols) == 1 and _refuses_protocol(exc.status_code, exc.resp_body):
+        if probe and _refuses_protocol(exc.status_code, exc.resp_body):
             raise _ProtocolRefused(protocols[0]) from exc
         raise error_from_response(
             exc.status_code, exc.resp_body or b"", verb="create", resource="pods/exec",
@@ -553,26 +553,31 @@ def open_exec(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
         raise err from exc
     sock.settimeout(timeout)
     stream = ExecStream(sock, what=what)
-    if len(protocols) == 1 and stream.protocol != protocols[0]:
-        stream.close()  # upgraded without the one protocol offered: an old server's default
+    if probe and stream.protocol not in protocols:
+        # upgraded without a protocol offered (an old server's default): the command has
+        # started, and no input reaches it; dropping the connection ends its stdin
+        stream.abort()
         raise _ProtocolRefused(protocols[0])
     return stream
 
 
 def _refuses_protocol(status: int, body: bytes | str | None) -> bool:
-    """Whether a failed upgrade is a refusal of the offered subprotocols: the kubelet's
-    websocket handshake answers 403 with an empty body (a Status with a reason, such as
-    RBAC's Forbidden, is something else); some servers say so in a 400."""
+    """Whether a failed upgrade may be a refusal of the offered subprotocols: the kubelet's
+    websocket handshake answers 403 with an empty body; other servers name the protocol.
+    A Status with another reason (RBAC's Forbidden, a pod not running) is not one. A wrong
+    guess costs one more request: the fallback's own error is the one reported."""
     if status not in (400, 403):
         return False
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    if not text.strip():
+        return status == 403
     try:
-        doc = json.loads(text) if text.strip() else None
+        doc = json.loads(text)
     except ValueError:
         doc = None
     if isinstance(doc, dict) and doc.get("kind") == "Status":
-        return "protocol" in str(doc.get("message", "")).lower()
-    return status == 403 or "protocol" in text.lower()
+        text = str(doc.get("message", ""))
+    return "protocol" in text.lower()
 
 
 def _open_sized(kube: Any, namespace: str, pod: str, command: Sequence[str], size: int, *,
@@ -580,15 +585,35 @@ def _open_sized(kube: Any, namespace: str, pod: str, command: Sequence[str], siz
     """A stream for ``command`` fed exactly ``size`` bytes: over v5 the command reads its
     input as it comes and the close frame ends it; a server without v5 gets the command
     behind ``head -c SIZE`` over v4 (one more process and pipe in the pod, about a second
-    of CPU per GB); the client (``kube.exec_v4_only``) does not ask it for v5 again."""
+    of CPU per GB); once it answers so, the client (``kube.exec_v4_only``) does not ask it
+    for v5 again. The fallback offers both protocols (``head -c`` works over either), and
+    its errors are the ones reported (RBAC's, say, when the probe's 403 was not about the
+    protocol after all)."""
     if not getattr(kube, "exec_v4_only", False):
         try:
             return open_exec(kube, namespace, pod, command, container=container, stdin=True,
-                             timeout=timeout, protocols=(V5,))
+                             timeout=timeout, protocols=(V5,), probe=True)
         except _ProtocolRefused:
-            kube.exec_v4_only = True
-    return open_exec(kube, namespace, pod, bounded_stdin_command(command, size),
-                     container=container, stdin=True, timeout=timeout, protocols=(V4,))
+            pass
+    stream = open_exec(kube, namespace, pod, bounded_stdin_command(command, size),
+                       container=container, stdin=True, timeout=timeout)
+    if stream.protocol != V5:
+        kube.exec_v4_only = True
+    return stream
+
+
+def _capped(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """At most ``size`` bytes of ``chunks``: what a command fed a known size reads over v5,
+    as ``head -c`` cuts it over v4. The rest is still read, not sent: a source checks
+    itself (its checksum) when it reaches its end."""
+    left = size
+    for chunk in chunks:
+        if left <= 0:
+            continue
+        if len(chunk) > left:
+            chunk = bytes(memoryview(chunk)[:left])
+        left -= len(chunk)
+        yield chunk
 
 
 def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
@@ -603,8 +628,8 @@ def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
     8 KiB. ``stdin`` chunks are sent from a thread while output is read, then stdin is
     closed (v5); with ``end_stdin=False`` it stays open until the stream ends (a command
     that watches its stdin to notice that its client went away). With ``stdin_size`` (the
-    exact number of bytes ``stdin`` yields) the command reads exactly that much, which
-    also works over v4 (see :func:`_open_sized`). An exception raised by the ``stdin``
+    exact number of bytes ``stdin`` yields) the command reads exactly that much, and its
+    input ends there, over v4 too (see :func:`_open_sized`). An exception raised by the ``stdin``
     iterable (a checksum mismatch) tears the stream down *without* ending stdin, so the
     command never sees a clean end of input, and is re-raised here. ``timeout`` bounds
     each wait for output.
@@ -612,6 +637,7 @@ def run(kube: Any, namespace: str, pod: str, command: Sequence[str], *,
     if stdin is not None and stdin_size is not None:
         stream = _open_sized(kube, namespace, pod, command, stdin_size, container=container,
                              timeout=timeout)
+        stdin, end_stdin = _capped(stdin, stdin_size), True
     else:
         stream = open_exec(kube, namespace, pod, command, container=container,
                            stdin=stdin is not None, timeout=timeout)

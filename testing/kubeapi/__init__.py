@@ -68,7 +68,9 @@ The API (what clients see)
   answers each request no sooner than a real API server would (defaults calibrated to one)
   and, with `max_inflight` seats, queues requests and rejects the overflow with 429 and
   Retry-After as API Priority and Fairness does; counters served/rejected/peak_inflight.
-- Pod exec over websocket (v5/v4 channel protocols, `exec_protocols` to serve v4 only): the
+- Pod exec over websocket (v5/v4 channel protocols, `exec_protocols` to serve v4 only: an
+  upgrade offering none of them gets the kubelet's bare 403; `exec_no_protocol` upgrades
+  without choosing one; the event loop is uvloop's when installed, KUBEAPI_LOOP=asyncio not): the
   command runs locally with the container's resolved env (env, envFrom, secretKeyRef,
   configMapKeyRef, fieldRef); `set_pod_exec(ns, pod, env=, cwd=)` adds env/cwd (it wins over a pod
   backend's). See execws.py for the kubelet behaviours copied (stdin hang, exit codes, the

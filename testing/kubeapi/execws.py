@@ -181,7 +181,10 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         env.update(extra.env or {})
         cwd = extra.cwd or cwd
 
-    ws = web.WebSocketResponse(protocols=served, max_msg_size=0, autoping=True, compress=False)
+    # exec_no_protocol: upgrade without choosing a protocol, as servers older than the channel
+    # protocols' negotiation did (the client must notice that it has no v5)
+    ws = web.WebSocketResponse(protocols=() if srv.exec_no_protocol else served, max_msg_size=0,
+                               autoping=True, compress=False)
     await ws.prepare(request)
     request[RECORD_KEY].status = 101
     v5 = ws.ws_protocol == "v5.channel.k8s.io"
@@ -263,8 +266,9 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
             try:
                 stdin.write(payload)
                 await stdin.drain()
-            except (BrokenPipeError, ConnectionResetError, RuntimeError):
-                # (uvloop: RuntimeError once the pipe's transport has closed)
+            except (BrokenPipeError, ConnectionResetError, RuntimeError) as err:
+                if isinstance(err, RuntimeError) and not stdin.is_closing():
+                    raise  # (uvloop raises RuntimeError once the pipe's transport has closed)
                 broken = True  # the command is gone: what was not written is dropped
                 state["dropped"] += len(payload)
                 if state["dropped"] > STDIN_BUFFER:
