@@ -257,23 +257,19 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
             if ch != STDIN or stdin is None:
                 continue
             payload = memoryview(data)[1:]
-            if exited.is_set() or broken:
-                state["dropped"] += len(payload)
-                if state["dropped"] > STDIN_BUFFER:
-                    state["hang"] = True
-                    return  # stop reading: the client's writes back up, like a kubelet stuck on a full FIFO
-                continue
-            try:
-                stdin.write(payload)
-                await stdin.drain()
-            except (BrokenPipeError, ConnectionResetError, RuntimeError) as err:
-                if isinstance(err, RuntimeError) and not stdin.is_closing():
-                    raise  # (uvloop raises RuntimeError once the pipe's transport has closed)
-                broken = True  # the command is gone: what was not written is dropped
-                state["dropped"] += len(payload)
-                if state["dropped"] > STDIN_BUFFER:
-                    state["hang"] = True
-                    return
+            if not (exited.is_set() or broken):
+                try:
+                    stdin.write(payload)
+                    await stdin.drain()
+                    continue
+                except (BrokenPipeError, ConnectionResetError, RuntimeError) as err:
+                    if isinstance(err, RuntimeError) and not stdin.is_closing():
+                        raise  # (uvloop raises RuntimeError once the pipe's transport has closed)
+                    broken = True  # the command is gone: what was not written is dropped
+            state["dropped"] += len(payload)
+            if state["dropped"] > STDIN_BUFFER:
+                state["hang"] = True
+                return  # stop reading: the client's writes back up, like a kubelet stuck on a full FIFO
 
     out_task = asyncio.ensure_future(pump_out(proc.stdout, STDOUT, want_stdout or tty))
     err_task = asyncio.ensure_future(pump_out(proc.stderr, STDERR, want_stderr))
