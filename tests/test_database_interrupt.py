@@ -148,6 +148,12 @@ def bounded_backup(kube: KubeApi, limit: float, opts: BackupOptions) -> tuple[Ba
     return out[0], time.monotonic() - started
 
 
+def locker_waits(pg: PgServer) -> bool:
+    """The test's other session waits for its lock."""
+    return pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                   "'test-locker' AND wait_event_type = 'Lock'").strip() == "1"
+
+
 def blocked(pg: PgServer) -> bool:
     """A session of the tool waits for a lock."""
     return any(s.endswith(" Lock") for s in tool_sessions(pg))
@@ -245,6 +251,9 @@ def test_a_killed_backup_leaves_no_pg_dump_holding_locks(
         wait_for(lambda: any("pg_dump" in r.query.get("command", [])
                              for r in list(srv.requests) if r.path.endswith("/exec")), 30)
         lock = locker(wait=False)  # queued behind the row counts' locks
+        # pg_dump may start only once that request waits: before, it would get its own
+        # ACCESS SHARE locks first, dump, and never wait (a race a busy machine lost)
+        wait_for(lambda: locker_waits(pg), 30)
         gate.touch()  # pg_dump starts, and queues behind the ACCESS EXCLUSIVE request
         wait_for(lambda: blocked(pg), 30)
         cli.kill()
