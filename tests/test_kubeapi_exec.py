@@ -8,7 +8,9 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubeapi import ApiServer
@@ -229,3 +231,120 @@ def test_exec_runs_with_a_containers_signal_mask(tmp_path: Path) -> None:
         assert not int(fields["SigIgn"], 16) & (1 << (signal.SIGTERM - 1)), fields
     finally:
         srv.stop()
+
+
+# -- the websocket itself: frames as a client may send them, and as it must not ------------
+def _raw(runai_server: ApiServer, kubeconfig: Path, command: str, *,
+         protocol: str = "v5.channel.k8s.io") -> Any:
+    """A websocket-client socket on an exec of ``command`` (sh -c), for frames by hand."""
+    from kubernetes.stream.ws_client import WSClient, get_websocket_url
+
+    api = config.new_client_from_config(str(kubeconfig))
+    query = urllib.parse.urlencode({"command": ["sh", "-c", command], "stdin": "true",
+                                    "stdout": "true", "stderr": "true"}, doseq=True)
+    url = get_websocket_url(f"{api.configuration.host}/api/v1/namespaces/{NS}/pods/{POD}/exec?{query}")
+    ws = WSClient(api.configuration, url, {"authorization": "Bearer admin-token",
+                                           "sec-websocket-protocol": protocol},
+                  capture_all=False, binary=True)
+    runai_server.exec_protocol_errors.clear()
+    return ws.sock
+
+
+def _frame(payload: bytes, opcode: int = 2, *, fin: bool = True, mask: bool = True,
+           rsv: int = 0) -> bytes:
+    """A client frame built by hand (RFC 6455 5.2)."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 1 << 16:
+        head += bytes([bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([bit | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def _until_closed(sock: Any, limit: float = 20) -> tuple[bytes, dict[str, Any] | None, int | None, list[bytes]]:
+    """Read until the server's close frame: stdout, the status, the close code, the pongs."""
+    import websocket
+
+    out, status, pongs = bytearray(), None, []
+    sock.settimeout(limit)
+    while True:
+        op, fr = sock.recv_data_frame(True)
+        if op == websocket.ABNF.OPCODE_PONG:
+            pongs.append(fr.data)
+        elif op == websocket.ABNF.OPCODE_CLOSE:
+            code = int.from_bytes(fr.data[:2], "big") if len(fr.data) >= 2 else None
+            return bytes(out), status, code, pongs
+        elif op == websocket.ABNF.OPCODE_BINARY and fr.data:
+            if fr.data[0] == 1:
+                out += fr.data[1:]
+            elif fr.data[0] == 3:
+                status = json.loads(fr.data[1:])
+
+
+def test_exec_stdin_in_fragments_around_a_ping_and_cut_at_odd_places(
+        runai_server: ApiServer, kubeconfig: Path) -> None:
+    """A fragmented message with a ping between its frames, then a large frame sent a few
+    bytes at a time (headers cut, the mask's phase anywhere): stdin arrives whole and in
+    order, the ping is answered, v5's close frame ends the input."""
+    sock = _raw(runai_server, kubeconfig, "sha256sum")
+    raw = sock.sock
+    big = os.urandom(300_000)
+    raw.sendall(_frame(b"\x00abc", fin=False) + _frame(b"are you there?", 0x9)
+                + _frame(b"def", 0x0))
+    piece = _frame(b"\x00" + big)
+    for i in range(0, 63, 3):  # the header and the start of the payload, 3 bytes at a time
+        raw.sendall(piece[i:i + 3])
+        time.sleep(0.002)
+    raw.sendall(piece[63:])
+    raw.sendall(_frame(b"\x00") + _frame(b"\xff\x00"))  # an empty stdin message; end of stdin
+    out, status, code, pongs = _until_closed(sock)
+    assert out.split()[0].decode() == hashlib.sha256(b"abcdef" + big).hexdigest()
+    assert status == {"metadata": {}, "status": "Success"} and code == 1000
+    assert pongs == [b"are you there?"]
+    assert runai_server.exec_protocol_errors == []
+
+
+@pytest.mark.parametrize(("bad", "problem"), [
+    (_frame(b"\x00x", mask=False), "unmasked"),
+    (_frame(b"\x00x", rsv=2), "reserved bits"),
+    (_frame(b"\x00x", 0x3), "unknown opcode"),
+    (_frame(b"p" * 126, 0x9), "control frame"),
+    (_frame(b"ping", 0x9, fin=False), "control frame"),
+    (_frame(b"\x00x", 0x0), "continuation frame outside"),
+    (_frame(b"\x00x", fin=False) + _frame(b"\x00y"), "new message inside"),
+    (_frame(b"\x03\xe8\xff", 0x8), "not UTF-8"),
+    (_frame(b"\x03\xed", 0x8), "code 1005"),
+])
+def test_exec_a_client_breaking_the_protocol_gets_1002(
+        runai_server: ApiServer, kubeconfig: Path, bad: bytes, problem: str) -> None:
+    """A server must fail the connection on a malformed frame (RFC 6455 7.1.7): close 1002,
+    and the client counts as gone (its command's input ends)."""
+    sock = _raw(runai_server, kubeconfig, "cat; echo done")
+    sock.sock.sendall(bad)
+    out, status, code, _ = _until_closed(sock)
+    assert code == 1002 and status is None and out == b""
+    assert len(runai_server.exec_protocol_errors) == 1
+    assert problem in runai_server.exec_protocol_errors[0]
+
+
+def test_exec_stdin_waits_for_a_slow_command_in_order(runai_server: ApiServer,
+                                                      kubeconfig: Path) -> None:
+    """A command that reads late and slowly: the pipe fills, the connection is not read
+    meanwhile, and all of stdin arrives in order once it reads."""
+    sock = _raw(runai_server, kubeconfig, "sleep 1; sha256sum")
+    data = os.urandom(6 * 1024 * 1024)
+    t = time.monotonic()
+    for i in range(0, len(data), 256 * 1024):
+        sock.sock.sendall(_frame(b"\x00" + data[i:i + 256 * 1024]))
+    sock.sock.sendall(_frame(b"\xff\x00"))
+    out, status, code, _ = _until_closed(sock)
+    assert time.monotonic() - t >= 1
+    assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    assert status is not None and status["status"] == "Success" and code == 1000

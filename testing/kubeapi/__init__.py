@@ -74,7 +74,9 @@ The API (what clients see)
   command runs locally with the container's resolved env (env, envFrom, secretKeyRef,
   configMapKeyRef, fieldRef); `set_pod_exec(ns, pod, env=, cwd=)` adds env/cwd (it wins over a pod
   backend's). See execws.py for the kubelet behaviours copied (stdin hang, exit codes, the
-  refusals below); `exec_stdin_hang_timeout`.
+  refusals below); `exec_stdin_hang_timeout`. The websocket after the handshake is served
+  frame by frame (wsrelay.py): a malformed client frame fails the connection with 1002 and is
+  noted in `exec_protocol_errors`.
 
 What a cluster does after the API server stored an object (workloads.py)
 Writes through the HTTP API drive controllers; `seed()` never does. The lag is configurable

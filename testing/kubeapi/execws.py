@@ -12,6 +12,8 @@ stdin). Reproduced kubelet behaviours:
 - a command outlives its client: when the connection goes away the command is not killed; its stdin
   is closed (the stream that fed it ended) and its output is no longer read, so a command that keeps
   writing blocks, as a pg_dump in a pod does when its client was stopped.
+After the handshake the websocket is served by wsrelay.ExecSocket (frames parsed as they arrive,
+stdin written to the command from the buffer it was decrypted into).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from .containers import BASE_PATH as BASE_PATH
-from .containers import container_root, preexec
+from .containers import Root, container_root, preexec
 from .core import ServerCore
 from .request import RECORD_KEY, Target
 from .status import ApiError
+from .wsrelay import ExecSocket, handshake_problem, upgrade
 
 if TYPE_CHECKING:
     from .server import ApiServer
@@ -181,20 +184,52 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         env.update(extra.env or {})
         cwd = extra.cwd or cwd
 
-    # exec_no_protocol: upgrade without choosing a protocol, as servers older than the channel
-    # protocols' negotiation did (the client must notice that it has no v5)
-    ws = web.WebSocketResponse(protocols=() if srv.exec_no_protocol else served, max_msg_size=0,
-                               autoping=True, compress=False)
-    await ws.prepare(request)
+    problem = handshake_problem(request)
+    if problem is not None:
+        raise ApiError(400, f"unable to upgrade connection: {problem}")
+    # the client's first offered protocol that is served; exec_no_protocol: upgrade without
+    # choosing one, as servers older than the channel protocols' negotiation did (the
+    # client must notice that it has no v5)
+    chosen = None if srv.exec_no_protocol else next(p for p in offered if p in served)
+    v5 = chosen == "v5.channel.k8s.io"
+
+    stdin_r = stdin_w = None
+    if want_stdin:
+        # the command's input, as deep as a runtime's FIFO (the kernel doubles SO_SNDBUF):
+        # a socket pair, as uvloop gives a subprocess, not a pipe. A pipe wakes its writer
+        # for every page the command reads (pg_restore reads 4 KiB at a time), a socket
+        # once a good part of its buffer is free; a relay in Python pays for each wake-up
+        # on the cores the command needs (measured: 3.7 s of relay CPU per GiB into a
+        # command reading 4 KiB at a time, against 7.7 s through a pipe)
+        ours, theirs = socket.socketpair()
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STDIN_BUFFER // 2)
+        stdin_r, stdin_w = theirs.detach(), ours.detach()
+        os.set_blocking(stdin_w, False)
+    try:
+        sock = await upgrade(request, chosen, v5=v5, stdin_fd=stdin_w, hang_after=STDIN_BUFFER)
+    except BaseException:
+        for fd in (stdin_r, stdin_w):
+            if fd is not None:
+                os.close(fd)
+        raise
+    sock.on_problem = srv.exec_protocol_errors.append  # what a client did wrong, for tests
     request[RECORD_KEY].status = 101
-    v5 = ws.ws_protocol == "v5.channel.k8s.io"
+    try:
+        return await _relay(srv, request, sock, t, command, stdin_r, env=env, cwd=cwd, root=root,
+                            want_stdout=want_stdout, want_stderr=want_stderr, tty=tty)
+    finally:
+        sock.close_stdin()  # (_relay closed the command's end once it was handed over)
 
-    async def send(channel: int, data: bytes) -> None:
-        await ws.send_bytes(bytes([channel]) + data)
 
+async def _relay(srv: ApiServer, request: web.Request, sock: ExecSocket, t: Target,
+                 command: list[str], stdin_r: int | None, *, env: dict[str, str],
+                 cwd: str | None, root: Root | None, want_stdout: bool, want_stderr: bool,
+                 tty: bool) -> web.StreamResponse:
+    """Run the command and relay its streams over ``sock`` until it has ended."""
+    resp = web.StreamResponse(status=101)  # what aiohttp is told was answered (sent already)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+            *command, stdin=stdin_r if stdin_r is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT if tty else asyncio.subprocess.PIPE,
             env=env, cwd=cwd if root is None else None, start_new_session=True,
             preexec_fn=preexec(root, cwd if root is not None else None))
@@ -203,16 +238,18 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         why = "executable file not found in $PATH" if code == 127 else "permission denied"
         msg = (f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{command[0]}": '
                f"{why}: unknown\r\n")
-        if want_stdout:
-            await send(STDOUT, msg.encode())
-        await send(STATUS, _status(code, " ".join(command)))
-        await ws.close()
-        return ws
+        with contextlib.suppress(ConnectionError):
+            if want_stdout:
+                await sock.send(STDOUT, msg.encode())
+            await sock.send(STATUS, _status(code, " ".join(command)))
+        await sock.close()
+        return resp
+    finally:
+        if stdin_r is not None:
+            os.close(stdin_r)  # the command holds it now: its end is the pipe's end
 
     srv.exec_processes.add(proc.pid)  # killed by srv.stop() if still running then
     _widen_pipes(proc)
-    exited = asyncio.Event()
-    state = {"dropped": 0, "hang": False, "stdin_eof": False, "last_frame": 0.0}
     loop = asyncio.get_running_loop()
 
     async def pump_out(stream: asyncio.StreamReader | None, channel: int, enabled: bool) -> None:
@@ -224,7 +261,7 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
                 return
             if enabled:
                 try:
-                    await send(channel, chunk)
+                    await sock.send(channel, chunk)
                 except (ConnectionError, RuntimeError):
                     # the client is gone and nobody reads the output any more: a command that
                     # keeps writing blocks, as in a kubelet, until it ends; what it wrote
@@ -233,109 +270,65 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
                         await asyncio.sleep(0.05)
                     enabled = False
 
-    async def pump_in() -> None:
-        stdin = proc.stdin
-        broken = False
-        async for msg in ws:
-            if msg.type != WSMsgType.BINARY:
-                if msg.type == WSMsgType.TEXT:
-                    continue  # base64 protocols are not served
-                break
-            data: bytes = msg.data
-            if not data:
-                continue
-            ch = data[0]
-            state["last_frame"] = loop.time()
-            if ch == CLOSE and v5:
-                if len(data) > 1 and data[1] == STDIN and stdin is not None:
-                    state["stdin_eof"] = True
-                    with contextlib.suppress(Exception):
-                        stdin.close()
-                continue
-            if ch == RESIZE:
-                continue
-            if ch != STDIN or stdin is None:
-                continue
-            payload = memoryview(data)[1:]
-            if not (exited.is_set() or broken):
-                try:
-                    stdin.write(payload)
-                    await stdin.drain()
-                    continue
-                except (BrokenPipeError, ConnectionResetError, RuntimeError) as err:
-                    if isinstance(err, RuntimeError) and not stdin.is_closing():
-                        raise  # (uvloop raises RuntimeError once the pipe's transport has closed)
-                    broken = True  # the command is gone: what was not written is dropped
-            state["dropped"] += len(payload)
-            if state["dropped"] > STDIN_BUFFER:
-                state["hang"] = True
-                return  # stop reading: the client's writes back up, like a kubelet stuck on a full FIFO
-
     out_task = asyncio.ensure_future(pump_out(proc.stdout, STDOUT, want_stdout or tty))
     err_task = asyncio.ensure_future(pump_out(proc.stderr, STDERR, want_stderr))
-    in_task = asyncio.ensure_future(pump_in())
     wait_task = asyncio.ensure_future(proc.wait())
     try:
-        done, _ = await asyncio.wait({wait_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
-        if in_task in done and not wait_task.done() and ws.closed and proc.stdin is not None:
+        either: set[asyncio.Future[Any]] = {wait_task, sock.gone}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if sock.gone.done() and not wait_task.done():
             # the client went away: a kubelet does not kill the command, it only ends its stdin
-            with contextlib.suppress(Exception):
-                proc.stdin.close()
+            sock.close_stdin()
         code = await wait_task
         srv.exec_processes.discard(proc.pid)
         if getattr(srv, "stopping", False):  # the server is going away: no status, the connection drops
-            if request.transport is not None:
-                request.transport.abort()
-            return ws
-        exited.set()
+            sock.abort()
+            return resp
+        sock.command_exited()
         for result in await asyncio.gather(out_task, err_task, return_exceptions=True):
             if isinstance(result, Exception) and not isinstance(result, (ConnectionError, RuntimeError)):
                 srv.record_bug(f"exec in pod {t.namespace}/{t.name} (copying the output)", result)
-        if want_stdin and not state["stdin_eof"] and not in_task.done():
+        if stdin_r is not None and not sock.stdin_eof:
             # the command ended: see whether the client is still pushing stdin that nobody will read
-            state["last_frame"] = max(state["last_frame"], loop.time())
-            while not in_task.done() and not state["stdin_eof"]:
-                quiet = loop.time() - state["last_frame"]
+            sock.last_frame = max(sock.last_frame, loop.time())
+            while not sock.gone.done() and not sock.stdin_eof and not sock.hang:
+                quiet = loop.time() - sock.last_frame
                 if quiet >= QUIET_AFTER_EXIT:
                     break
                 await asyncio.sleep(min(0.05, QUIET_AFTER_EXIT - quiet + 0.001))
-        if state["hang"]:
+        if sock.hang:
             await asyncio.sleep(srv.exec_stdin_hang_timeout)
-            transport = request.transport
-            if transport is not None:
-                transport.abort()  # no status, no close frame: the exit code is lost
-            return ws
-        if not ws.closed:
-            await send(STATUS, _status(code, " ".join(command)))
-            await ws.close()
+            sock.abort()  # no status, no close frame: the exit code is lost
+            return resp
+        if not sock.gone.done():
+            with contextlib.suppress(ConnectionError):
+                await sock.send(STATUS, _status(code, " ".join(command)))
+            await sock.close()
     finally:
-        for task in (out_task, err_task, in_task, wait_task):
+        for task in (out_task, err_task, wait_task):
             if not task.done():
                 task.cancel()
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
-    return ws
+    return resp
 
 
 def _widen_pipes(proc: asyncio.subprocess.Process) -> None:
-    """Buffers between the relay and the command as deep as a runtime's (STDIN_BUFFER):
-    1 MiB pipes (asyncio's loop), or socket buffers of that size (uvloop's loop connects
-    the command through socket pairs, 208 KiB by default). A Go kubelet's relay is back at
-    the pipe within microseconds; this one, in Python on the same cores as the command,
-    may be off the CPU for some milliseconds, and with shallow buffers the command would
-    starve (or block) meanwhile."""
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
+    """The command's output pipes as deep as a runtime's (STDIN_BUFFER, 1 MiB; asyncio's
+    loop: uvloop's connects the output through socket pairs, which keep their size). A Go
+    kubelet's relay is back at the pipe within microseconds; this one, in Python on the
+    same cores as the command, may be off the CPU for some milliseconds, and with shallow
+    buffers the command would block meanwhile. (Its input is a socket pair of that size,
+    made in handle_exec.)"""
+    for stream in (proc.stdout, proc.stderr):
         transport = getattr(stream, "transport", None) or getattr(stream, "_transport", None)
         if transport is None:
             continue
-        pipe, sock = transport.get_extra_info("pipe"), transport.get_extra_info("socket")
+        pipe = transport.get_extra_info("pipe")
         with contextlib.suppress(OSError, ValueError):  # ValueError: a pipe already closed
             if pipe is not None:
                 fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, STDIN_BUFFER)
-            elif sock is not None and stream is proc.stdin:
-                # the kernel doubles what it is given (bookkeeping): STDIN_BUFFER in all
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STDIN_BUFFER // 2)
 
 
 @dataclass

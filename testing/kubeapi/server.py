@@ -99,6 +99,7 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
         # cluster before Kubernetes 1.30, which has no v5 (no end-of-stdin frame)
         self.exec_protocols: tuple[str, ...] = ("v5.channel.k8s.io", "v4.channel.k8s.io")
         self.exec_no_protocol = False  # upgrade exec without choosing a subprotocol
+        self.exec_protocol_errors: list[str] = []  # websocket protocol errors of exec clients
         self.namespaces_linger = False  # True: deleted namespaces stay Terminating ("stuck")
         # the lag of a real cluster, in seconds (see the package docstring); 0 makes a step immediate
         self.pod_schedule_delay = 0.1  # Pending and unscheduled -> bound to the node (ContainerCreating)
