@@ -348,3 +348,16 @@ def test_exec_stdin_waits_for_a_slow_command_in_order(runai_server: ApiServer,
     assert time.monotonic() - t >= 1
     assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
     assert status is not None and status["status"] == "Success" and code == 1000
+
+
+def test_exec_stdin_after_its_end_is_ignored_not_counted(runai_server: ApiServer,
+                                                         kubeconfig: Path) -> None:
+    """Input sent after v5's end of stdin reaches nobody, and it is not taken for a client
+    pushing into a command that exited (which would stall the stream and lose the status)."""
+    runai_server.exec_stdin_hang_timeout = 0.5
+    sock = _raw(runai_server, kubeconfig, "cat; sleep 0.5")
+    sock.sock.sendall(_frame(b"\x00abc") + _frame(b"\xff\x00"))
+    for _ in range(8):
+        sock.sock.sendall(_frame(b"\x00" + bytes(256 * 1024)))
+    out, status, code, _ = _until_closed(sock)
+    assert out == b"abc" and status == {"metadata": {}, "status": "Success"} and code == 1000

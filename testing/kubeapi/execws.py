@@ -200,33 +200,35 @@ async def handle_exec(srv: ApiServer, request: web.Request, t: Target, query: di
         # for every page the command reads (pg_restore reads 4 KiB at a time), a socket
         # once a good part of its buffer is free; a relay in Python pays for each wake-up
         # on the cores the command needs (measured: 3.7 s of relay CPU per GiB into a
-        # command reading 4 KiB at a time, against 7.7 s through a pipe)
+        # command reading 4 KiB at a time, against 7.7 s through a pipe). Unlike a FIFO, a
+        # socket cannot be opened again by name (/dev/stdin), and the kernel caps its
+        # buffer at net.core.wmem_max (the hang model's depth follows)
         ours, theirs = socket.socketpair()
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STDIN_BUFFER // 2)
         stdin_r, stdin_w = theirs.detach(), ours.detach()
         os.set_blocking(stdin_w, False)
-    try:
-        sock = await upgrade(request, chosen, v5=v5, stdin_fd=stdin_w, hang_after=STDIN_BUFFER)
+    try:  # (the socket owns stdin_w from here, even when the upgrade fails)
+        sock, resp = await upgrade(request, chosen, v5=v5, stdin_fd=stdin_w,
+                                   hang_after=STDIN_BUFFER,
+                                   on_problem=srv.exec_protocol_errors.append)
     except BaseException:
-        for fd in (stdin_r, stdin_w):
-            if fd is not None:
-                os.close(fd)
+        if stdin_r is not None:
+            os.close(stdin_r)
         raise
-    sock.on_problem = srv.exec_protocol_errors.append  # what a client did wrong, for tests
     request[RECORD_KEY].status = 101
     try:
-        return await _relay(srv, request, sock, t, command, stdin_r, env=env, cwd=cwd, root=root,
-                            want_stdout=want_stdout, want_stderr=want_stderr, tty=tty)
+        await _relay(srv, sock, t, command, stdin_r, env=env, cwd=cwd, root=root,
+                     want_stdout=want_stdout, want_stderr=want_stderr, tty=tty)
+        return resp  # prepared already: aiohttp writes nothing more
     finally:
         sock.close_stdin()  # (_relay closed the command's end once it was handed over)
 
 
-async def _relay(srv: ApiServer, request: web.Request, sock: ExecSocket, t: Target,
+async def _relay(srv: ApiServer, sock: ExecSocket, t: Target,
                  command: list[str], stdin_r: int | None, *, env: dict[str, str],
                  cwd: str | None, root: Root | None, want_stdout: bool, want_stderr: bool,
-                 tty: bool) -> web.StreamResponse:
+                 tty: bool) -> None:
     """Run the command and relay its streams over ``sock`` until it has ended."""
-    resp = web.StreamResponse(status=101)  # what aiohttp is told was answered (sent already)
     try:
         proc = await asyncio.create_subprocess_exec(
             *command, stdin=stdin_r if stdin_r is not None else asyncio.subprocess.DEVNULL,
@@ -243,7 +245,7 @@ async def _relay(srv: ApiServer, request: web.Request, sock: ExecSocket, t: Targ
                 await sock.send(STDOUT, msg.encode())
             await sock.send(STATUS, _status(code, " ".join(command)))
         await sock.close()
-        return resp
+        return
     finally:
         if stdin_r is not None:
             os.close(stdin_r)  # the command holds it now: its end is the pipe's end
@@ -283,7 +285,7 @@ async def _relay(srv: ApiServer, request: web.Request, sock: ExecSocket, t: Targ
         srv.exec_processes.discard(proc.pid)
         if getattr(srv, "stopping", False):  # the server is going away: no status, the connection drops
             sock.abort()
-            return resp
+            return
         sock.command_exited()
         for result in await asyncio.gather(out_task, err_task, return_exceptions=True):
             if isinstance(result, Exception) and not isinstance(result, (ConnectionError, RuntimeError)):
@@ -299,7 +301,7 @@ async def _relay(srv: ApiServer, request: web.Request, sock: ExecSocket, t: Targ
         if sock.hang:
             await asyncio.sleep(srv.exec_stdin_hang_timeout)
             sock.abort()  # no status, no close frame: the exit code is lost
-            return resp
+            return
         if not sock.gone.done():
             with contextlib.suppress(ConnectionError):
                 await sock.send(STATUS, _status(code, " ".join(command)))
@@ -311,7 +313,6 @@ async def _relay(srv: ApiServer, request: web.Request, sock: ExecSocket, t: Targ
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
-    return resp
 
 
 def _widen_pipes(proc: asyncio.subprocess.Process) -> None:

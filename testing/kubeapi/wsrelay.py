@@ -96,7 +96,7 @@ class ExecSocket(asyncio.BufferedProtocol):
         self.fin = True
         self.left = 0  # payload bytes still to come
         self.size = 0  # of the frame's payload
-        self.mask = b""  # the frame's key repeated (unmasking a run at any phase)
+        self.mask = memoryview(b"")  # the frame's key repeated (unmasking a run at any phase)
         # the data message being read (it may span several frames)
         self.message: int | None = None  # its opcode (None: no message open)
         self.channel: int | None = None  # its first payload byte
@@ -117,6 +117,7 @@ class ExecSocket(asyncio.BufferedProtocol):
         self.peer_closed: asyncio.Future[None] = self.loop.create_future()
         self._writable: asyncio.Future[None] | None = None
         self.on_problem: Callable[[str], None] | None = None
+        self.parsing = False
 
     # -- the transport's callbacks ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # pragma: no cover
@@ -173,6 +174,15 @@ class ExecSocket(asyncio.BufferedProtocol):
             self.pending = (0, self.pending[1] - keep)
 
     def _parse(self) -> None:
+        if self.parsing:  # a transport that calls back from close() or resume_reading()
+            return
+        self.parsing = True
+        try:
+            self._parse_all()
+        finally:
+            self.parsing = False
+
+    def _parse_all(self) -> None:
         while self.pending is None and not self.hang and not self.gone.done():
             if self.in_payload:
                 if not self._payload():
@@ -230,7 +240,7 @@ class ExecSocket(asyncio.BufferedProtocol):
         if opcode != OP_CONT:
             self.message, self.channel, self.closing = opcode, None, None
         self.opcode, self.fin, self.left, self.size = opcode, fin, n, n
-        self.mask = key * (min(n, BUFFER) // 4 + 2) if n else b""
+        self.mask = memoryview(key * (min(n, BUFFER) // 4 + 2) if n else b"")
         self.in_payload = True
         if n == 0:
             self._frame_done()
@@ -286,19 +296,22 @@ class ExecSocket(asyncio.BufferedProtocol):
                     return
             if not self.peer_closed.done():
                 self.peer_closed.set_result(None)
+            self._gone()
             if not self.close_sent:  # the client closes first: answer, and the connection ends
                 self.send_close(NORMAL)
                 self.transport.close()
-            self._gone()
 
     def _fail(self, problem: str) -> bool:
-        """A protocol error: close 1002, and the client counts as gone."""
+        """A protocol error: close 1002 (unless a close was sent already), the connection
+        ends, and the client counts as gone."""
         if self.on_problem is not None:
             self.on_problem(problem)
-        if not self.close_sent and not self.lost:
+        self._gone()
+        if not self.peer_closed.done():
+            self.peer_closed.set_result(None)  # no answer to a close of ours will be read
+        if not self.lost:
             self.send_close(PROTOCOL_ERROR, problem)
             self.transport.close()
-        self._gone()
         return False
 
     def _gone(self) -> None:
@@ -315,8 +328,11 @@ class ExecSocket(asyncio.BufferedProtocol):
         """Write what is pending to the pipe; wait for it to drain if it is full."""
         a, b = self.pending or (0, 0)
         while a < b:
-            if self.stdin_fd is None or self.exited or self.broken:
-                self._drop(b - a)
+            if self.exited or self.broken:
+                self._drop(b - a)  # the command is gone: counted toward the stdin hang
+                a = b
+                break
+            if self.stdin_fd is None:  # no stdin asked for, or it was ended: ignored
                 a = b
                 break
             try:
@@ -409,12 +425,19 @@ class ExecSocket(asyncio.BufferedProtocol):
         self.transport.abort()
 
 
-async def upgrade(request: web.Request, protocol: str | None, **socket: Any) -> ExecSocket:
+async def upgrade(request: web.Request, protocol: str | None, *,
+                  on_problem: Callable[[str], None] | None = None,
+                  **socket: Any) -> tuple[ExecSocket, web.StreamResponse]:
     """Answer the handshake with 101 (``protocol`` chosen, or none) and take the connection
-    over; ``socket`` goes to ExecSocket."""
+    over; ``socket`` goes to ExecSocket, which owns ``stdin_fd`` from here on (closed here
+    if the upgrade fails). Returns the socket and the 101 response, prepared, for the
+    handler to return (aiohttp then writes nothing more)."""
     transport = request.transport
     http = request.protocol
     if transport is None:
+        fd = socket.get("stdin_fd")
+        if fd is not None:
+            os.close(fd)
         raise ConnectionResetError("the client went away during the handshake")
     accept = base64.b64encode(hashlib.sha1(
         request.headers["Sec-WebSocket-Key"].encode() + GUID).digest()).decode()
@@ -424,18 +447,26 @@ async def upgrade(request: web.Request, protocol: str | None, **socket: Any) -> 
     resp = _Upgraded(status=101, headers=headers)
     resp.force_close()  # no request follows on this connection
     sock = ExecSocket(transport, http, **socket)
-    # from here every byte the client sends is the socket's; what aiohttp read past the
-    # request (a client that did not wait for the 101) is handed over first
-    transport.set_protocol(sock)
-    tail = bytes(getattr(http, "_message_tail", b"") or b"")
-    await resp.prepare(request)
-    if len(tail) > BUFFER:
+    sock.on_problem = on_problem
+    try:
+        # from here every byte the client sends is the socket's; what aiohttp read past the
+        # request (a client that did not wait for the 101) is handed over first
+        transport.set_protocol(sock)
+        tail = bytes(getattr(http, "_message_tail", b"") or b"")
+        if tail:
+            http._message_tail = b""
+        await resp.prepare(request)
+        if len(tail) > BUFFER:
+            raise ConnectionResetError("the client sent more than a buffer before the 101")
+        if tail:
+            sock.view[:len(tail)] = tail
+            sock.end = len(tail)
+            sock._parse()
+        if sock.pending is None and not sock.hang and not transport.is_closing() \
+                and not transport.is_reading():
+            transport.resume_reading()
+    except BaseException:
+        sock.close_stdin()
         sock.abort()
-        raise ConnectionResetError("the client sent more than a buffer before the handshake ended")
-    if tail:
-        sock.view[:len(tail)] = tail
-        sock.end = len(tail)
-        sock._parse()
-    if not transport.is_reading() and not transport.is_closing():
-        transport.resume_reading()
-    return sock
+        raise
+    return sock, resp
