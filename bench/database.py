@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from common import add_latency_args, child_env, describe, latency_from, result, run
@@ -214,21 +214,20 @@ def main() -> None:
             if args.only == "restore":  # the dump to restore, made once, not timed
                 exec_dump(kc, dump, pg)
                 cpu_d.clear()
+            directions: list[tuple[str, list[float], list[float], Callable[[], float],
+                                   Callable[[], float]]] = [("dump", peer_d, ours_d, lambda: in_pod_dump(pg),
+                           lambda: exec_dump(kc, dump, pg)),
+                          ("restore", peer_r, ours_r, lambda: in_pod_restore(pg, dump),
+                           lambda: exec_restore(pg, kc, dump))]
             for i in range(args.rounds):
-                if args.only != "restore":
-                    pair = [("peer", lambda: peer_d.append(in_pod_dump(pg))),
-                            ("ours", lambda: ours_d.append(exec_dump(kc, dump, pg)))]
-                    for _, fn in (pair if i % 2 == 0 else pair[::-1]):
-                        fn()
-                    print(f"round {i + 1}: dump in pod {peer_d[-1]:.2f} s, through exec "
-                          f"{ours_d[-1]:.2f} s", flush=True)
-                if args.only != "dump":
-                    pair = [("peer", lambda: peer_r.append(in_pod_restore(pg, dump))),
-                            ("ours", lambda: ours_r.append(exec_restore(pg, kc, dump)))]
-                    for _, fn in (pair if i % 2 == 0 else pair[::-1]):
-                        fn()
-                    print(f"round {i + 1}: restore in pod {peer_r[-1]:.2f} s, through exec "
-                          f"{ours_r[-1]:.2f} s", flush=True)
+                for what, peer, ours, run_peer, run_ours in directions:
+                    if args.only not in (None, what):
+                        continue
+                    pair = [(peer, run_peer), (ours, run_ours)]
+                    for times, run_one in (pair if i % 2 == 0 else pair[::-1]):
+                        times.append(run_one())
+                    print(f"round {i + 1}: {what} in pod {peer[-1]:.2f} s, through exec "
+                          f"{ours[-1]:.2f} s", flush=True)
             rows = {"backend": {pg.psql("SELECT count(*) FROM big", db="backend").strip()},
                     **restored_rows}
             if len(set().union(*rows.values())) != 1:

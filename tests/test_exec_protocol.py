@@ -23,9 +23,9 @@ def kube(runai_server: ApiServer, kubeconfig: Path) -> Iterator[Kube]:
     runai_server.clear_requests()
     runai_server.exec_protocol_errors.clear()
     yield connect(ConnectOptions(kubeconfig=str(kubeconfig)))
-    assert runai_server.exec_protocol_errors == []  # the client's frames were all well-formed
     runai_server.exec_protocols = ("v5.channel.k8s.io", "v4.channel.k8s.io")
     runai_server.exec_no_protocol = False
+    assert runai_server.exec_protocol_errors == []  # the client's frames were all well-formed
 
 
 def execs(srv: ApiServer) -> list[tuple[int | None, list[str]]]:

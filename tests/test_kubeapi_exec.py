@@ -18,6 +18,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
+from kubectl_runai_dr.kube.exec import mask_into
+
 NS, POD = "runai-backend", "runai-backend-postgresql-0"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -265,7 +267,9 @@ def _frame(payload: bytes, opcode: int = 2, *, fin: bool = True, mask: bool = Tr
     if not mask:
         return head + payload
     key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    body = bytearray(n)
+    mask_into(memoryview(body), payload, key)
+    return head + key + body
 
 
 def _until_closed(sock: Any, limit: float = 20) -> tuple[bytes, dict[str, Any] | None, int | None, list[bytes]]:
@@ -336,16 +340,19 @@ def test_exec_a_client_breaking_the_protocol_gets_1002(
 
 def test_exec_stdin_waits_for_a_slow_command_in_order(runai_server: ApiServer,
                                                       kubeconfig: Path) -> None:
-    """A command that reads late and slowly: the pipe fills, the connection is not read
-    meanwhile, and all of stdin arrives in order once it reads."""
-    sock = _raw(runai_server, kubeconfig, "sleep 1; sha256sum")
-    data = os.urandom(6 * 1024 * 1024)
+    """A command that reads late: its input fills, the connection is not read meanwhile
+    (the client's sends stall until the command reads: more than every buffer on the way
+    holds), and all of stdin arrives in order once it reads."""
+    sock = _raw(runai_server, kubeconfig, "sleep 1.5; sha256sum")
+    data = os.urandom(48 * 1024 * 1024)
     t = time.monotonic()
     for i in range(0, len(data), 256 * 1024):
         sock.sock.sendall(_frame(b"\x00" + data[i:i + 256 * 1024]))
+    sent = time.monotonic() - t
     sock.sock.sendall(_frame(b"\xff\x00"))
     out, status, code, _ = _until_closed(sock)
-    assert time.monotonic() - t >= 1
+    # (more than the loopback TCP buffers (up to 32 MiB here), the relay's and the input's)
+    assert sent >= 1, f"48 MiB taken in {sent:.2f}s by a command still asleep"
     assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
     assert status is not None and status["status"] == "Success" and code == 1000
 

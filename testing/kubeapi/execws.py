@@ -35,13 +35,12 @@ from .containers import Root, container_root, preexec
 from .core import ServerCore
 from .request import RECORD_KEY, Target
 from .status import ApiError
-from .wsrelay import ExecSocket, handshake_problem, upgrade
+from .wsrelay import STATUS, STDERR, STDOUT, ExecSocket, handshake_problem, upgrade
 
 if TYPE_CHECKING:
     from .server import ApiServer
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
-STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 STDIN_BUFFER = 1024 * 1024  # what the runtime's FIFO and the sockets on the way absorb
 QUIET_AFTER_EXIT = 0.2  # how long stdin must stay quiet after the command ended to finish normally
 CHUNK = 32 * 1024
@@ -248,7 +247,7 @@ async def _relay(srv: ApiServer, sock: ExecSocket, t: Target,
         return
     finally:
         if stdin_r is not None:
-            os.close(stdin_r)  # the command holds it now: its end is the pipe's end
+            os.close(stdin_r)  # the command holds it now: when it ends, so does its input
 
     srv.exec_processes.add(proc.pid)  # killed by srv.stop() if still running then
     _widen_pipes(proc)
@@ -264,7 +263,7 @@ async def _relay(srv: ApiServer, sock: ExecSocket, t: Target,
             if enabled:
                 try:
                     await sock.send(channel, chunk)
-                except (ConnectionError, RuntimeError):
+                except ConnectionError:
                     # the client is gone and nobody reads the output any more: a command that
                     # keeps writing blocks, as in a kubelet, until it ends; what it wrote
                     # then is drained, so that its exit is seen

@@ -31,7 +31,7 @@ from . import validation as val
 from .auth import AuthMixin, DenyRule, User
 from .crud import CrudMixin
 from .discovery import DiscoveryMixin, split_api_path
-from .execws import ExecMixin, PodExec, handle_exec
+from .execws import PROTOCOLS, ExecMixin, PodExec, handle_exec
 from .faults import Fault, FaultsMixin
 from .latency import LatencyModel
 from .lists import ListsMixin
@@ -97,7 +97,7 @@ class ApiServer(AuthMixin, FaultsMixin, DiscoveryMixin, CrudMixin, ListsMixin, W
         self.exec_stdin_hang_timeout = 3.0
         # exec subprotocols served, preferred first; ("v4.channel.k8s.io",) acts as a
         # cluster before Kubernetes 1.30, which has no v5 (no end-of-stdin frame)
-        self.exec_protocols: tuple[str, ...] = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+        self.exec_protocols: tuple[str, ...] = PROTOCOLS
         self.exec_no_protocol = False  # upgrade exec without choosing a subprotocol
         self.exec_protocol_errors: list[str] = []  # websocket protocol errors of exec clients
         self.namespaces_linger = False  # True: deleted namespaces stay Terminating ("stuck")

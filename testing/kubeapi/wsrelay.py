@@ -34,6 +34,8 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BUFFER = 1024 * 1024  # what one read may bring in (TLS decrypts into it)
 CLOSE_WAIT = 10.0  # how long the server waits for the client's close frame (aiohttp's default)
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+# the channel protocols' channels: a binary message's first byte (v5 adds CLOSE)
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 PROTOCOL_ERROR, NORMAL = 1002, 1000
 # close codes a peer may send (RFC 6455 7.4.1; 1005, 1006 and 1015 are never sent)
 _SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
@@ -74,8 +76,10 @@ class _Upgraded(web.StreamResponse):
 class ExecSocket(asyncio.BufferedProtocol):
     """One exec connection after its 101, with the stdin side of a kubelet's relay.
 
-    Channel 0's payload goes to ``stdin_fd`` (a non-blocking pipe); v5's close frame for
-    channel 0 closes it. Once the command has exited (``exited``) or its pipe is broken,
+    Channel 0's payload goes to ``stdin_fd`` (non-blocking: the relay's end of the
+    command's input); v5's close message for channel 0 closes it. Stdin nobody asked for,
+    or sent after its end, is ignored. Once the command has exited (``exited``) or its
+    input is broken,
     stdin is dropped and counted; past ``hang_after`` bytes dropped the connection is no
     longer read (``hang``): a kubelet stuck on a full FIFO. ``gone`` is done when the client
     went away (the connection was lost, it sent a close frame, or it broke the protocol).
@@ -92,7 +96,6 @@ class ExecSocket(asyncio.BufferedProtocol):
         self.start = self.end = 0  # unparsed bytes: buf[start:end]
         # the frame being read
         self.in_payload = False
-        self.opcode = 0
         self.fin = True
         self.left = 0  # payload bytes still to come
         self.size = 0  # of the frame's payload
@@ -198,27 +201,24 @@ class ExecSocket(asyncio.BufferedProtocol):
         if avail < 2:
             return False
         b0, b1 = self.buf[self.start], self.buf[self.start + 1]
-        n, at = b1 & 0x7F, 2
         if not b1 & 0x80:
             return self._fail("an unmasked frame from the client")
-        if n == 126:
-            at = 4
-        elif n == 127:
-            at = 10
+        form = b1 & 0x7F  # the length itself, or 126 / 127: it follows in 2 / 8 bytes
+        at = {126: 4, 127: 10}.get(form, 2)
         if avail < at + 4:
             return False
-        if n == 126:
+        n = form
+        if form == 126:
             n = struct.unpack_from("!H", self.buf, self.start + 2)[0]
-        elif n == 127:
+        elif form == 127:
             n = struct.unpack_from("!Q", self.buf, self.start + 2)[0]
         fin, opcode = bool(b0 & 0x80), b0 & 0x0F
         if b0 & 0x70:
             return self._fail("a frame with reserved bits set")
         if opcode not in (OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG):
             return self._fail(f"a frame of unknown opcode {opcode}")
-        if (b1 & 0x7F == 127 and n >> 63) or (b1 & 0x7F == 126 and n < 126) \
-                or (b1 & 0x7F == 127 and n < 1 << 16):
-            return self._fail("a frame length not in its shortest form")
+        if n >> 63 or (form == 126 and n < 126) or (form == 127 and n < 1 << 16):
+            return self._fail("a frame length with its top bit set or not in its shortest form")
         key = bytes(self.buf[self.start + at:self.start + at + 4])
         at += 4
         if opcode >= OP_CLOSE:  # a control frame: short, whole, handled at once
@@ -239,7 +239,7 @@ class ExecSocket(asyncio.BufferedProtocol):
         self.start += at
         if opcode != OP_CONT:
             self.message, self.channel, self.closing = opcode, None, None
-        self.opcode, self.fin, self.left, self.size = opcode, fin, n, n
+        self.fin, self.left, self.size = fin, n, n
         self.mask = memoryview(key * (min(n, BUFFER) // 4 + 2) if n else b"")
         self.in_payload = True
         if n == 0:
@@ -260,9 +260,9 @@ class ExecSocket(asyncio.BufferedProtocol):
             at = self.start - take  # where the run is in the buffer
             if self.channel is None:
                 self.channel, at = run[0], at + 1
-            if self.channel == 0:
+            if self.channel == STDIN:
                 self._stdin(at, self.start)
-            elif self.channel == 255 and self.closing is None and at < self.start:
+            elif self.channel == CLOSE and self.closing is None and at < self.start:
                 self.closing = self.buf[at]
         if self.left == 0:
             self._frame_done()
@@ -272,7 +272,8 @@ class ExecSocket(asyncio.BufferedProtocol):
         self.in_payload = False
         if not self.fin:
             return
-        if self.message == OP_BINARY and self.channel == 255 and self.v5 and self.closing == 0:
+        if self.message == OP_BINARY and self.channel == CLOSE and self.v5 \
+                and self.closing == STDIN:
             self.close_stdin()
             self.stdin_eof = True
         self.message = self.channel = self.closing = None
@@ -294,25 +295,25 @@ class ExecSocket(asyncio.BufferedProtocol):
                 except UnicodeDecodeError:
                     self._fail("a close frame whose reason is not UTF-8")
                     return
-            if not self.peer_closed.done():
-                self.peer_closed.set_result(None)
-            self._gone()
-            if not self.close_sent:  # the client closes first: answer, and the connection ends
-                self.send_close(NORMAL)
-                self.transport.close()
+            self._end(NORMAL)  # answered if the client closed first; either way it is over
 
     def _fail(self, problem: str) -> bool:
         """A protocol error: close 1002 (unless a close was sent already), the connection
         ends, and the client counts as gone."""
         if self.on_problem is not None:
             self.on_problem(problem)
+        self._end(PROTOCOL_ERROR, problem)
+        return False
+
+    def _end(self, code: int, reason: str = "") -> None:
+        """Nothing more is read: the client counts as gone, a close of ours (``code``,
+        unless one was sent) goes out and the connection ends."""
         self._gone()
         if not self.peer_closed.done():
-            self.peer_closed.set_result(None)  # no answer to a close of ours will be read
+            self.peer_closed.set_result(None)
         if not self.lost:
-            self.send_close(PROTOCOL_ERROR, problem)
+            self.send_close(code, reason)
             self.transport.close()
-        return False
 
     def _gone(self) -> None:
         if not self.gone.done():
